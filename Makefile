@@ -1,0 +1,59 @@
+# pg_chime: PGXS build, tests and demo.
+#
+#   make            build the extension
+#   make install    install it into the PostgreSQL that pg_config names
+#   make test       every test suite; last line "N passed, M failed"
+#   make demo       a throwaway cluster with example jobs
+#   make fuzz       run the schedule parser fuzzer (FUZZ_SECONDS, default 60)
+#   make bench      engine micro-benchmark
+
+EXTENSION   = pg_chime
+# The one place the version is set; pg_chime.control and META.json are
+# made from their .in files with it.
+EXTVERSION  = 1.0
+
+MODULE_big  = pg_chime
+OBJS        = src/pg_chime.o src/schedule.o src/occurrence.o src/zone_pg.o \
+              src/api.o src/job_api.o src/next_runs.o src/secret.o
+DATA        = $(wildcard extension/pg_chime--*.sql)
+EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
+
+REGRESS     = schedule_api errors next_runs dst
+REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check --load-extension=pg_chime
+
+PG_CONFIG  ?= pg_config
+PG_CPPFLAGS = -Isrc
+PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
+              -Wno-missing-field-initializers -Wno-clobbered
+ifdef WERROR
+PG_CFLAGS  += -Werror
+endif
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+all: pg_chime.control META.json
+
+pg_chime.control: pg_chime.control.in Makefile
+	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@.tmp && \
+	  (cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@)
+
+META.json: META.json.in Makefile
+	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@.tmp && \
+	  (cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@)
+
+print-%:
+	@echo '$($*)'
+
+.PHONY: test demo fuzz bench
+test:
+	@bash test/run.sh
+
+demo:
+	@bash scripts/demo.sh
+
+fuzz:
+	@bash test/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+bench:
+	@bash bench/run.sh

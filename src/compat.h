@@ -1,0 +1,99 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  Every difference between the PostgreSQL versions pg_chime builds
+ *	  against (13 to 17) lives here, so the rest of the code has none.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CHIME_COMPAT_H
+#define CHIME_COMPAT_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "utils/acl.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#if PG_VERSION_NUM >= 160000
+#include "catalog/pg_database.h"
+#endif
+
+#if PG_VERSION_NUM < 130000
+#error "pg_chime needs PostgreSQL 13 or later"
+#endif
+
+/* Reserving a GUC prefix: PostgreSQL 15 renamed the call. */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/* Memory a GUC check hook hands to GUC (freed with free()). */
+static inline void *
+compat_guc_malloc(size_t size)
+{
+#if PG_VERSION_NUM >= 160000
+	return guc_malloc(LOG, size);
+#else
+	return malloc(size);
+#endif
+}
+
+/* May 'role' connect to database 'db'?  (PostgreSQL 16 renamed the check.) */
+static inline bool
+compat_database_connect_ok(Oid db, Oid role)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(DatabaseRelationId, db, role, ACL_CONNECT) == ACLCHECK_OK;
+#else
+	return pg_database_aclcheck(db, role, ACL_CONNECT) == ACLCHECK_OK;
+#endif
+}
+
+/*
+ * Parse interval text without raising an error (for GUC check hooks).
+ * Returns false when the text is not an interval.
+ */
+static inline bool
+compat_parse_interval(const char *str, Interval *result)
+{
+	char		workbuf[256];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	int			dterr;
+
+#if PG_VERSION_NUM >= 150000
+	struct pg_itm_in itm_in;
+
+	dterr = ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype,
+						  MAXDATEFIELDS, &nf);
+	if (dterr == 0)
+		dterr = DecodeInterval(field, ftype, nf, INTERVAL_FULL_RANGE,
+							   &dtype, &itm_in);
+	if (dterr == DTERR_BAD_FORMAT)
+		dterr = DecodeISO8601Interval(unconstify(char *, str), &dtype, &itm_in);
+	if (dterr != 0 || dtype != DTK_DELTA)
+		return false;
+	return itmin2interval(&itm_in, result) == 0;
+#else
+	struct pg_tm tt;
+	fsec_t		fsec;
+
+	dterr = ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype,
+						  MAXDATEFIELDS, &nf);
+	if (dterr == 0)
+		dterr = DecodeInterval(field, ftype, nf, INTERVAL_FULL_RANGE,
+							   &dtype, &tt, &fsec);
+	if (dterr == DTERR_BAD_FORMAT)
+		dterr = DecodeISO8601Interval(unconstify(char *, str), &dtype, &tt, &fsec);
+	if (dterr != 0 || dtype != DTK_DELTA)
+		return false;
+	return tm2interval(&tt, fsec, result) == 0;
+#endif
+}
+
+#endif							/* CHIME_COMPAT_H */

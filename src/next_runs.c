@@ -1,0 +1,148 @@
+/*-------------------------------------------------------------------------
+ *
+ * next_runs.c
+ *	  cron.next_runs: the instants a schedule, or a job, fires next.
+ *
+ * Both forms go through chime_next_run(), the same code the scheduler
+ * uses, so what they list is what runs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "api.h"
+#include "pg_chime.h"
+
+typedef struct NextRunsState
+{
+	ChimeTiming timing;
+	int64		cursor;			/* last instant returned (or 'after') */
+	int32		remaining;
+} NextRunsState;
+
+static int32
+next_runs_count(FunctionCallInfo fcinfo, int argno)
+{
+	int32		count = PG_ARGISNULL(argno) ? 10 : PG_GETARG_INT32(argno);
+
+	if (count < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid count: %d", count),
+				 errhint("count is the number of instants to return, 0 or more.")));
+	return count;
+}
+
+/* Emit the next instant of the state, or finish. */
+static Datum
+next_runs_step(FunctionCallInfo fcinfo)
+{
+	FuncCallContext *funcctx = SRF_PERCALL_SETUP();
+	NextRunsState *st = funcctx->user_fctx;
+	int64		next;
+
+	if (st->remaining > 0 && chime_next_run(&st->timing, st->cursor, &next))
+	{
+		st->remaining--;
+		st->cursor = next;
+		SRF_RETURN_NEXT(funcctx, TimestampTzGetDatum(chime_timestamptz_from_unix(next)));
+	}
+	SRF_RETURN_DONE(funcctx);
+}
+
+/*
+ * cron.next_runs(schedule, timezone, after, count, dst_gap, run_window):
+ * a pure function of its arguments (NULL after = pg_chime's now, NULL
+ * timezone = cron.timezone).
+ */
+PG_FUNCTION_INFO_V1(chime_next_runs_schedule);
+Datum
+chime_next_runs_schedule(PG_FUNCTION_ARGS)
+{
+	if (SRF_IS_FIRSTCALL())
+	{
+		FuncCallContext *funcctx = SRF_FIRSTCALL_INIT();
+		MemoryContext old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		NextRunsState *st = palloc0(sizeof(NextRunsState));
+		ChimeError	err;
+		char	   *arg;
+
+		if (PG_ARGISNULL(0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("schedule must not be null"),
+					 errhint("Give a schedule such as '0 3 * * *'.")));
+		arg = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		if (!chime_parse_schedule(arg, &st->timing.sched, &err))
+			chime_invalid_value("schedule", arg, &err);
+
+		if (PG_ARGISNULL(1))
+			st->timing.zone = chime_zone_for_job(NULL);
+		else
+		{
+			arg = text_to_cstring(PG_GETARG_TEXT_PP(1));
+			st->timing.zone = chime_zone_lookup(arg, NULL);
+			if (st->timing.zone == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid time zone: %s", arg),
+						 errhint("Use a zone name from pg_timezone_names, e.g. 'America/New_York' or 'UTC'.")));
+		}
+
+		st->cursor = chime_unix_from_timestamptz(PG_ARGISNULL(2) ? chime_now()
+												 : PG_GETARG_TIMESTAMPTZ(2));
+		st->remaining = next_runs_count(fcinfo, 3);
+
+		if (!PG_ARGISNULL(4))
+		{
+			arg = text_to_cstring(PG_GETARG_TEXT_PP(4));
+			if (!chime_parse_dst_gap(arg, &st->timing.gap, &err))
+				chime_invalid_value("dst_gap", arg, &err);
+		}
+		if (!PG_ARGISNULL(5))
+		{
+			arg = text_to_cstring(PG_GETARG_TEXT_PP(5));
+			if (!chime_parse_window(arg, &st->timing.window, &err))
+				chime_invalid_value("run_window", arg, &err);
+		}
+
+		funcctx->user_fctx = st;
+		MemoryContextSwitchTo(old);
+	}
+	return next_runs_step(fcinfo);
+}
+
+/*
+ * cron.next_runs(job_id, count): with all the job's options, from pg_chime's
+ * now; an inactive job lists nothing.
+ */
+PG_FUNCTION_INFO_V1(chime_next_runs_job);
+Datum
+chime_next_runs_job(PG_FUNCTION_ARGS)
+{
+	if (SRF_IS_FIRSTCALL())
+	{
+		FuncCallContext *funcctx = SRF_FIRSTCALL_INIT();
+		MemoryContext old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		NextRunsState *st = palloc0(sizeof(NextRunsState));
+
+		if (PG_ARGISNULL(0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("job_id must not be null"),
+					 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
+		st->remaining = next_runs_count(fcinfo, 1);
+		if (!chime_job_timing(PG_GETARG_INT64(0), &st->timing))
+			st->remaining = 0;
+		st->cursor = chime_unix_from_timestamptz(chime_now());
+
+		funcctx->user_fctx = st;
+		MemoryContextSwitchTo(old);
+	}
+	return next_runs_step(fcinfo);
+}

@@ -1,0 +1,597 @@
+/*-------------------------------------------------------------------------
+ *
+ * occurrence.c
+ *	  The time engine: next firing instant of a schedule in a time zone.
+ *
+ * Cron fields describe local wall-clock readings.  The engine walks the
+ * matching readings in order and maps each to the real instants that show
+ * it, by the zone's offsets:
+ *	  - a reading shown once maps to that instant;
+ *	  - a reading shown twice (fall-back overlap) maps to both instants for a
+ *		wildcard job and to the first for a fixed-time job;
+ *	  - a reading never shown (spring-forward gap) maps to nothing for a
+ *		wildcard job, and for a fixed-time job to the gap's end ('end'),
+ *		nothing ('skip'), or the reading taken with the pre-transition offset
+ *		('shift').
+ * Instants are Unix seconds; readings are seconds since 1970-01-01 00:00 on
+ * the local calendar.  Offsets come from chime_zone_offset() and the engine
+ * assumes a zone changes its offset at most once in any 32 hours, and does
+ * not change it and back within a week, which holds for every zone in the
+ * tz database since 1970.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "occurrence.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DAY ((int64_t) 86400)
+#define HOUR ((int64_t) 3600)
+/* No zone's offset reaches 16 hours either side of UTC. */
+#define MAX_OFFSET (16 * HOUR)
+/* Largest spring-forward jump a window search allows for. */
+#define MAX_GAP (3 * HOUR)
+
+static int64_t
+occ_floor_div(int64_t a, int64_t b)
+{
+	int64_t		q = a / b;
+
+	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static int64_t
+occ_offset(const ChimeZone *zone, int64_t t)
+{
+	return chime_zone_offset(zone, t);
+}
+
+/* Lowest set bit of 'mask' at or above 'from', or -1. */
+static int
+occ_next_bit(uint64_t mask, int from)
+{
+	if (from >= 64)
+		return -1;
+	mask >>= from;
+	if (mask == 0)
+		return -1;
+	return from + __builtin_ctzll(mask);
+}
+
+/* Does the date match the day-of-month / day-of-week / month fields? */
+static bool
+occ_day_matches(const ChimeSchedule *s, int64_t y, int m, int d, int64_t days)
+{
+	int			dim = chime_days_in_month(y, m);
+	int			wday = (int) (((days + 4) % 7 + 7) % 7);	/* 1970-01-01: Thu */
+	bool		mday_ok,
+				wday_ok;
+
+	mday_ok = ((s->mdays >> d) & 1) || (s->mday_last && d == dim);
+	wday_ok = ((s->wdays >> wday) & 1) ||
+		(((s->wday_last >> wday) & 1) && d + 7 > dim) ||
+		((s->wday_nth[wday] >> ((d - 1) / 7 + 1)) & 1);
+
+	/* Vixie's rule: both restricted means either may match */
+	if (s->mday_star || s->wday_star)
+		return mday_ok && wday_ok;
+	return mday_ok || wday_ok;
+}
+
+/* First matching time of day at or after 'sod' seconds, or -1. */
+static int64_t
+occ_next_tod(const ChimeSchedule *s, int64_t sod)
+{
+	int			h0 = (int) (sod / 3600);
+	int			m0 = (int) (sod / 60 % 60);
+	int			s0 = (int) (sod % 60);
+
+	for (int h = occ_next_bit(s->hours, h0); h >= 0; h = occ_next_bit(s->hours, h + 1))
+	{
+		for (int mi = occ_next_bit(s->minutes, h == h0 ? m0 : 0); mi >= 0;
+			 mi = occ_next_bit(s->minutes, mi + 1))
+		{
+			int			sec = occ_next_bit(s->seconds, (h == h0 && mi == m0) ? s0 : 0);
+
+			if (sec >= 0)
+				return h * 3600 + mi * 60 + sec;
+		}
+	}
+	return -1;
+}
+
+/* First reading at or after 'from' that the cron fields match, up to 'limit'. */
+static bool
+occ_next_reading(const ChimeSchedule *s, int64_t from, int64_t limit, int64_t *out)
+{
+	int64_t		days = occ_floor_div(from, DAY);
+	int64_t		sod = from - days * DAY;
+	int64_t		y;
+	int			m,
+				d;
+
+	chime_civil_from_days(days, &y, &m, &d);
+	while (days * DAY <= limit)
+	{
+		int			dim = chime_days_in_month(y, m);
+
+		if (((s->months >> m) & 1) == 0)
+		{
+			/* skip to the first of the next month */
+			days += dim - d + 1;
+			d = 1;
+			sod = 0;
+			if (++m > 12)
+			{
+				m = 1;
+				y++;
+			}
+			continue;
+		}
+		if (occ_day_matches(s, y, m, d, days))
+		{
+			int64_t		tod = occ_next_tod(s, sod);
+
+			if (tod >= 0)
+			{
+				*out = days * DAY + tod;
+				return *out <= limit;
+			}
+		}
+		days++;
+		sod = 0;
+		if (++d > dim)
+		{
+			d = 1;
+			if (++m > 12)
+			{
+				m = 1;
+				y++;
+			}
+		}
+	}
+	return false;
+}
+
+/* First instant in (lo, hi] whose offset equals the offset at 'hi'. */
+static int64_t
+occ_transition(const ChimeZone *zone, int64_t lo, int64_t hi)
+{
+	int64_t		target = occ_offset(zone, hi);
+
+	while (hi - lo > 1)
+	{
+		int64_t		mid = lo + (hi - lo) / 2;
+
+		if (occ_offset(zone, mid) == target)
+			hi = mid;
+		else
+			lo = mid;
+	}
+	return hi;
+}
+
+/* How resolution treats a reading shown twice, or never. */
+typedef struct Resolve
+{
+	bool		both_passes;	/* overlap: return the second instant too */
+	bool		gap_fires;		/* gap: return an instant at all */
+	ChimeDstGap gap;			/* gap: which one */
+} Resolve;
+
+/*
+ * Map reading 'L' to the instants that fire for it (0, 1 or 2, in order).
+ * In a gap, *gap_end is set to the first reading after the gap (else -1).
+ */
+static int
+occ_resolve(const ChimeZone *zone, int64_t L, const Resolve *how,
+			int64_t out[2], int64_t *gap_end)
+{
+	int64_t		a = occ_offset(zone, L - MAX_OFFSET);
+	int64_t		b = occ_offset(zone, L + MAX_OFFSET);
+	int64_t		c1 = L - a;
+	int64_t		c2 = L - b;
+	bool		v1 = occ_offset(zone, c1) == a;
+	bool		v2 = (a == b) ? v1 : occ_offset(zone, c2) == b;
+
+	*gap_end = -1;
+	if (a == b || (v1 && !v2))
+	{
+		out[0] = c1;
+		return v1 ? 1 : 0;
+	}
+	if (v2 && !v1)
+	{
+		out[0] = c2;
+		return 1;
+	}
+	if (v1 && v2)
+	{
+		/* overlap: c1 (earlier offset) and c2 are both readings of L */
+		out[0] = c1 < c2 ? c1 : c2;
+		out[1] = c1 < c2 ? c2 : c1;
+		return how->both_passes ? 2 : 1;
+	}
+
+	/* gap: the offset jumps from a to b > a somewhere in (c2, c1] */
+	if (b <= a)
+		return 0;
+	{
+		int64_t		t = occ_transition(zone, c2, c1);
+
+		*gap_end = t + b;
+		if (!how->gap_fires)
+			return 0;
+		switch (how->gap)
+		{
+			case CHIME_GAP_END:
+				out[0] = t;
+				return 1;
+			case CHIME_GAP_SHIFT:
+				out[0] = c1;
+				return 1;
+			case CHIME_GAP_SKIP:
+				return 0;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Next instant after 'after' for cron fields.  Walks matching readings from
+ * the earliest one that can show an instant after 'after' and keeps the
+ * smallest instant found; stops once no later reading can show an earlier
+ * instant than the best so far.
+ *
+ * The first reading to look at is 'after' read with the smallest offset
+ * around it: a fall-back transition within the next day repeats earlier
+ * readings, and a 'shift' reading in a recent gap maps to an instant read
+ * with the offset from before the gap.
+ */
+static bool
+occ_next_cron(const ChimeTiming *tm, int64_t after, int64_t *next)
+{
+	const ChimeSchedule *s = &tm->sched;
+	const ChimeZone *zone = tm->zone;
+	Resolve		how = {s->wildcard, !s->wildcard, tm->gap};
+	int64_t		o0 = occ_offset(zone, after - MAX_GAP);
+	int64_t		o1 = occ_offset(zone, after);
+	int64_t		o2 = occ_offset(zone, after + DAY);
+	int64_t		omin = o0 < o1 ? (o0 < o2 ? o0 : o2) : (o1 < o2 ? o1 : o2);
+	int64_t		L = after + omin;
+	int64_t		limit = after + CHIME_HORIZON_SECONDS;
+	int64_t		best = 0;
+	int64_t		stop = 0;
+	bool		have = false;
+
+	while (occ_next_reading(s, L, limit, &L))
+	{
+		int64_t		inst[2];
+		int64_t		gap_end;
+		int			n;
+
+		if (have && L >= stop)
+			break;
+		n = occ_resolve(zone, L, &how, inst, &gap_end);
+		for (int i = 0; i < n; i++)
+		{
+			if (inst[i] > after && (!have || inst[i] < best))
+			{
+				int64_t		ob = occ_offset(zone, inst[i]);
+				int64_t		oa = occ_offset(zone, inst[i] - DAY);
+
+				best = inst[i];
+				have = true;
+				stop = best + (ob > oa ? ob : oa);
+			}
+		}
+		/* readings inside a gap that cannot fire: jump past the gap */
+		if (n == 0 && gap_end > L)
+			L = gap_end;
+		else
+			L++;
+	}
+	if (have)
+		*next = best;
+	return have;
+}
+
+bool
+chime_next_occurrence(const ChimeTiming *tm, int64_t after, int64_t *next)
+{
+	const ChimeSchedule *s = &tm->sched;
+
+	switch (s->kind)
+	{
+		case CHIME_SCHED_CRON:
+			return occ_next_cron(tm, after, next);
+		case CHIME_SCHED_INTERVAL:
+			if (after > INT64_MAX - 2 * s->period)
+				return false;
+			*next = (occ_floor_div(after, s->period) + 1) * s->period;
+			return true;
+		case CHIME_SCHED_AT:
+			{
+				int64_t		t = s->at_time;
+
+				if (!s->at_has_offset)
+				{
+					Resolve		how = {false, true, tm->gap};
+					int64_t		inst[2];
+					int64_t		gap_end;
+
+					if (occ_resolve(tm->zone, s->at_time, &how, inst, &gap_end) == 0)
+						return false;
+					t = inst[0];
+				}
+				if (t <= after)
+					return false;
+				*next = t;
+				return true;
+			}
+		case CHIME_SCHED_REBOOT:
+			return false;
+	}
+	return false;
+}
+
+bool
+chime_in_window(const ChimeWindow *w, const ChimeZone *zone, int64_t t)
+{
+	int64_t		reading = t + occ_offset(zone, t);
+	int			minute = (int) ((reading - occ_floor_div(reading, DAY) * DAY) / 60);
+
+	if (!w->set)
+		return true;
+	if (w->start < w->end)
+		return minute >= w->start && minute < w->end;
+	return minute >= w->start || minute < w->end;
+}
+
+/*
+ * Earliest instant after 't' that lies inside the window: the window's
+ * opening reading on the surrounding days (both passes of an overlap, the
+ * gap's end if the opening falls in a gap), or a transition that jumps the
+ * clock into the window.
+ */
+static bool
+occ_window_entry(const ChimeTiming *tm, int64_t t, int64_t *entry)
+{
+	const ChimeZone *zone = tm->zone;
+	Resolve		how = {true, true, CHIME_GAP_END};
+	int64_t		day = occ_floor_div(t + occ_offset(zone, t), DAY);
+	bool		have = false;
+	int64_t		o1,
+				o2;
+
+	for (int64_t d = day - 1; d <= day + 2; d++)
+	{
+		int64_t		inst[2];
+		int64_t		gap_end;
+		int			n = occ_resolve(zone, d * DAY + tm->window.start * 60, &how, inst, &gap_end);
+
+		for (int i = 0; i < n; i++)
+		{
+			if (inst[i] > t && (!have || inst[i] < *entry))
+			{
+				*entry = inst[i];
+				have = true;
+			}
+		}
+	}
+
+	o1 = occ_offset(zone, t);
+	o2 = occ_offset(zone, t + 2 * DAY);
+	if (o1 != o2)
+	{
+		int64_t		tr = occ_transition(zone, t, t + 2 * DAY);
+
+		if (chime_in_window(&tm->window, zone, tr) && (!have || tr < *entry))
+		{
+			*entry = tr;
+			have = true;
+		}
+	}
+	return have;
+}
+
+/*
+ * Can a reading of the cron fields fall in the window, taking readings up
+ * to 'widen' minutes before the window's start as well?
+ */
+static bool
+occ_cron_meets_window(const ChimeSchedule *s, const ChimeWindow *w, int widen)
+{
+	int			start = w->start - widen;
+	int			end = w->end > w->start ? w->end : w->end + 1440;
+
+	for (int h = occ_next_bit(s->hours, 0); h >= 0; h = occ_next_bit(s->hours, h + 1))
+	{
+		for (int mi = occ_next_bit(s->minutes, 0); mi >= 0; mi = occ_next_bit(s->minutes, mi + 1))
+		{
+			for (int shift = -1440; shift <= 1440; shift += 1440)
+			{
+				int			x = h * 60 + mi + shift;
+
+				if (x >= start && x < end)
+					return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* The first instant in (after, limit] at which the zone's offset changes. */
+static bool
+occ_next_transition(const ChimeZone *zone, int64_t after, int64_t limit, int64_t *tr)
+{
+	int64_t		o = occ_offset(zone, after);
+
+	for (int64_t t = after; t < limit; t += 7 * DAY)
+	{
+		int64_t		hi = t + 7 * DAY < limit ? t + 7 * DAY : limit;
+
+		if (occ_offset(zone, hi) != o)
+		{
+			*tr = occ_transition(zone, t, hi);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Next in-window instant of cron fields whose readings all lie outside the
+ * window: only a spring-forward gap can move one in ('end' to the gap's
+ * end, 'shift' past it), so look only just after each transition.
+ */
+static bool
+occ_next_gap_run(const ChimeTiming *tm, int64_t after, int64_t limit, int64_t *next)
+{
+	int64_t		cur = after;
+	int64_t		tr;
+
+	while (occ_next_transition(tm->zone, cur, limit, &tr))
+	{
+		int64_t		x = tr - 1 > after ? tr - 1 : after;
+		int64_t		y;
+
+		while (chime_next_occurrence(tm, x, &y) && y <= tr + MAX_GAP)
+		{
+			if (chime_in_window(&tm->window, tm->zone, y))
+			{
+				*next = y;
+				return true;
+			}
+			x = y;
+		}
+		cur = tr + MAX_GAP > cur ? tr + MAX_GAP : cur + 1;
+	}
+	return false;
+}
+
+bool
+chime_next_run(const ChimeTiming *tm, int64_t after, int64_t *next)
+{
+	int64_t		limit = after + CHIME_HORIZON_SECONDS;
+
+	if (tm->window.set && tm->sched.kind == CHIME_SCHED_CRON &&
+		!occ_cron_meets_window(&tm->sched, &tm->window, 0))
+	{
+		if (!occ_cron_meets_window(&tm->sched, &tm->window, (int) (MAX_GAP / 60)))
+			return false;
+		return occ_next_gap_run(tm, after, limit, next);
+	}
+
+	while (after < limit)
+	{
+		int64_t		t,
+					entry = 0;
+
+		if (!chime_next_occurrence(tm, after, &t) || t > limit)
+			return false;
+		if (chime_in_window(&tm->window, tm->zone, t))
+		{
+			*next = t;
+			return true;
+		}
+		if (!occ_window_entry(tm, t, &entry))
+			return false;
+		after = entry - 1;
+	}
+	return false;
+}
+
+bool
+chime_parse_dst_gap(const char *text, ChimeDstGap *gap, ChimeError *err)
+{
+	static const char *const hint = "dst_gap is one of 'end', 'skip' or 'shift'.";
+
+	if (strcasecmp(text, "end") == 0)
+		*gap = CHIME_GAP_END;
+	else if (strcasecmp(text, "skip") == 0)
+		*gap = CHIME_GAP_SKIP;
+	else if (strcasecmp(text, "shift") == 0)
+		*gap = CHIME_GAP_SHIFT;
+	else
+	{
+		snprintf(err->detail, sizeof(err->detail), "\"%s\" is not a dst_gap rule", text);
+		snprintf(err->hint, sizeof(err->hint), "%s", hint);
+		return false;
+	}
+	return true;
+}
+
+const char *
+chime_dst_gap_name(ChimeDstGap gap)
+{
+	switch (gap)
+	{
+		case CHIME_GAP_END:
+			return "end";
+		case CHIME_GAP_SKIP:
+			return "skip";
+		case CHIME_GAP_SHIFT:
+			return "shift";
+	}
+	return "end";
+}
+
+/* Parse "HH:MM" at *p; advance past it. */
+static bool
+occ_hhmm(const char **p, int *minutes)
+{
+	const char *s = *p;
+	int			h,
+				m;
+
+	if (!isdigit((unsigned char) s[0]) || !isdigit((unsigned char) s[1]) || s[2] != ':' ||
+		!isdigit((unsigned char) s[3]) || !isdigit((unsigned char) s[4]))
+		return false;
+	h = (s[0] - '0') * 10 + (s[1] - '0');
+	m = (s[3] - '0') * 10 + (s[4] - '0');
+	if (h > 23 || m > 59)
+		return false;
+	*minutes = h * 60 + m;
+	*p = s + 5;
+	return true;
+}
+
+bool
+chime_parse_window(const char *text, ChimeWindow *w, ChimeError *err)
+{
+	static const char *const hint = "A run window is 'HH:MM-HH:MM' in the job's local time, hours 00-23, start different from end, e.g. '03:00-06:00' or '22:00-02:00' (crossing midnight).";
+	const char *p = text;
+
+	while (*p == ' ')
+		p++;
+	if (!occ_hhmm(&p, &w->start))
+		goto bad;
+	while (*p == ' ')
+		p++;
+	if (*p++ != '-')
+		goto bad;
+	while (*p == ' ')
+		p++;
+	if (!occ_hhmm(&p, &w->end))
+		goto bad;
+	while (*p == ' ')
+		p++;
+	if (*p != '\0')
+		goto bad;
+	if (w->start == w->end)
+	{
+		snprintf(err->detail, sizeof(err->detail), "run window \"%s\" is empty: start equals end", text);
+		snprintf(err->hint, sizeof(err->hint), "%s", hint);
+		return false;
+	}
+	w->set = true;
+	return true;
+
+bad:
+	snprintf(err->detail, sizeof(err->detail), "\"%s\" is not a run window", text);
+	snprintf(err->hint, sizeof(err->hint), "%s", hint);
+	return false;
+}

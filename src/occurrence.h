@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * occurrence.h
+ *	  The time engine: when does a schedule fire, in a zone, after an
+ *	  instant, with pg_chime's daylight-saving rules and run windows.
+ *
+ * Pure C: the only outside call is chime_zone_offset() (zone.h).  This is
+ * the single code path behind cron.next_runs and the scheduler.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CHIME_OCCURRENCE_H
+#define CHIME_OCCURRENCE_H
+
+#include "schedule.h"
+#include "zone.h"
+
+/* What a fixed-time job does when its reading falls in a spring-forward gap */
+typedef enum ChimeDstGap
+{
+	CHIME_GAP_END,				/* fire at the first instant after the gap */
+	CHIME_GAP_SKIP,				/* do not fire */
+	CHIME_GAP_SHIFT				/* read it with the pre-transition offset */
+} ChimeDstGap;
+
+/* A daily local-time window [start, end), in minutes after midnight. */
+typedef struct ChimeWindow
+{
+	bool		set;
+	int			start;
+	int			end;			/* end < start: the window crosses midnight */
+} ChimeWindow;
+
+/* Everything that decides a job's instants. */
+typedef struct ChimeTiming
+{
+	ChimeSchedule sched;
+	const ChimeZone *zone;
+	ChimeDstGap gap;
+	ChimeWindow window;
+} ChimeTiming;
+
+/* How far ahead a search looks before it says "never". */
+#define CHIME_HORIZON_SECONDS ((int64_t) 50 * 366 * 86400)
+
+extern bool chime_parse_dst_gap(const char *text, ChimeDstGap *gap, ChimeError *err);
+extern const char *chime_dst_gap_name(ChimeDstGap gap);
+extern bool chime_parse_window(const char *text, ChimeWindow *window, ChimeError *err);
+
+/* Next instant strictly after 'after' at which the schedule fires. */
+extern bool chime_next_occurrence(const ChimeTiming *timing, int64_t after,
+								  int64_t *next);
+
+/* The same, keeping only instants inside the run window. */
+extern bool chime_next_run(const ChimeTiming *timing, int64_t after,
+						   int64_t *next);
+
+/* Is instant 't' inside the window, read in the zone? */
+extern bool chime_in_window(const ChimeWindow *window, const ChimeZone *zone,
+							int64_t t);
+
+#endif							/* CHIME_OCCURRENCE_H */

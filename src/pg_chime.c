@@ -1,0 +1,223 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_chime.c
+ *	  Module entry point: settings, the clock, and the install-time checks.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "commands/dbcommands.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "pg_chime.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+char	   *chime_database_name = NULL;
+char	   *chime_timezone = NULL;
+int			chime_max_running_jobs = 32;
+bool		chime_log_run = true;
+bool		chime_log_statement = true;
+bool		chime_enable_superuser_jobs = true;
+bool		chime_preloaded = false;
+
+static char *chime_clock_skew_text = NULL;
+static char *chime_max_retry_delay_text = NULL;
+static int64 chime_clock_skew_us = 0;
+
+/* Seconds between 1970-01-01 and 2000-01-01 */
+#define UNIX_TO_PG_SECONDS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
+
+/* Length of an interval in microseconds, a month counted as 30 days. */
+static int64
+chime_interval_usecs(const Interval *iv)
+{
+	return iv->time + (int64) iv->day * USECS_PER_DAY +
+		(int64) (iv->month / MONTHS_PER_YEAR) * (int64) (DAYS_PER_YEAR * USECS_PER_DAY) +
+		(int64) (iv->month % MONTHS_PER_YEAR) * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
+/* GUC check hook for interval-valued settings: keeps the microseconds. */
+static bool
+chime_check_interval(char **newval, void **extra, GucSource source)
+{
+	Interval	iv;
+	int64	   *us;
+
+	if (*newval == NULL || !compat_parse_interval(*newval, &iv))
+	{
+		GUC_check_errdetail("\"%s\" is not an interval.", *newval ? *newval : "");
+		GUC_check_errhint("Use an interval such as '-400 days', '-9600:00:00' or '30 minutes'.");
+		return false;
+	}
+	us = compat_guc_malloc(sizeof(int64));
+	if (us == NULL)
+		return false;
+	*us = chime_interval_usecs(&iv);
+	*extra = us;
+	return true;
+}
+
+static void
+chime_assign_clock_skew(const char *newval, void *extra)
+{
+	chime_clock_skew_us = extra ? *(int64 *) extra : 0;
+}
+
+static bool
+chime_check_timezone(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || chime_zone_lookup(*newval, NULL) == NULL)
+	{
+		GUC_check_errdetail("\"%s\" is not a time zone.", *newval ? *newval : "");
+		GUC_check_errhint("Use a zone name from pg_timezone_names, e.g. 'UTC' or 'America/New_York'.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Define the settings.  The scheduler is started only when the library is
+ * preloaded; loading it later (CREATE EXTENSION without preloading) only
+ * defines the settings so the install check can explain what is missing.
+ */
+void
+_PG_init(void)
+{
+	chime_preloaded = process_shared_preload_libraries_in_progress;
+
+	/* settings read at server start exist only when preloaded */
+	if (chime_preloaded)
+	{
+		DefineCustomStringVariable("cron.database_name",
+								   "Database in which pg_chime's catalog lives.",
+								   NULL,
+								   &chime_database_name,
+								   "postgres",
+								   PGC_POSTMASTER,
+								   GUC_SUPERUSER_ONLY,
+								   NULL, NULL, NULL);
+
+		DefineCustomIntVariable("cron.max_running_jobs",
+								"Most SQL runs at the same time.",
+								NULL,
+								&chime_max_running_jobs,
+								32, 1, 10000,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+	}
+
+	DefineCustomStringVariable("cron.timezone",
+							   "Time zone of jobs that do not name their own.",
+							   NULL,
+							   &chime_timezone,
+							   "UTC",
+							   PGC_SIGHUP,
+							   0,
+							   chime_check_timezone, NULL, NULL);
+
+	DefineCustomBoolVariable("cron.log_run",
+							 "Record runs in cron.job_run_details.",
+							 NULL,
+							 &chime_log_run,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("cron.log_statement",
+							 "Log each command before running it.",
+							 NULL,
+							 &chime_log_statement,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("cron.enable_superuser_jobs",
+							 "Allow jobs that run as a superuser.",
+							 NULL,
+							 &chime_enable_superuser_jobs,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("cron.clock_skew",
+							   "Testing aid: shifts pg_chime's notion of now by this interval.",
+							   NULL,
+							   &chime_clock_skew_text,
+							   "0",
+							   PGC_SUSET,
+							   0,
+							   chime_check_interval, chime_assign_clock_skew, NULL);
+
+	DefineCustomStringVariable("cron.max_retry_delay",
+							   "Longest delay between two attempts of a run.",
+							   NULL,
+							   &chime_max_retry_delay_text,
+							   "1 hour",
+							   PGC_SIGHUP,
+							   0,
+							   chime_check_interval, NULL, NULL);
+
+	MarkGUCPrefixReserved("cron");
+}
+
+TimestampTz
+chime_now(void)
+{
+	return GetCurrentTimestamp() + chime_clock_skew_us;
+}
+
+int64
+chime_unix_from_timestamptz(TimestampTz ts)
+{
+	int64		secs = ts / USECS_PER_SEC;
+
+	if (ts % USECS_PER_SEC < 0)
+		secs--;
+	return secs + UNIX_TO_PG_SECONDS;
+}
+
+TimestampTz
+chime_timestamptz_from_unix(int64 t)
+{
+	return (t - UNIX_TO_PG_SECONDS) * USECS_PER_SEC;
+}
+
+/*
+ * Called by the install script: refuse CREATE EXTENSION when the library is
+ * not preloaded, or in a database other than cron.database_name.
+ */
+PG_FUNCTION_INFO_V1(chime_check_installable);
+Datum
+chime_check_installable(PG_FUNCTION_ARGS)
+{
+	const char *dbname = get_database_name(MyDatabaseId);
+
+	if (!chime_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_chime must be loaded via shared_preload_libraries"),
+				 errhint("Add pg_chime to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	if (strcmp(dbname, chime_database_name) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("can only create extension in database %s", chime_database_name),
+				 errdetail("Jobs must be scheduled from the database configured in cron.database_name, since the pg_chime scheduler reads its jobs from there."),
+				 errhint("Add cron.database_name = '%s' in postgresql.conf to use the current database.", dbname)));
+
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,41 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_chime.h
+ *	  Declarations shared by pg_chime's server-side files: settings, the
+ *	  clock, time zones and time conversions.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_CHIME_H
+#define PG_CHIME_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+#include "occurrence.h"
+
+/* Settings (pg_chime.c) */
+extern char *chime_database_name;
+extern char *chime_timezone;
+extern int	chime_max_running_jobs;
+extern bool chime_log_run;
+extern bool chime_log_statement;
+extern bool chime_enable_superuser_jobs;
+extern bool chime_preloaded;
+
+/* pg_chime's "now": the real clock moved by cron.clock_skew. */
+extern TimestampTz chime_now(void);
+
+/* Unix seconds <-> timestamptz (floor for the way in). */
+extern int64 chime_unix_from_timestamptz(TimestampTz ts);
+extern TimestampTz chime_timestamptz_from_unix(int64 t);
+
+/* Time zones (zone_pg.c) */
+extern const ChimeZone *chime_zone_lookup(const char *name, const char **canonical);
+extern const ChimeZone *chime_zone_for_job(const char *name);
+
+/* A job's schedule, zone, window and dst_gap (job_api.c) */
+extern bool chime_job_timing(int64 jobid, ChimeTiming *timing);
+
+#endif							/* PG_CHIME_H */

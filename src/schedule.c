@@ -1,0 +1,778 @@
+/*-------------------------------------------------------------------------
+ *
+ * schedule.c
+ *	  Parser for the pg_chime schedule language.
+ *
+ * Accepted forms:
+ *	  - 5 cron fields (minute hour day-of-month month day-of-week) or 6 with
+ *		seconds first; '*', lists, ranges, steps after '*' or a range, month
+ *		and weekday names; 'L'/'$' (last day) in day-of-month; 'nL' (last
+ *		weekday n) and 'n#k' (k-th weekday n) in day-of-week;
+ *	  - @yearly @annually @monthly @weekly @daily @midnight @hourly;
+ *	  - 'N seconds' (1-59) and '@every <interval>';
+ *	  - '@at <timestamp>' and '@reboot' (or '@restart').
+ * Anything else is rejected with a detail naming the field and value and a
+ * hint with the valid form.
+ *
+ * Pure C: no PostgreSQL calls, so it is unit-tested and fuzzed standalone.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "schedule.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CRON_HINT "Use five cron fields \"minute hour day-of-month month day-of-week\" (e.g. '5 4 * * *'), six with seconds first, an @macro such as '@daily', '[1-59] seconds', '@every <interval>', '@at <timestamp>' or '@reboot'."
+
+/* What a cron field accepts. */
+typedef struct FieldSpec
+{
+	const char *name;
+	int			min;
+	int			max;			/* largest value, also the largest step */
+	const char *const *names;	/* names for min.., or NULL */
+	const char *hint;
+} FieldSpec;
+
+static const char *const sched_month_names[] = {
+	"jan", "feb", "mar", "apr", "may", "jun",
+	"jul", "aug", "sep", "oct", "nov", "dec", NULL
+};
+
+static const char *const sched_wday_names[] = {
+	"sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL
+};
+
+static const FieldSpec sched_fields[6] = {
+	{"second", 0, 59, NULL, "Seconds are 0-59, e.g. '0', '*/15' or '0,30'."},
+	{"minute", 0, 59, NULL, "Minutes are 0-59, e.g. '5', '*/15', '0-30/5' or '0,30'."},
+	{"hour", 0, 23, NULL, "Hours are 0-23, e.g. '3', '*/2', '9-17' or '0,12'."},
+	{"day-of-month", 1, 31, NULL, "Days of the month are 1-31 or 'L' / '$' for the last day, e.g. '1', '1,15', '10-20' or 'L'."},
+	{"month", 1, 12, sched_month_names, "Months are 1-12 or jan-dec, e.g. '1', 'jan-mar' or '*/3'."},
+	{"day-of-week", 0, 7, sched_wday_names, "Days of the week are 0-7 (0 and 7 = Sunday) or sun-sat, e.g. 'mon-fri', '5L' (last Friday) or '1#2' (second Monday)."},
+};
+
+enum
+{
+	F_SEC, F_MIN, F_HOUR, F_MDAY, F_MONTH, F_WDAY
+};
+
+static bool sched_fail(ChimeError *err, const char *hint, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
+static bool
+sched_fail(ChimeError *err, const char *hint, const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
+	va_end(ap);
+	snprintf(err->hint, sizeof(err->hint), "%s", hint);
+	return false;
+}
+
+/*
+ * Days since 1970-01-01 of a proleptic Gregorian date, and back.
+ * (Era-based arithmetic; valid far beyond any date a schedule reaches.)
+ */
+int64_t
+chime_days_from_civil(int64_t y, int m, int d)
+{
+	int64_t		era;
+	int64_t		yoe,
+				doy,
+				doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+void
+chime_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
+{
+	int64_t		z = days + 719468;
+	int64_t		era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t		doe = z - era * 146097;
+	int64_t		yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t		doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t		mp = (5 * doy + 2) / 153;
+
+	*d = (int) (doy - (153 * mp + 2) / 5 + 1);
+	*m = (int) (mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+int
+chime_days_in_month(int64_t y, int m)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		return 29;
+	return mdays[m - 1];
+}
+
+/* Copy [start, end) into buf, NUL-terminated and cut to fit. */
+static void
+sched_copy(char *buf, size_t size, const char *start, const char *end)
+{
+	size_t		n = (size_t) (end - start);
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(buf, start, n);
+	buf[n] = '\0';
+}
+
+/*
+ * Read one value of a field (a number or, where the field has them, a
+ * name) from *p.  On success advance *p past it.
+ */
+static bool
+sched_value(const FieldSpec *f, const char *item, const char **p, int *out,
+			ChimeError *err)
+{
+	const char *s = *p;
+
+	if (isdigit((unsigned char) *s))
+	{
+		long		v = 0;
+
+		while (isdigit((unsigned char) *s))
+		{
+			v = v * 10 + (*s - '0');
+			if (v > 1000000)
+				v = 1000000;	/* big enough to be out of range */
+			s++;
+		}
+		if (v < f->min || v > f->max)
+		{
+			if ((size_t) (s - *p) == strlen(item))
+				return sched_fail(err, f->hint, "%s field: value \"%s\" is out of range %d-%d",
+								  f->name, item, f->min, f->max);
+			return sched_fail(err, f->hint,
+							  "%s field: value \"%ld\" in \"%s\" is out of range %d-%d",
+							  f->name, v, item, f->min, f->max);
+		}
+		*out = (int) v;
+		*p = s;
+		return true;
+	}
+	if (f->names && isalpha((unsigned char) *s))
+	{
+		const char *e = s;
+		char		word[16];
+
+		while (isalpha((unsigned char) *e))
+			e++;
+		sched_copy(word, sizeof(word), s, e);
+		for (int i = 0; f->names[i]; i++)
+		{
+			if (e - s == 3 && strncasecmp(s, f->names[i], 3) == 0)
+			{
+				*out = f->min + i;
+				*p = e;
+				return true;
+			}
+		}
+		return sched_fail(err, f->hint, "%s field: unknown name \"%s\" in \"%s\"",
+						  f->name, word, item);
+	}
+	return sched_fail(err, f->hint, "%s field: expected a number%s in \"%s\"",
+					  f->name, f->names ? " or a name" : "", item);
+}
+
+/* Read a step (after '/'): a number from 1 to the field's largest value. */
+static bool
+sched_step(const FieldSpec *f, const char *item, const char **p, int *step,
+		   ChimeError *err)
+{
+	const char *s = *p;
+	long		v = 0;
+
+	if (!isdigit((unsigned char) *s))
+		return sched_fail(err, f->hint, "%s field: expected a step number after \"/\" in \"%s\"",
+						  f->name, item);
+	while (isdigit((unsigned char) *s))
+	{
+		v = v * 10 + (*s - '0');
+		if (v > 1000000)
+			v = 1000000;
+		s++;
+	}
+	if (v < 1 || v > f->max)
+		return sched_fail(err, f->hint, "%s field: step \"%ld\" in \"%s\" must be between 1 and %d",
+						  f->name, v, item, f->max);
+	*step = (int) v;
+	*p = s;
+	return true;
+}
+
+/*
+ * Parse one comma-separated item of field 'fi' and add its values to the
+ * schedule.
+ */
+static bool
+sched_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
+		   ChimeError *err)
+{
+	const FieldSpec *f = &sched_fields[fi];
+	const char *p = item;
+	int			lo,
+				hi,
+				step = 1;
+	bool		ranged = false;
+
+	if (*p == '\0')
+		return sched_fail(err, f->hint, "%s field: empty list item", f->name);
+
+	if (fi == F_MDAY && (strcmp(p, "L") == 0 || strcmp(p, "l") == 0 || strcmp(p, "$") == 0))
+	{
+		s->mday_last = true;
+		return true;
+	}
+
+	if (*p == '*')
+	{
+		lo = f->min;
+		hi = f->max;
+		if (fi == F_WDAY)
+			hi = 6;
+		p++;
+		ranged = true;
+	}
+	else
+	{
+		if (!sched_value(f, item, &p, &lo, err))
+			return false;
+		hi = lo;
+		if (*p == '-')
+		{
+			p++;
+			if (!sched_value(f, item, &p, &hi, err))
+				return false;
+			if (hi < lo)
+				return sched_fail(err, f->hint,
+								  "%s field: range \"%s\" is reversed (%d > %d)",
+								  f->name, item, lo, hi);
+			ranged = true;
+		}
+		else if (fi == F_WDAY && (*p == 'L' || *p == 'l'))
+		{
+			p++;
+			if (*p != '\0')
+				return sched_fail(err, f->hint, "day-of-week field: unexpected text after \"L\" in \"%s\"", item);
+			s->wday_last |= (uint8_t) (1u << (lo % 7));
+			return true;
+		}
+		else if (fi == F_WDAY && *p == '#')
+		{
+			long		k = 0;
+
+			p++;
+			if (!isdigit((unsigned char) *p))
+				return sched_fail(err, f->hint, "day-of-week field: expected a number 1-5 after \"#\" in \"%s\"", item);
+			while (isdigit((unsigned char) *p) && k < 100)
+				k = k * 10 + (*p++ - '0');
+			if (*p != '\0')
+				return sched_fail(err, f->hint, "day-of-week field: unexpected text in \"%s\"", item);
+			if (k < 1 || k > 5)
+				return sched_fail(err, f->hint, "day-of-week field: occurrence \"%ld\" in \"%s\" is out of range 1-5", k, item);
+			s->wday_nth[lo % 7] |= (uint8_t) (1u << k);
+			return true;
+		}
+	}
+
+	if (*p == '/')
+	{
+		p++;
+		if (!ranged)
+			return sched_fail(err, f->hint,
+							  "%s field: a step must follow \"*\" or a range, not a single value, in \"%s\"",
+							  f->name, item);
+		if (!sched_step(f, item, &p, &step, err))
+			return false;
+	}
+	if (*p != '\0')
+		return sched_fail(err, f->hint, "%s field: unexpected \"%c\" in \"%s\"",
+						  f->name, *p, item);
+
+	for (int v = lo; v <= hi; v += step)
+		*bits |= (uint64_t) 1 << (fi == F_WDAY ? v % 7 : v);
+	return true;
+}
+
+/* Parse one whole cron field (a comma-separated list) into the schedule. */
+static bool
+sched_field(int fi, const char *text, ChimeSchedule *s, ChimeError *err)
+{
+	uint64_t	bits = 0;
+	const char *p = text;
+	char		item[64];
+
+	for (;;)
+	{
+		const char *e = strchr(p, ',');
+
+		if (e == NULL)
+			e = p + strlen(p);
+		if ((size_t) (e - p) >= sizeof(item))
+			return sched_fail(err, sched_fields[fi].hint, "%s field: item \"%.40s...\" is too long",
+							  sched_fields[fi].name, p);
+		sched_copy(item, sizeof(item), p, e);
+		if (!sched_item(fi, item, s, &bits, err))
+			return false;
+		if (*e == '\0')
+			break;
+		p = e + 1;
+	}
+
+	switch (fi)
+	{
+		case F_SEC:
+			s->seconds = bits;
+			break;
+		case F_MIN:
+			s->minutes = bits;
+			s->wildcard |= (text[0] == '*');
+			break;
+		case F_HOUR:
+			s->hours = (uint32_t) bits;
+			s->wildcard |= (text[0] == '*');
+			break;
+		case F_MDAY:
+			s->mdays = (uint32_t) bits;
+			s->mday_star = (text[0] == '*');
+			break;
+		case F_MONTH:
+			s->months = (uint16_t) bits;
+			break;
+		case F_WDAY:
+			s->wdays = (uint8_t) bits;
+			s->wday_star = (text[0] == '*');
+			break;
+	}
+	return true;
+}
+
+/* Parse the cron fields of 'text' (already trimmed). */
+static bool
+sched_cron(const char *text, ChimeSchedule *s, ChimeError *err)
+{
+	char		buf[256];
+	char	   *fields[8];
+	int			n = 0;
+	char	   *p;
+	int			first;
+
+	if (strlen(text) >= sizeof(buf))
+		return sched_fail(err, CRON_HINT, "schedule is too long (%zu characters)", strlen(text));
+	strcpy(buf, text);
+	p = buf;
+	while (*p)
+	{
+		while (isspace((unsigned char) *p))
+			*p++ = '\0';
+		if (*p == '\0')
+			break;
+		if (n < 8)
+			fields[n] = p;
+		n++;
+		while (*p && !isspace((unsigned char) *p))
+			p++;
+	}
+	if (n != 5 && n != 6)
+		return sched_fail(err, CRON_HINT,
+						  "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), found %d",
+						  n);
+
+	s->kind = CHIME_SCHED_CRON;
+	s->seconds = 1;				/* second 0 unless a seconds field says */
+	first = (n == 6) ? F_SEC : F_MIN;
+	for (int i = 0; i < n; i++)
+	{
+		if (!sched_field(first + i, fields[i], s, err))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Parse an @every interval into whole seconds.  Accepts a sequence of
+ * "<number> <unit>" (units: s, sec, second, m, min, minute, h, hr, hour,
+ * d, day, w, week, each with or without plural 's'), a bare number of
+ * seconds, and "[N days] HH:MM[:SS]".  Month and year parts, fractions of a
+ * second, and totals under one second are errors.
+ */
+#define EVERY_HINT "Use '@every <interval>' with a whole number of seconds of at least 1 and no month or year part, e.g. '@every 90 seconds', '@every 2 hours 30 minutes' or '@every 1 day'."
+#define EVERY_MAX_SECONDS ((int64_t) 100 * 366 * 86400)
+
+static bool
+sched_every(const char *text, int64_t *period, ChimeError *err)
+{
+	const char *p = text;
+	int64_t		total_us = 0;	/* microseconds */
+	bool		any = false;
+
+	while (*p)
+	{
+		int64_t		ip = 0,
+					frac_us = 0;
+		int			fdigits = 0;
+		int64_t		unit;
+		const char *w;
+		size_t		wl;
+
+		while (isspace((unsigned char) *p) || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		if (*p == '-')
+			return sched_fail(err, EVERY_HINT, "interval \"%s\" is negative", text);
+		if (*p == '+')
+			p++;
+		if (!isdigit((unsigned char) *p) && *p != '.')
+			return sched_fail(err, EVERY_HINT, "interval \"%s\": expected a number at \"%s\"", text, p);
+		while (isdigit((unsigned char) *p))
+		{
+			ip = ip * 10 + (*p++ - '0');
+			if (ip > EVERY_MAX_SECONDS)
+				return sched_fail(err, EVERY_HINT, "interval \"%s\" is too long (at most 100 years)", text);
+		}
+		if (*p == ':')
+		{
+			/* HH:MM[:SS] */
+			int64_t		parts[3] = {ip, 0, 0};
+			int			np = 1;
+
+			while (*p == ':' && np < 3)
+			{
+				int64_t		v = 0;
+				int			nd = 0;
+
+				p++;
+				while (isdigit((unsigned char) *p) && nd < 3)
+				{
+					v = v * 10 + (*p++ - '0');
+					nd++;
+				}
+				if (nd == 0 || v > 59)
+					return sched_fail(err, EVERY_HINT, "interval \"%s\": invalid time of day part", text);
+				parts[np++] = v;
+			}
+			if (*p == '.')
+				return sched_fail(err, EVERY_HINT, "interval \"%s\" has a fraction of a second", text);
+			if (*p && !isspace((unsigned char) *p))
+				return sched_fail(err, EVERY_HINT, "interval \"%s\": unexpected \"%c\"", text, *p);
+			total_us += (parts[0] * 3600 + parts[1] * 60 + parts[2]) * 1000000;
+			any = true;
+			continue;
+		}
+		if (*p == '.')
+		{
+			p++;
+			while (isdigit((unsigned char) *p))
+			{
+				if (fdigits < 6)
+				{
+					frac_us = frac_us * 10 + (*p - '0');
+					fdigits++;
+				}
+				else if (*p != '0')
+					return sched_fail(err, EVERY_HINT, "interval \"%s\" has a fraction of a second", text);
+				p++;
+			}
+		}
+		while (fdigits < 6)
+		{
+			frac_us *= 10;
+			fdigits++;
+		}
+		while (isspace((unsigned char) *p))
+			p++;
+		w = p;
+		while (isalpha((unsigned char) *p))
+			p++;
+		wl = (size_t) (p - w);
+
+#define UNIT_IS(lit) (wl == strlen(lit) && strncasecmp(w, lit, wl) == 0)
+		if (wl == 0 || UNIT_IS("s") || UNIT_IS("sec") || UNIT_IS("secs") ||
+			UNIT_IS("second") || UNIT_IS("seconds"))
+			unit = 1;
+		else if (UNIT_IS("m") || UNIT_IS("min") || UNIT_IS("mins") ||
+				 UNIT_IS("minute") || UNIT_IS("minutes"))
+			unit = 60;
+		else if (UNIT_IS("h") || UNIT_IS("hr") || UNIT_IS("hrs") ||
+				 UNIT_IS("hour") || UNIT_IS("hours"))
+			unit = 3600;
+		else if (UNIT_IS("d") || UNIT_IS("day") || UNIT_IS("days"))
+			unit = 86400;
+		else if (UNIT_IS("w") || UNIT_IS("week") || UNIT_IS("weeks"))
+			unit = 7 * 86400;
+		else if (UNIT_IS("mon") || UNIT_IS("mons") || UNIT_IS("month") ||
+				 UNIT_IS("months") || UNIT_IS("y") || UNIT_IS("yr") ||
+				 UNIT_IS("yrs") || UNIT_IS("year") || UNIT_IS("years") ||
+				 UNIT_IS("decade") || UNIT_IS("decades") ||
+				 UNIT_IS("century") || UNIT_IS("centuries"))
+			return sched_fail(err, EVERY_HINT,
+							  "interval \"%s\" has a month or year part; months and years have no fixed length",
+							  text);
+		else
+		{
+			char		word[32];
+
+			sched_copy(word, sizeof(word), w, p);
+			return sched_fail(err, EVERY_HINT, "interval \"%s\": unknown unit \"%s\"", text, word);
+		}
+#undef UNIT_IS
+
+		if (ip > EVERY_MAX_SECONDS / unit)
+			return sched_fail(err, EVERY_HINT, "interval \"%s\" is too long (at most 100 years)", text);
+		total_us += ip * unit * 1000000 + frac_us * unit;
+		any = true;
+		if (total_us / 1000000 > EVERY_MAX_SECONDS)
+			return sched_fail(err, EVERY_HINT, "interval \"%s\" is too long (at most 100 years)", text);
+	}
+
+	if (!any)
+		return sched_fail(err, EVERY_HINT, "\"@every\" needs an interval");
+	if (total_us % 1000000 != 0)
+		return sched_fail(err, EVERY_HINT, "interval \"%s\" has a fraction of a second", text);
+	if (total_us < 1000000)
+		return sched_fail(err, EVERY_HINT, "interval \"%s\" is shorter than 1 second", text);
+	*period = total_us / 1000000;
+	return true;
+}
+
+/* Read exactly n digits. */
+static bool
+sched_digits(const char **p, int n, int *out)
+{
+	int			v = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (!isdigit((unsigned char) (*p)[i]))
+			return false;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return true;
+}
+
+/*
+ * Parse an @at timestamp: "YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]][offset]" with
+ * offset "Z", "UTC", "+HH", "+HH:MM" or "+HHMM" (or '-').  A fraction of a
+ * second rounds up to the next whole second, so the run never starts before
+ * the instant given.  Without an offset the time is a local reading.
+ */
+#define AT_HINT "Use '@at YYYY-MM-DD HH:MM[:SS][+HH[:MM]]', e.g. '@at 2026-12-24 18:00' (read in the job's time zone) or '@at 2026-12-24 18:00:00+00'."
+
+static bool
+sched_at(const char *text, ChimeSchedule *s, ChimeError *err)
+{
+	const char *p = text;
+	int			y,
+				mo,
+				d,
+				h,
+				mi,
+				sec = 0;
+	bool		frac = false;
+	int64_t		t;
+
+	if (!sched_digits(&p, 4, &y) || *p++ != '-' ||
+		!sched_digits(&p, 2, &mo) || *p++ != '-' ||
+		!sched_digits(&p, 2, &d) || (*p != ' ' && *p != 'T' && *p != 't'))
+		return sched_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
+	while (*p == ' ' || *p == 'T' || *p == 't')
+		p++;
+	if (!sched_digits(&p, 2, &h) || *p++ != ':' || !sched_digits(&p, 2, &mi))
+		return sched_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
+	if (*p == ':')
+	{
+		p++;
+		if (!sched_digits(&p, 2, &sec))
+			return sched_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
+		if (*p == '.')
+		{
+			p++;
+			if (!isdigit((unsigned char) *p))
+				return sched_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
+			while (isdigit((unsigned char) *p))
+				frac |= (*p++ != '0');
+		}
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > chime_days_in_month(y, mo) ||
+		h > 23 || mi > 59 || sec > 59)
+		return sched_fail(err, AT_HINT, "\"%s\" is not a valid date and time", text);
+
+	t = chime_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec + (frac ? 1 : 0);
+
+	while (*p == ' ')
+		p++;
+	s->at_has_offset = false;
+	if (*p == 'Z' || *p == 'z')
+	{
+		p++;
+		s->at_has_offset = true;
+	}
+	else if (strncasecmp(p, "UTC", 3) == 0 || strncasecmp(p, "GMT", 3) == 0)
+	{
+		p += 3;
+		s->at_has_offset = true;
+	}
+	else if (*p == '+' || *p == '-')
+	{
+		int			sign = (*p == '-') ? -1 : 1;
+		int			oh,
+					om = 0;
+
+		p++;
+		if (!sched_digits(&p, 2, &oh))
+			return sched_fail(err, AT_HINT, "\"%s\": invalid UTC offset", text);
+		if (*p == ':')
+			p++;
+		if (isdigit((unsigned char) *p) && !sched_digits(&p, 2, &om))
+			return sched_fail(err, AT_HINT, "\"%s\": invalid UTC offset", text);
+		if (oh > 15 || om > 59)
+			return sched_fail(err, AT_HINT, "\"%s\": UTC offset out of range", text);
+		t -= sign * (oh * 3600 + om * 60);
+		s->at_has_offset = true;
+	}
+	while (*p == ' ')
+		p++;
+	if (*p != '\0')
+		return sched_fail(err, AT_HINT, "\"%s\": unexpected text \"%s\"", text, p);
+
+	s->kind = CHIME_SCHED_AT;
+	s->at_time = t;
+	return true;
+}
+
+/* Does 's' (up to white space) equal the keyword, ignoring case? */
+static bool
+sched_word_is(const char *s, size_t len, const char *kw)
+{
+	return len == strlen(kw) && strncasecmp(s, kw, len) == 0;
+}
+
+/*
+ * Parse 'text' into 'sched'.  Returns false and fills 'err' on bad input;
+ * 'sched' is then unspecified.
+ */
+bool
+chime_parse_schedule(const char *text, ChimeSchedule *sched, ChimeError *err)
+{
+	const char *p = text;
+	const char *end;
+	size_t		len;
+
+	memset(sched, 0, sizeof(*sched));
+	err->detail[0] = err->hint[0] = '\0';
+
+	while (isspace((unsigned char) *p))
+		p++;
+	end = p + strlen(p);
+	while (end > p && isspace((unsigned char) end[-1]))
+		end--;
+	len = (size_t) (end - p);
+	if (len == 0)
+		return sched_fail(err, CRON_HINT, "schedule is empty");
+	if (len > 200)
+		return sched_fail(err, CRON_HINT, "schedule is too long (%zu characters, at most 200)", len);
+
+	{
+		char		buf[256];
+		const char *w;
+		size_t		wl;
+		const char *rest;
+
+		sched_copy(buf, sizeof(buf), p, end);
+		w = buf;
+		rest = w;
+		while (*rest && !isspace((unsigned char) *rest))
+			rest++;
+		wl = (size_t) (rest - w);
+		while (isspace((unsigned char) *rest))
+			rest++;
+
+		if (buf[0] == '@')
+		{
+			const char *expansion = NULL;
+
+			if (sched_word_is(w, wl, "@yearly") || sched_word_is(w, wl, "@annually"))
+				expansion = "0 0 1 1 *";
+			else if (sched_word_is(w, wl, "@monthly"))
+				expansion = "0 0 1 * *";
+			else if (sched_word_is(w, wl, "@weekly"))
+				expansion = "0 0 * * 0";
+			else if (sched_word_is(w, wl, "@daily") || sched_word_is(w, wl, "@midnight"))
+				expansion = "0 0 * * *";
+			else if (sched_word_is(w, wl, "@hourly"))
+				expansion = "0 * * * *";
+			else if (sched_word_is(w, wl, "@reboot") || sched_word_is(w, wl, "@restart"))
+			{
+				if (*rest)
+					return sched_fail(err, CRON_HINT, "unexpected text \"%s\" after \"%.*s\"", rest, (int) wl, w);
+				sched->kind = CHIME_SCHED_REBOOT;
+				return true;
+			}
+			else if (sched_word_is(w, wl, "@every"))
+			{
+				if (!sched_every(rest, &sched->period, err))
+					return false;
+				sched->kind = CHIME_SCHED_INTERVAL;
+				return true;
+			}
+			else if (sched_word_is(w, wl, "@at"))
+			{
+				if (*rest == '\0')
+					return sched_fail(err, AT_HINT, "\"@at\" needs a timestamp");
+				return sched_at(rest, sched, err);
+			}
+			else
+				return sched_fail(err, CRON_HINT, "unknown macro \"%.*s\"", (int) wl, w);
+
+			if (*rest)
+				return sched_fail(err, CRON_HINT, "unexpected text \"%s\" after \"%.*s\"", rest, (int) wl, w);
+			return sched_cron(expansion, sched, err);
+		}
+
+		/* 'N seconds' */
+		if (isdigit((unsigned char) buf[0]))
+		{
+			const char *q = buf;
+			long		n = 0;
+
+			while (isdigit((unsigned char) *q))
+			{
+				n = n * 10 + (*q++ - '0');
+				if (n > 1000000)
+					n = 1000000;
+			}
+			while (isspace((unsigned char) *q))
+				q++;
+			if (strcasecmp(q, "seconds") == 0 || strcasecmp(q, "second") == 0 ||
+				strcasecmp(q, "secs") == 0 || strcasecmp(q, "sec") == 0)
+			{
+				if (n < 1 || n > 59)
+					return sched_fail(err, "Use '[1-59] seconds', or '@every <interval>' for longer intervals (e.g. '@every 90 seconds').",
+									  "\"%s\": the number of seconds must be between 1 and 59", buf);
+				sched->kind = CHIME_SCHED_INTERVAL;
+				sched->period = n;
+				return true;
+			}
+		}
+		return sched_cron(buf, sched, err);
+	}
+}

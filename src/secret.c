@@ -1,0 +1,163 @@
+/*-------------------------------------------------------------------------
+ *
+ * secret.c
+ *	  Per-role secrets: cron.set_secret, cron.drop_secret, and finding the
+ *	  {{secret.NAME}} references in an HTTP job's URL, headers and body.
+ *
+ * Secret values are write-only for their owners: no SELECT on the value
+ * column is granted, and no message here ever contains a value.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "api.h"
+
+#define SECRET_OPEN "{{secret."
+#define SECRET_NAME_HINT "A secret name starts with a letter or underscore, has only letters, digits and underscores, and is at most 63 characters, e.g. 'cron_secret'."
+
+/* Is 'name' (of length len) a valid secret name? */
+static bool
+secret_name_ok(const char *name, size_t len)
+{
+	if (len == 0 || len > 63)
+		return false;
+	if (!(isalpha((unsigned char) name[0]) || name[0] == '_'))
+		return false;
+	for (size_t i = 1; i < len; i++)
+		if (!(isalnum((unsigned char) name[i]) || name[i] == '_'))
+			return false;
+	return true;
+}
+
+/*
+ * The secret names that 'text' refers to as {{secret.NAME}}, in order.
+ * A malformed reference is an error naming it.
+ */
+List *
+chime_secret_refs(const char *text)
+{
+	List	   *names = NIL;
+	const char *p = text;
+
+	while (text && (p = strstr(p, SECRET_OPEN)) != NULL)
+	{
+		const char *name = p + strlen(SECRET_OPEN);
+		const char *close = strstr(name, "}}");
+
+		if (close == NULL || !secret_name_ok(name, close - name))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid secret reference \"%.*s\"",
+							close ? (int) (close - p + 2) : (int) Min(strlen(p), 80), p),
+					 errhint("Refer to a secret as {{secret.NAME}}. " SECRET_NAME_HINT)));
+		names = lappend(names, pnstrdup(name, close - name));
+		p = close + 2;
+	}
+	return names;
+}
+
+/*
+ * Error unless 'owner' has every secret in 'names'.  SPI must be connected
+ * and the caller must be able to read cron.secret.
+ */
+void
+chime_secret_require(const char *owner, List *names)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		const char *name = lfirst(lc);
+		Oid			types[2] = {TEXTOID, TEXTOID};
+		Datum		values[2] = {CStringGetTextDatum(owner), CStringGetTextDatum(name)};
+
+		if (SPI_execute_with_args("SELECT 1 FROM cron.secret WHERE owner = $1 AND name = $2",
+								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up secret \"%s\"", name);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("secret \"%s\" does not exist", name),
+					 errhint("Create it first with SELECT cron.set_secret('%s', '...');", name)));
+	}
+}
+
+static char *
+secret_name_arg(FunctionCallInfo fcinfo)
+{
+	char	   *name;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("secret name must not be null"),
+				 errhint(SECRET_NAME_HINT)));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!secret_name_ok(name, strlen(name)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid secret name: \"%s\"", name),
+				 errhint(SECRET_NAME_HINT)));
+	return name;
+}
+
+/* cron.set_secret(name, value): create or replace the caller's secret. */
+PG_FUNCTION_INFO_V1(chime_set_secret);
+Datum
+chime_set_secret(PG_FUNCTION_ARGS)
+{
+	char	   *name = secret_name_arg(fcinfo);
+	char	   *owner = GetUserNameFromId(GetUserId(), false);
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	ApiPrivilege saved;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("value of secret \"%s\" must not be null", name),
+				 errhint("Use cron.drop_secret('%s') to remove a secret.", name)));
+
+	values[0] = CStringGetTextDatum(owner);
+	values[1] = CStringGetTextDatum(name);
+	values[2] = PointerGetDatum(PG_GETARG_TEXT_PP(1));
+
+	chime_api_begin(&saved);
+	if (SPI_execute_with_args("INSERT INTO cron.secret (owner, name, value) VALUES ($1, $2, $3) "
+							  "ON CONFLICT (owner, name) DO UPDATE "
+							  "SET value = excluded.value, updated_at = pg_catalog.now()",
+							  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store secret \"%s\"", name);
+	chime_api_end(&saved);
+
+	PG_RETURN_VOID();
+}
+
+/* cron.drop_secret(name): true if the caller had such a secret. */
+PG_FUNCTION_INFO_V1(chime_drop_secret);
+Datum
+chime_drop_secret(PG_FUNCTION_ARGS)
+{
+	char	   *name = secret_name_arg(fcinfo);
+	char	   *owner = GetUserNameFromId(GetUserId(), false);
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(owner), CStringGetTextDatum(name)};
+	bool		dropped;
+	ApiPrivilege saved;
+
+	chime_api_begin(&saved);
+	if (SPI_execute_with_args("DELETE FROM cron.secret WHERE owner = $1 AND name = $2",
+							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not drop secret \"%s\"", name);
+	dropped = SPI_processed > 0;
+	chime_api_end(&saved);
+
+	PG_RETURN_BOOL(dropped);
+}
