@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# make demo: install what is missing, build and install pg_chime, start a
+# throwaway cluster with it preloaded, schedule example jobs and show them
+# with their next runs across the coming daylight-saving change.
+#
+# The cluster is left running so you can look around; the last lines say
+# how to connect and how to stop it.  DEMO_STOP=1 stops it at the end.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-pg_config}
+
+bash "$top/scripts/install-deps.sh"
+bindir=$("$PG_CONFIG" --bindir)
+
+echo "== building and installing pg_chime"
+make -s -C "$top"
+if [ -w "$("$PG_CONFIG" --pkglibdir)" ]; then
+	make -s -C "$top" install >/dev/null
+else
+	sudo make -s -C "$top" install >/dev/null
+fi
+
+if [ "$(id -u)" = 0 ]; then
+	demo_user=postgres
+	as_user() { runuser -u "$demo_user" -- "$@"; }
+else
+	demo_user=$(id -un)
+	as_user() { "$@"; }
+fi
+
+dir=${DEMO_DIR:-/tmp/pg_chime_demo}
+port=${DEMO_PORT:-5497}
+if [ -f "$dir/data/postmaster.pid" ]; then
+	as_user "$bindir/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
+fi
+rm -rf "$dir"
+mkdir -p "$dir"
+chown "$demo_user" "$dir" 2>/dev/null || true
+
+echo "== starting a throwaway cluster in $dir (port $port, user $demo_user)"
+as_user "$bindir/initdb" -D "$dir/data" -A trust --no-sync >"$dir/initdb.log"
+cat >>"$dir/data/postgresql.conf" <<EOF
+shared_preload_libraries = 'pg_chime'
+cron.database_name = 'postgres'
+port = $port
+unix_socket_directories = '$dir'
+listen_addresses = ''
+timezone = 'UTC'
+EOF
+as_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+
+psql_demo() { as_user "$bindir/psql" -X -q -h "$dir" -p "$port" -d postgres "$@"; }
+
+psql_demo <<'SQL'
+CREATE EXTENSION pg_chime;
+\pset footer off
+\echo
+\echo == scheduling example jobs
+-- the HTTP job the README opens with: a secret header, New York time,
+-- only between 03:00 and 06:00, at most once a day, three attempts
+\o /dev/null
+SELECT cron.set_secret('cron_secret', 'not-a-real-secret');
+SELECT cron.schedule_http('nightly-batch', '0 3 * * *', 'http://127.0.0.1:8089/batch',
+       headers => '{"x-cron-secret": "{{secret.cron_secret}}"}',
+       timezone => 'America/New_York', run_window => '03:00-06:00', once_per => 'day',
+       max_attempts => 3, timeout => '120 seconds') AS nightly_batch;
+-- a fixed-time job at 02:30 New York: on the spring-forward night 02:30
+-- does not exist, and dst_gap => 'shift' runs it at 03:30 instead
+SELECT cron.schedule('nightly-rollup', '30 2 * * *', 'SELECT 1',
+       timezone => 'America/New_York', dst_gap => 'shift') AS nightly_rollup;
+-- a wildcard job: every 30 minutes, by the wall clock in New York
+SELECT cron.schedule('half-hourly', '*/30 * * * *', 'SELECT 2',
+       timezone => 'America/New_York') AS half_hourly;
+-- once a month, on the last day, in London
+SELECT cron.schedule('month-end', '0 23 L * *', 'SELECT 3',
+       timezone => 'Europe/London', once_per => 'month') AS month_end;
+-- pg_cron's plain form still works
+SELECT cron.schedule('*/5 * * * *', 'SELECT 4') AS plain;
+\o
+
+\echo
+\echo == the jobs
+SELECT jobid, jobname, schedule, coalesce(timezone, 'UTC (cron.timezone)') AS timezone,
+       run_window, once_per, dst_gap, max_attempts, kind
+FROM cron.job ORDER BY jobid;
+
+\echo
+\echo == the next three runs of each job, in UTC and in the local time of the job
+SELECT j.jobid, j.jobname, t AS next_run_utc,
+       to_char(t AT TIME ZONE coalesce(j.timezone, 'UTC'), 'Dy YYYY-MM-DD HH24:MI') AS local_time
+FROM cron.job j, LATERAL cron.next_runs(j.jobid, 3) AS t
+ORDER BY j.jobid, t;
+
+-- the next daylight-saving change in New York
+SELECT min(h) AS dst_change
+FROM generate_series(date_trunc('hour', now()), now() + interval '1 year', interval '1 hour') AS h
+WHERE (h AT TIME ZONE 'America/New_York') - (h AT TIME ZONE 'UTC')
+   <> ((h - interval '1 hour') AT TIME ZONE 'America/New_York') - ((h - interval '1 hour') AT TIME ZONE 'UTC')
+\gset
+\echo
+\echo == around the next daylight-saving change in New York (:dst_change)
+SELECT j.jobname, j.schedule, j.dst_gap, t AS run_utc,
+       to_char(t AT TIME ZONE j.timezone, 'Dy YYYY-MM-DD HH24:MI') AS new_york_time
+FROM cron.job j,
+     LATERAL cron.next_runs(j.schedule, j.timezone,
+                            :'dst_change'::timestamptz - CASE WHEN j.schedule LIKE '*%'
+                                                              THEN interval '61 minutes'
+                                                              ELSE interval '26 hours' END,
+                            CASE WHEN j.schedule LIKE '*%' THEN 4 ELSE 3 END,
+                            j.dst_gap, j.run_window) AS t
+WHERE j.timezone = 'America/New_York'
+ORDER BY j.jobid, t;
+SQL
+
+cat <<EOF
+
+== the cluster is running
+   connect:  psql -h $dir -p $port -d postgres -U $demo_user
+   stop:     $bindir/pg_ctl -D $dir/data stop   (as $demo_user)
+   This version defines jobs and computes their instants; it has no
+   scheduler worker yet, so nothing runs and cron.job_run_details stays empty.
+EOF
+
+if [ -n "${DEMO_STOP:-}" ]; then
+	as_user "$bindir/pg_ctl" -D "$dir/data" -m fast stop >/dev/null
+	echo "== stopped"
+fi
