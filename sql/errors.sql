@@ -29,6 +29,7 @@ SELECT try($$SELECT cron.schedule('x', '0 0 * foo *', 'SELECT 1')$$);
 SELECT try($$SELECT cron.schedule('x', '0 0 * * 1#6', 'SELECT 1')$$);
 SELECT try($$SELECT cron.schedule('x', '@fortnightly', 'SELECT 1')$$);
 SELECT try($$SELECT cron.schedule('x', '90 seconds', 'SELECT 1')$$);
+SELECT try($$SELECT cron.schedule('x', '5 minutes', 'SELECT 1')$$);
 SELECT try($$SELECT cron.schedule('x', '@every 1 month', 'SELECT 1')$$);
 SELECT try($$SELECT cron.schedule('x', '@every 0.5 seconds', 'SELECT 1')$$);
 SELECT try($$SELECT cron.schedule('x', '@at 2026-02-30 03:00', 'SELECT 1')$$);

@@ -266,6 +266,23 @@ occ_next_cron(const ChimeTiming *tm, int64_t after, int64_t *next)
 	int64_t		stop = 0;
 	bool		have = false;
 
+	/*
+	 * The common case: no transition from a gap before 'after' to a day
+	 * after it, so every reading in that span shows exactly once, at its
+	 * reading minus the one offset.
+	 */
+	if (o0 == o1 && o1 == o2)
+	{
+		if (!occ_next_reading(s, after + o1 + 1, limit, &L))
+			return false;
+		if (L - o1 <= after + DAY)
+		{
+			*next = L - o1;
+			return true;
+		}
+		/* no reading before L can show an instant after 'after' */
+	}
+
 	while (occ_next_reading(s, L, limit, &L))
 	{
 		int64_t		inst[2];

@@ -389,6 +389,10 @@ sched_cron(const char *text, ChimeSchedule *s, ChimeError *err)
 		while (*p && !isspace((unsigned char) *p))
 			p++;
 	}
+	if (n == 2 && isdigit((unsigned char) fields[0][0]) && isalpha((unsigned char) fields[1][0]))
+		return sched_fail(err, CRON_HINT,
+						  "\"%s %s\" is not a schedule; for an interval write '@every %s %s'",
+						  fields[0], fields[1], fields[0], fields[1]);
 	if (n != 5 && n != 6)
 		return sched_fail(err, CRON_HINT,
 						  "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), found %d",

@@ -126,6 +126,26 @@ else
 	record "unit build" 0 1
 fi
 
+# ---- the same unit tests built with AddressSanitizer and UBSan --------------
+if command -v clang >/dev/null; then
+	if clang -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+		-I"$top/src" -I"$top/test/unit" -o "$work/test_engine_asan" \
+		"$top/src/schedule.c" "$top/src/occurrence.c" \
+		"$top/test/unit/zone_libc.c" "$top/test/unit/test_engine.c" 2>"$work/asan_build.log"; then
+		"$work/test_engine_asan" >"$work/unit_asan.tap" 2>"$work/unit_asan.err"
+		rc=$?
+		read -r p f < <(tap_count "$work/unit_asan.tap")
+		if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+			cat "$work/unit_asan.err"
+			f=1
+		fi
+		record "unit (ASan+UBSan)" "$p" "$f"
+	else
+		cat "$work/asan_build.log"
+		record "unit (ASan+UBSan) build" 0 1
+	fi
+fi
+
 # ---- the fuzzer's saved corpus ----------------------------------------------
 if command -v clang >/dev/null; then
 	if bash "$top/test/fuzz/run.sh" corpus >"$work/fuzz.log" 2>&1; then

@@ -234,6 +234,7 @@ static const struct
 	{"@daily now", "unexpected text"},
 	{"@reboot 5", "unexpected text"},
 	{"0 seconds", "between 1 and 59"},
+	{"5 minutes", "write '@every 5 minutes'"},
 	{"60 seconds", "between 1 and 59"},
 	{"@every 1 month", "month or year part"},
 	{"@every 2 years", "month or year part"},
