@@ -77,6 +77,9 @@ SELECT cron.schedule('month-end', '0 23 L * *', 'SELECT 3',
        timezone => 'Europe/London', once_per => 'month') AS month_end;
 -- pg_cron's plain form still works
 SELECT cron.schedule('*/5 * * * *', 'SELECT 4') AS plain;
+-- and one that runs right away, every two seconds, so there is something to see
+CREATE TABLE heartbeat (at timestamptz DEFAULT clock_timestamp(), who name DEFAULT current_user);
+SELECT cron.schedule('heartbeat', '@every 2 seconds', 'INSERT INTO heartbeat DEFAULT VALUES') AS heartbeat;
 \o
 
 \echo
@@ -91,6 +94,28 @@ SELECT j.jobid, j.jobname, t AS next_run_utc,
        to_char(t AT TIME ZONE coalesce(j.timezone, 'UTC'), 'Dy YYYY-MM-DD HH24:MI') AS local_time
 FROM cron.job j, LATERAL cron.next_runs(j.jobid, 3) AS t
 ORDER BY j.jobid, t;
+
+-- wait (at most 20 seconds) for three runs of the heartbeat job
+DO $$
+DECLARE deadline timestamptz := clock_timestamp() + interval '20 seconds';
+BEGIN
+    WHILE (SELECT count(*) FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+           WHERE j.jobname = 'heartbeat' AND r.status = 'succeeded') < 3
+          AND clock_timestamp() < deadline LOOP
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+\echo
+\echo == runs so far (cron.job_run_details)
+SELECT runid, jobid, job_pid, status, return_message, trigger,
+       to_char(scheduled_time, 'HH24:MI:SS') AS scheduled,
+       round(extract(epoch FROM start_time - scheduled_time) * 1000, 1) AS start_lag_ms,
+       round(extract(epoch FROM end_time - start_time) * 1000, 1) AS duration_ms
+FROM cron.job_run_details ORDER BY runid LIMIT 10;
+\echo
+\echo == the scheduler and its executor
+SELECT pid, backend_type, usename, datname, state, query FROM pg_stat_activity
+WHERE backend_type LIKE 'pg_chime%' ORDER BY backend_type DESC;
 
 -- the next daylight-saving change in New York
 SELECT min(h) AS dst_change
@@ -118,8 +143,8 @@ cat <<EOF
 == the cluster is running
    connect:  psql -h $dir -p $port -d postgres -U $demo_user
    stop:     $bindir/pg_ctl -D $dir/data stop   (as $demo_user)
-   This version defines jobs and computes their instants; it has no
-   scheduler worker yet, so nothing runs and cron.job_run_details stays empty.
+   The heartbeat job keeps running every two seconds until you stop the
+   cluster or run: SELECT cron.unschedule('heartbeat');
 EOF
 
 if [ -n "${DEMO_STOP:-}" ]; then

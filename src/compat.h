@@ -30,6 +30,15 @@
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
 #endif
 
+/* shm_mq_send: PostgreSQL 15 added force_flush (we always flush). */
+#define compat_shm_mq_send(mqh, nbytes, data, nowait) \
+	shm_mq_send_compat((mqh), (nbytes), (data), (nowait))
+#if PG_VERSION_NUM >= 150000
+#define shm_mq_send_compat(mqh, nbytes, data, nowait) shm_mq_send(mqh, nbytes, data, nowait, true)
+#else
+#define shm_mq_send_compat(mqh, nbytes, data, nowait) shm_mq_send(mqh, nbytes, data, nowait)
+#endif
+
 /* Memory a GUC check hook hands to GUC (freed with free()). */
 static inline void *
 compat_guc_malloc(size_t size)

@@ -10,12 +10,14 @@
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
 #include "pg_chime.h"
+#include "shared.h"
 
 PG_MODULE_MAGIC;
 
@@ -172,6 +174,23 @@ _PG_init(void)
 							   chime_check_interval, NULL, NULL);
 
 	MarkGUCPrefixReserved("cron");
+
+	if (chime_preloaded)
+	{
+		BackgroundWorker w;
+
+		chime_shared_init();
+
+		memset(&w, 0, sizeof(w));
+		w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		w.bgw_restart_time = 1;
+		strlcpy(w.bgw_library_name, "pg_chime", BGW_MAXLEN);
+		strlcpy(w.bgw_function_name, "chime_scheduler_main", BGW_MAXLEN);
+		strlcpy(w.bgw_name, "pg_chime scheduler", BGW_MAXLEN);
+		strlcpy(w.bgw_type, "pg_chime scheduler", BGW_MAXLEN);
+		RegisterBackgroundWorker(&w);
+	}
 }
 
 TimestampTz
@@ -219,5 +238,7 @@ chime_check_installable(PG_FUNCTION_ARGS)
 				 errdetail("Jobs must be scheduled from the database configured in cron.database_name, since the pg_chime scheduler reads its jobs from there."),
 				 errhint("Add cron.database_name = '%s' in postgresql.conf to use the current database.", dbname)));
 
+	/* the scheduler waits for the extension: wake it at commit */
+	chime_jobs_changed();
 	PG_RETURN_VOID();
 }

@@ -1,0 +1,118 @@
+--
+-- The scheduler runs SQL jobs through persistent executors and records
+-- every run.  Waits poll with a deadline; nothing sleeps a fixed time.
+--
+SET TimeZone = 'UTC';
+SET DateStyle = 'ISO, YMD';
+
+-- wait_for(condition): poll until it holds, up to 60 seconds
+CREATE FUNCTION wait_for(cond text, seconds int DEFAULT 60) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + make_interval(secs => seconds);
+    ok boolean;
+BEGIN
+    LOOP
+        EXECUTE 'SELECT (' || cond || ')' INTO ok;
+        IF ok THEN RETURN true; END IF;
+        IF clock_timestamp() > deadline THEN
+            RAISE WARNING 'gave up waiting for: %', cond;
+            RETURN false;
+        END IF;
+        PERFORM pg_sleep(0.05);
+        PERFORM pg_stat_clear_snapshot();
+    END LOOP;
+END $$;
+
+CREATE TABLE ticks (jobid bigint, at timestamptz DEFAULT clock_timestamp(), who name DEFAULT current_user);
+
+-- the scheduler and its name
+SELECT wait_for($$EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pg_chime scheduler')$$);
+
+-- a job every second: runs are recorded with the pg_cron columns and ours
+SELECT cron.schedule('tick', '* * * * * *', $$INSERT INTO ticks (jobid) VALUES (1)$$) AS tick \gset
+SELECT wait_for(format($$(SELECT count(*) FROM cron.job_run_details WHERE jobid = %s AND status = 'succeeded') >= 3$$, :tick));
+SELECT cron.unschedule(:tick);
+SELECT status, return_message, attempt, trigger, occurrences, database = current_database() AS db,
+       username = current_user AS usr, command,
+       job_pid IS NOT NULL AS has_pid,
+       scheduled_time = date_trunc('second', scheduled_time) AS whole_second,
+       start_time >= scheduled_time AS not_early,
+       start_time - scheduled_time < interval '5 seconds' AS on_time,
+       end_time >= start_time AS ordered,
+       run_key IS NULL AS no_key, http_status IS NULL AS no_http
+FROM cron.job_run_details WHERE jobid = :tick AND status = 'succeeded'
+ORDER BY runid LIMIT 1;
+-- one row per occurrence, each a distinct second
+SELECT count(*) = count(DISTINCT scheduled_time) AS distinct_instants
+FROM cron.job_run_details WHERE jobid = :tick;
+-- the executor ran them: a 'pg_chime executor' with the job in its query
+SELECT DISTINCT a.backend_type, a.query
+FROM cron.job_run_details r JOIN pg_stat_activity a ON a.pid = r.job_pid
+WHERE r.jobid = :tick;
+-- what runs is what next_runs lists
+SELECT count(*) = 0 AS all_listed
+FROM cron.job_run_details r
+WHERE r.jobid = :tick AND r.scheduled_time NOT IN
+      (SELECT t FROM cron.next_runs('* * * * * *', 'UTC', r.scheduled_time - interval '1 second', 1) t);
+
+-- errors: the message with its SQLSTATE, status failed
+SELECT cron.schedule('boom', '* * * * * *', 'SELECT 1/0') AS boom \gset
+SELECT wait_for(format($$EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = %s AND status = 'failed')$$, :boom));
+SELECT cron.unschedule(:boom);
+SELECT DISTINCT status, return_message FROM cron.job_run_details WHERE jobid = :boom AND status <> 'running';
+
+-- several statements run as one implicit transaction; the tag is the last one's
+SELECT cron.schedule('multi', '* * * * * *',
+       $$INSERT INTO ticks (jobid) VALUES (3); INSERT INTO ticks (jobid) VALUES (3); UPDATE ticks SET jobid = 4 WHERE jobid = 3$$) AS multi \gset
+SELECT wait_for(format($$EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = %s AND status = 'succeeded')$$, :multi));
+SELECT cron.unschedule(:multi);
+SELECT DISTINCT return_message FROM cron.job_run_details WHERE jobid = :multi AND status = 'succeeded';
+
+-- timeout: the statement is cancelled
+SELECT cron.schedule('slow', '* * * * * *', 'SELECT pg_sleep(10)', timeout => '200 milliseconds') AS slow \gset
+SELECT wait_for(format($$EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = %s AND status = 'failed')$$, :slow));
+SELECT cron.unschedule(:slow);
+SELECT DISTINCT return_message FROM cron.job_run_details WHERE jobid = :slow AND status = 'failed';
+
+-- overlap 'skip': while a run is going, occurrences are recorded as skipped
+SELECT cron.schedule('long', '* * * * * *', 'SELECT pg_sleep(2.5)') AS long \gset
+SELECT wait_for(format($$EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = %s AND status = 'skipped')$$, :long));
+SELECT cron.unschedule(:long);
+SELECT DISTINCT status, return_message FROM cron.job_run_details
+WHERE jobid = :long AND status = 'skipped';
+-- a skipped row stands for a streak: never two in a row
+SELECT bool_and(NOT (status = 'skipped' AND prev = 'skipped')) AS one_row_per_streak,
+       sum(occurrences) FILTER (WHERE status = 'skipped') >= 1 AS counted
+FROM (SELECT status, occurrences, lag(status) OVER (ORDER BY runid) AS prev
+      FROM cron.job_run_details WHERE jobid = :long) s;
+
+-- @at: one run, then the job is inactive and stays listed
+SELECT cron.schedule('once', format('@at %s', to_char(now() + interval '2 seconds', 'YYYY-MM-DD HH24:MI:SS+00')),
+                     $$INSERT INTO ticks (jobid) VALUES (5)$$) AS once \gset
+SELECT wait_for(format($$EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = %s AND status = 'succeeded')$$, :once));
+SELECT wait_for(format($$NOT (SELECT active FROM cron.job WHERE jobid = %s)$$, :once));
+SELECT count(*) AS once_runs FROM cron.job_run_details WHERE jobid = :once;
+SELECT count(*) AS next_runs_of_inactive FROM cron.next_runs(:once);
+SELECT cron.unschedule(:once);
+
+-- a job runs as its role, in its database
+CREATE ROLE regress_runner LOGIN;
+GRANT USAGE ON SCHEMA cron TO regress_runner;
+GRANT INSERT ON ticks TO regress_runner;
+SET ROLE regress_runner;
+SELECT cron.schedule('as-runner', '* * * * * *', $$INSERT INTO ticks (jobid) VALUES (6)$$) AS runner \gset
+RESET ROLE;
+SELECT wait_for($$EXISTS (SELECT 1 FROM ticks WHERE jobid = 6)$$);
+SELECT cron.unschedule(:runner);
+SELECT DISTINCT who FROM ticks WHERE jobid = 6;
+SELECT DISTINCT r.username, a.usename
+FROM cron.job_run_details r LEFT JOIN pg_stat_activity a ON a.pid = r.job_pid
+WHERE r.jobid = :runner AND r.status = 'succeeded';
+
+-- when everything is done, no run is left starting or running
+SELECT wait_for($$NOT EXISTS (SELECT 1 FROM cron.job_run_details WHERE status IN ('starting', 'running'))$$);
+
+DROP TABLE ticks;
+REVOKE USAGE ON SCHEMA cron FROM regress_runner;
+DROP FUNCTION wait_for(text, int);

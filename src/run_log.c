@@ -1,0 +1,155 @@
+/*-------------------------------------------------------------------------
+ *
+ * run_log.c
+ *	  Where runs are recorded: the rows of cron.job_run_details.
+ *
+ * Called by the scheduler inside its own transactions (SPI connected), with
+ * saved plans for the statements it runs on every iteration.  Every
+ * timestamp comes from pg_chime's clock.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "pg_chime.h"
+#include "run_log.h"
+
+static SPIPlanPtr run_insert_plan = NULL;
+static SPIPlanPtr run_finish_plan = NULL;
+
+static SPIPlanPtr
+run_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare \"%s\"", sql);
+		*plan = p;
+	}
+	return *plan;
+}
+
+/*
+ * Record a run (or a skipped or missed streak) and return its runid.
+ * 'job_pid' 0 and 'start' 0 are stored as NULL.
+ */
+int64
+chime_run_insert(const ChimeRunRow *row)
+{
+	Oid			types[11] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID};
+	Datum		values[11];
+	char		nulls[11];
+	bool		isnull;
+	SPIPlanPtr	plan;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(row->jobid);
+	values[1] = Int32GetDatum(row->job_pid);
+	if (row->job_pid == 0)
+		nulls[1] = 'n';
+	values[2] = CStringGetTextDatum(row->database);
+	values[3] = CStringGetTextDatum(row->username);
+	values[4] = CStringGetTextDatum(row->command);
+	values[5] = CStringGetTextDatum(row->status);
+	values[6] = TimestampTzGetDatum(row->start_time);
+	if (row->start_time == 0)
+		nulls[6] = 'n';
+	values[7] = TimestampTzGetDatum(row->scheduled_time);
+	values[8] = CStringGetTextDatum(row->trigger);
+	values[9] = Int32GetDatum(row->attempt);
+	values[10] = Int32GetDatum(row->occurrences);
+
+	plan = run_plan(&run_insert_plan,
+					"INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, "
+					"status, start_time, scheduled_time, trigger, attempt, occurrences, end_time, return_message) "
+					"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+					"CASE WHEN $6 IN ('skipped', 'missed') THEN $7 END, "
+					"CASE $6 WHEN 'skipped' THEN 'the previous run was still running' "
+					"WHEN 'missed' THEN 'could not start within catchup' END) "
+					"RETURNING runid",
+					11, types);
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not record a run of job " INT64_FORMAT, row->jobid);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Finish a run: status, return message, end time, and the pid that ran it. */
+void
+chime_run_finish(int64 runid, const char *status, const char *message, int job_pid,
+				 TimestampTz end_time)
+{
+	Oid			types[5] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	SPIPlanPtr	plan;
+
+	values[0] = Int64GetDatum(runid);
+	values[1] = CStringGetTextDatum(status);
+	values[2] = CStringGetTextDatum(message ? message : "");
+	if (message == NULL)
+		nulls[2] = 'n';
+	values[3] = Int32GetDatum(job_pid);
+	if (job_pid == 0)
+		nulls[3] = 'n';
+	values[4] = TimestampTzGetDatum(end_time);
+
+	plan = run_plan(&run_finish_plan,
+					"UPDATE cron.job_run_details SET status = $2, return_message = $3, "
+					"job_pid = coalesce($4, job_pid), end_time = $5 WHERE runid = $1",
+					5, types);
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not finish run " INT64_FORMAT, runid);
+}
+
+/* One more occurrence in the streak a 'skipped' or 'missed' row stands for */
+void
+chime_run_add_occurrence(int64 runid)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(runid)};
+
+	if (SPI_execute_with_args("UPDATE cron.job_run_details SET occurrences = occurrences + 1 "
+							  "WHERE runid = $1", 1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not count a skipped occurrence in run " INT64_FORMAT, runid);
+}
+
+/* A run handed to an executor before its pid was known: now it is running. */
+void
+chime_run_running(int64 runid, int job_pid)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(runid), Int32GetDatum(job_pid)};
+
+	if (SPI_execute_with_args("UPDATE cron.job_run_details SET status = 'running', job_pid = $2 "
+							  "WHERE runid = $1 AND status = 'starting'",
+							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not mark run " INT64_FORMAT " running", runid);
+}
+
+/*
+ * At scheduler start no run can still be going: every row left 'starting'
+ * or 'running' becomes 'failed'.  Returns how many.
+ */
+uint64
+chime_run_reconcile(TimestampTz now)
+{
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1] = {TimestampTzGetDatum(now)};
+
+	if (SPI_execute_with_args("UPDATE cron.job_run_details SET status = 'failed', end_time = $1, "
+							  "return_message = 'interrupted: the process running it ended "
+							  "(server or scheduler restart)' "
+							  "WHERE status IN ('starting', 'running')",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not reconcile interrupted runs");
+	return SPI_processed;
+}

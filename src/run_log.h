@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * run_log.h
+ *	  Recording runs in cron.job_run_details (run_log.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CHIME_RUN_LOG_H
+#define CHIME_RUN_LOG_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+typedef struct ChimeRunRow
+{
+	int64		jobid;
+	int			job_pid;		/* 0: not known yet */
+	const char *database;
+	const char *username;
+	const char *command;
+	const char *status;
+	TimestampTz start_time;
+	TimestampTz scheduled_time;
+	const char *trigger;
+	int32		attempt;
+	int32		occurrences;
+} ChimeRunRow;
+
+extern int64 chime_run_insert(const ChimeRunRow *row);
+extern void chime_run_finish(int64 runid, const char *status, const char *message,
+							 int job_pid, TimestampTz end_time);
+extern void chime_run_add_occurrence(int64 runid);
+extern void chime_run_running(int64 runid, int job_pid);
+extern uint64 chime_run_reconcile(TimestampTz now);
+
+#endif							/* CHIME_RUN_LOG_H */
