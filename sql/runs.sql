@@ -96,6 +96,31 @@ SELECT count(*) AS once_runs FROM cron.job_run_details WHERE jobid = :once;
 SELECT count(*) AS next_runs_of_inactive FROM cron.next_runs(:once);
 SELECT cron.unschedule(:once);
 
+-- retries: a failed attempt is made again after retry_delay, doubling,
+-- with the same scheduled_time; attempt counts from 1
+CREATE SEQUENCE flaky_calls;
+SELECT cron.schedule('flaky', format('@at %s', to_char(now() + interval '2 seconds', 'YYYY-MM-DD HH24:MI:SS+00')),
+                     $$SELECT 1 / CASE WHEN nextval('flaky_calls') < 3 THEN 0 ELSE 1 END$$,
+                     max_attempts => 3, retry_delay => '1 second') AS flaky \gset
+SELECT wait_for(format($$EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = %s AND status = 'succeeded')$$, :flaky));
+SELECT attempt, status, trigger, return_message FROM cron.job_run_details WHERE jobid = :flaky ORDER BY attempt;
+SELECT count(DISTINCT scheduled_time) AS occurrences FROM cron.job_run_details WHERE jobid = :flaky;
+-- the delays: 1 s, then 2 s, each +-10 %, give or take the scheduler's reaction
+SELECT bool_and(gap >= expected * 0.9 AND gap < expected * 0.9 + 5) AS backoff
+FROM (SELECT extract(epoch FROM start_time - lag(end_time) OVER (ORDER BY attempt)) AS gap,
+             2 ^ (attempt - 2) AS expected, attempt
+      FROM cron.job_run_details WHERE jobid = :flaky) s
+WHERE attempt > 1;
+SELECT cron.unschedule(:flaky);
+-- an error a retry cannot change (SQLSTATE class 42) is not retried
+SELECT cron.schedule('broken', format('@at %s', to_char(now() + interval '2 seconds', 'YYYY-MM-DD HH24:MI:SS+00')),
+                     'SELECT * FROM no_such_table', max_attempts => 3, retry_delay => '1 second') AS broken \gset
+SELECT wait_for(format($$EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = %s AND status = 'failed')$$, :broken));
+SELECT wait_for(format($$(SELECT max(end_time) FROM cron.job_run_details WHERE jobid = %s) < clock_timestamp() - interval '2.5 seconds'$$, :broken));
+SELECT attempt, status, return_message FROM cron.job_run_details WHERE jobid = :broken;
+SELECT cron.unschedule(:broken);
+DROP SEQUENCE flaky_calls;
+
 -- a job runs as its role, in its database
 CREATE ROLE regress_runner LOGIN;
 GRANT USAGE ON SCHEMA cron TO regress_runner;

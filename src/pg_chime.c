@@ -34,6 +34,7 @@ bool		chime_preloaded = false;
 static char *chime_clock_skew_text = NULL;
 static char *chime_max_retry_delay_text = NULL;
 static int64 chime_clock_skew_us = 0;
+int64		chime_max_retry_delay_us = USECS_PER_HOUR;
 
 /* Seconds between 1970-01-01 and 2000-01-01 */
 #define UNIX_TO_PG_SECONDS \
@@ -73,6 +74,12 @@ static void
 chime_assign_clock_skew(const char *newval, void *extra)
 {
 	chime_clock_skew_us = extra ? *(int64 *) extra : 0;
+}
+
+static void
+chime_assign_max_retry_delay(const char *newval, void *extra)
+{
+	chime_max_retry_delay_us = extra ? *(int64 *) extra : USECS_PER_HOUR;
 }
 
 static bool
@@ -171,7 +178,7 @@ _PG_init(void)
 							   "1 hour",
 							   PGC_SIGHUP,
 							   0,
-							   chime_check_interval, NULL, NULL);
+							   chime_check_interval, chime_assign_max_retry_delay, NULL);
 
 	MarkGUCPrefixReserved("cron");
 

@@ -23,6 +23,7 @@ extern bool chime_log_run;
 extern bool chime_log_statement;
 extern bool chime_enable_superuser_jobs;
 extern bool chime_preloaded;
+extern int64 chime_max_retry_delay_us;
 
 /* pg_chime's "now": the real clock moved by cron.clock_skew. */
 extern TimestampTz chime_now(void);

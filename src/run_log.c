@@ -137,10 +137,12 @@ chime_run_running(int64 runid, int job_pid)
 
 /*
  * At scheduler start no run can still be going: every row left 'starting'
- * or 'running' becomes 'failed'.  Returns how many.
+ * or 'running' becomes 'failed'.  The runs so ended are appended to
+ * *interrupted (ChimeInterrupted, allocated in 'cxt') so that they can be
+ * retried.
  */
-uint64
-chime_run_reconcile(TimestampTz now)
+void
+chime_run_reconcile(TimestampTz now, MemoryContext cxt, List **interrupted)
 {
 	Oid			types[1] = {TIMESTAMPTZOID};
 	Datum		values[1] = {TimestampTzGetDatum(now)};
@@ -148,8 +150,23 @@ chime_run_reconcile(TimestampTz now)
 	if (SPI_execute_with_args("UPDATE cron.job_run_details SET status = 'failed', end_time = $1, "
 							  "return_message = 'interrupted: the process running it ended "
 							  "(server or scheduler restart)' "
-							  "WHERE status IN ('starting', 'running')",
-							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+							  "WHERE status IN ('starting', 'running') "
+							  "RETURNING jobid, scheduled_time, attempt",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not reconcile interrupted runs");
-	return SPI_processed;
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		ChimeInterrupted *run = MemoryContextAlloc(cxt, sizeof(ChimeInterrupted));
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		run->jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		run->due = chime_unix_from_timestamptz(DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull)));
+		run->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		*interrupted = lappend(*interrupted, run);
+		MemoryContextSwitchTo(old);
+	}
 }

@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
 
 typedef struct ChimeRunRow
 {
@@ -32,6 +33,14 @@ extern void chime_run_finish(int64 runid, const char *status, const char *messag
 							 int job_pid, TimestampTz end_time);
 extern void chime_run_add_occurrence(int64 runid);
 extern void chime_run_running(int64 runid, int job_pid);
-extern uint64 chime_run_reconcile(TimestampTz now);
+/* A run that a restart interrupted */
+typedef struct ChimeInterrupted
+{
+	int64		jobid;
+	int64		due;			/* its occurrence, Unix seconds */
+	int32		attempt;
+} ChimeInterrupted;
+
+extern void chime_run_reconcile(TimestampTz now, MemoryContext cxt, List **interrupted);
 
 #endif							/* CHIME_RUN_LOG_H */

@@ -38,6 +38,8 @@
 #include "storage/shm_mq.h"
 #include "storage/shm_toc.h"
 #include "tcop/tcopprot.h"
+#include "common/hashfn.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -65,6 +67,8 @@ typedef struct SchedJob
 	char		overlap;		/* 's'kip, 'b'uffer_one, 'a'llow */
 	int32		timeout_ms;
 	int64		catchup_s;
+	int32		max_attempts;
+	int64		retry_delay_us;
 } SchedJob;
 
 /* A run handed to an executor */
@@ -72,6 +76,8 @@ typedef struct SchedRun
 {
 	int64		runid;
 	int64		jobid;
+	int64		due;			/* the occurrence (Unix seconds) */
+	int32		attempt;
 	char	   *msg;			/* ExecRequest + command */
 	Size		len;
 } SchedRun;
@@ -109,6 +115,20 @@ static List *sched_executors = NIL;
 static List *sched_backlog = NIL;	/* SchedRun with no executor yet */
 static List *sched_backlog_exec = NIL;	/* their "database\0username" */
 static int64 sched_horizon;		/* every occurrence up to here is handled */
+
+/* A failed attempt to make again */
+typedef struct SchedRetry
+{
+	int64		jobid;
+	int64		due;			/* the occurrence it belongs to */
+	int32		attempt;		/* the attempt to make */
+	TimestampTz at;
+} SchedRetry;
+
+static List *sched_retries = NIL;
+
+static void sched_fire_retries(TimestampTz now);
+static TimestampTz sched_next_retry(void);
 
 /* Earliest due on top */
 static int
@@ -218,13 +238,33 @@ sched_reload(List **reboot)
 	sched_heap = pairingheap_allocate(sched_cmp, NULL);
 	MemoryContextSwitchTo(sched_scratch_cxt);
 
-	sched_begin("pg_chime: loading jobs");
-	if (SPI_execute("SELECT jobid, schedule, command, database, username, timezone, run_window, "
-					"dst_gap, overlap, "
-					"coalesce(extract(epoch FROM timeout) * 1000, 0)::int4, "
-					"extract(epoch FROM catchup)::int8 "
-					"FROM cron.job WHERE active AND kind = 'sql'", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not load jobs");
+	/*
+	 * Active jobs, and the @at jobs (inactive once they have run) that
+	 * still have a retry to make.
+	 */
+	{
+		ListCell   *lc;
+		int			i = 0;
+		Datum	   *ids = palloc(sizeof(Datum) * (list_length(sched_retries) + 1));
+		Oid			types[1] = {INT8ARRAYOID};
+		Datum		values[1];
+
+		foreach(lc, sched_retries)
+			ids[i++] = Int64GetDatum(((SchedRetry *) lfirst(lc))->jobid);
+		values[0] = PointerGetDatum(construct_array(ids, i, INT8OID, sizeof(int64), true,
+													TYPALIGN_DOUBLE));
+
+		sched_begin("pg_chime: loading jobs");
+		if (SPI_execute_with_args("SELECT jobid, schedule, command, database, username, timezone, "
+								  "run_window, dst_gap, overlap, "
+								  "coalesce(extract(epoch FROM timeout) * 1000, 0)::int4, "
+								  "extract(epoch FROM catchup)::int8, max_attempts, "
+								  "(extract(epoch FROM retry_delay) * 1000000)::int8 "
+								  "FROM cron.job WHERE kind = 'sql' AND (active OR "
+								  "(jobid = ANY ($1) AND schedule ~* '^\\s*@at\\s'))",
+								  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not load jobs");
+	}
 
 	n = SPI_processed;
 	for (uint64 i = 0; i < n; i++)
@@ -265,6 +305,8 @@ sched_reload(List **reboot)
 		job->overlap = overlap[0];
 		job->timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
 		job->catchup_s = DatumGetInt64(SPI_getbinval(tup, desc, 11, &isnull));
+		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
+		job->retry_delay_us = DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
 		job->in_heap = false;
 		if (timing.sched.kind == CHIME_SCHED_REBOOT)
 		{
@@ -357,7 +399,7 @@ sched_executor_for(const char *database, const char *username)
 /* A run row of the job for occurrence 'due', starting at 'now'. */
 static void
 sched_row(ChimeRunRow *row, const SchedJob *job, int64 due, TimestampTz now,
-		  const char *status, const char *trigger)
+		  const char *status, const char *trigger, int32 attempt)
 {
 	memset(row, 0, sizeof(*row));
 	row->jobid = job->jobid;
@@ -368,7 +410,7 @@ sched_row(ChimeRunRow *row, const SchedJob *job, int64 due, TimestampTz now,
 	row->start_time = now;
 	row->scheduled_time = chime_timestamptz_from_unix(due);
 	row->trigger = trigger;
-	row->attempt = 1;
+	row->attempt = attempt;
 	row->occurrences = 1;
 }
 
@@ -390,7 +432,7 @@ sched_backlog_add(SchedRun *run, const char *database, const char *username)
 
 /* Queue a recorded run for the executor (NULL: the backlog). */
 static void
-sched_queue_run(SchedJob *job, SchedExecutor *ex, int64 runid)
+sched_queue_run(SchedJob *job, SchedExecutor *ex, int64 runid, int64 due, int32 attempt)
 {
 	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
 	SchedRun   *run = palloc0(sizeof(SchedRun));
@@ -399,6 +441,8 @@ sched_queue_run(SchedJob *job, SchedExecutor *ex, int64 runid)
 
 	run->runid = runid;
 	run->jobid = job->jobid;
+	run->due = due;
+	run->attempt = attempt;
 	req.runid = runid;
 	req.timeout_ms = job->timeout_ms;
 	run->len = sizeof(req) + clen;
@@ -414,20 +458,21 @@ sched_queue_run(SchedJob *job, SchedExecutor *ex, int64 runid)
 }
 
 /*
- * Start one run of a job for occurrence 'due': record it and queue it, or
- * record it skipped when the previous run is still going (overlap 'skip'),
- * or keep it for later ('buffer_one').  Inside a transaction.
+ * Start an attempt of a job for occurrence 'due': record it and queue it,
+ * or, for a first attempt, record it skipped when the previous run is still
+ * going (overlap 'skip') or keep it for later ('buffer_one').  Inside a
+ * transaction.
  */
 static void
-sched_start_run(SchedJob *job, int64 due, TimestampTz now, const char *trigger)
+sched_start_run(SchedJob *job, int64 due, TimestampTz now, const char *trigger, int32 attempt)
 {
 	SchedActive *active = sched_active_for(job->jobid, true);
 	SchedExecutor *ex;
 	ChimeRunRow row;
 
-	sched_row(&row, job, due, now, "starting", trigger);
+	sched_row(&row, job, due, now, "starting", trigger, attempt);
 
-	if (active->running > 0 && job->overlap != 'a')
+	if (attempt == 1 && active->running > 0 && job->overlap != 'a')
 	{
 		if (job->overlap == 'b' && active->buffered_due == 0)
 		{
@@ -461,7 +506,7 @@ sched_start_run(SchedJob *job, int64 due, TimestampTz now, const char *trigger)
 	row.status = row.job_pid != 0 ? "running" : "starting";
 	active->running++;
 	active->skip_runid = 0;
-	sched_queue_run(job, ex, chime_run_insert(&row));
+	sched_queue_run(job, ex, chime_run_insert(&row), due, attempt);
 
 	if (job->timing.sched.kind == CHIME_SCHED_AT)
 	{
@@ -507,13 +552,13 @@ sched_fire_job(SchedJob *job, int64 now_s, TimestampTz now)
 	{
 		ChimeRunRow row;
 
-		sched_row(&row, job, first_missed, now, "missed", "schedule");
+		sched_row(&row, job, first_missed, now, "missed", "schedule", 1);
 		row.occurrences = missed;
 		(void) chime_run_insert(&row);
 	}
 	if (latest != 0)
 		sched_start_run(job, latest, now,
-						(coalesced > 1 || now_s - latest >= 1) ? "catchup" : "schedule");
+						(coalesced > 1 || now_s - latest >= 1) ? "catchup" : "schedule", 1);
 
 	if (more)
 	{
@@ -543,11 +588,13 @@ sched_fire_due(List *reboot)
 		due = lappend(due, job);
 	}
 
-	if (due != NIL || reboot != NIL)
+	if (due != NIL || reboot != NIL ||
+		(sched_retries != NIL && sched_next_retry() <= now))
 	{
 		sched_begin("pg_chime: starting due runs");
+		sched_fire_retries(now);
 		foreach(lc, reboot)
-			sched_start_run(lfirst(lc), now_s, now, "schedule");
+			sched_start_run(lfirst(lc), now_s, now, "schedule", 1);
 		foreach(lc, due)
 			sched_fire_job(lfirst(lc), now_s, now);
 		sched_commit();
@@ -555,11 +602,100 @@ sched_fire_due(List *reboot)
 	sched_horizon = now_s;
 }
 
+/*
+ * The delay before attempt 'attempt' + 1: retry_delay doubled for each
+ * attempt made, capped by cron.max_retry_delay, with a jitter of +-10 %
+ * that depends only on the job, the occurrence and the attempt.
+ */
+static int64
+sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt)
+{
+	double		delay = (double) job->retry_delay_us;
+	uint64		h;
+
+	for (int i = 1; i < attempt && delay < (double) chime_max_retry_delay_us; i++)
+		delay *= 2;
+	if (delay > (double) chime_max_retry_delay_us)
+		delay = (double) chime_max_retry_delay_us;
+	h = hash_bytes_uint32((uint32) job->jobid) ^
+		((uint64) hash_bytes_uint32((uint32) due) << 1) ^
+		hash_bytes_uint32((uint32) attempt * 2654435761u);
+	delay *= 0.9 + 0.2 * (double) (h % 10001) / 10000.0;
+	return (int64) delay;
+}
+
+/*
+ * After a failed attempt: plan the next one if the job allows more and
+ * the error is one a retry can change (SQLSTATE class 42, a syntax or
+ * access rule error, cannot).
+ */
+static void
+sched_plan_retry(int64 jobid, int64 due, int32 attempt, const char *message, TimestampTz now)
+{
+	SchedJob   *job = hash_search(sched_jobs, &jobid, HASH_FIND, NULL);
+	MemoryContext old;
+	SchedRetry *r;
+
+	if (job == NULL || attempt >= job->max_attempts)
+		return;
+	if (message && strncmp(message, "ERROR: 42", 9) == 0)
+		return;
+	old = MemoryContextSwitchTo(sched_runs_cxt);
+	r = palloc(sizeof(SchedRetry));
+	r->jobid = jobid;
+	r->due = due;
+	r->attempt = attempt + 1;
+	r->at = now + sched_retry_delay_us(job, due, attempt);
+	sched_retries = lappend(sched_retries, r);
+	MemoryContextSwitchTo(old);
+}
+
+/* Start the retries whose time has come (inside a transaction). */
+static void
+sched_fire_retries(TimestampTz now)
+{
+	ListCell   *lc;
+
+	foreach(lc, sched_retries)
+	{
+		SchedRetry *r = lfirst(lc);
+		SchedJob   *job;
+
+		if (r->at > now)
+			continue;
+		sched_retries = foreach_delete_current(sched_retries, lc);
+		job = hash_search(sched_jobs, &r->jobid, HASH_FIND, NULL);
+		/* a job removed, or a window closed, ends its retries */
+		if (job && chime_in_window(&job->timing.window, job->timing.zone, sched_now_unix(now)))
+			sched_start_run(job, r->due, now, "retry", r->attempt);
+		pfree(r);
+	}
+}
+
+/* When the next retry is due, or 0 if none is planned. */
+static TimestampTz
+sched_next_retry(void)
+{
+	TimestampTz next = 0;
+	ListCell   *lc;
+
+	foreach(lc, sched_retries)
+	{
+		SchedRetry *r = lfirst(lc);
+
+		if (next == 0 || r->at < next)
+			next = r->at;
+	}
+	return next;
+}
+
 /* A run ended (or was lost with its executor): record it in 'done'. */
 typedef struct SchedDone
 {
 	int64		runid;
 	int64		jobid;
+	int64		due;
+	int32		attempt;
 	bool		ok;
 	char	   *message;
 	int			pid;
@@ -577,6 +713,8 @@ sched_executor_lost(SchedExecutor *ex, List **done)
 
 		d->runid = run->runid;
 		d->jobid = run->jobid;
+		d->due = run->due;
+		d->attempt = run->attempt;
 		d->ok = false;
 		d->message = psprintf("failed: the executor for role %s in database %s exited "
 							  "before the run finished (see the server log)",
@@ -648,6 +786,8 @@ sched_collect(void)
 				SchedRun   *run = linitial(ex->inflight);
 
 				d->jobid = run->jobid;
+				d->due = run->due;
+				d->attempt = run->attempt;
 				ex->inflight = list_delete_first(ex->inflight);
 				pfree(run->msg);
 				pfree(run);
@@ -684,6 +824,8 @@ sched_collect(void)
 		SchedActive *active = sched_active_for(d->jobid, false);
 
 		chime_run_finish(d->runid, d->ok ? "succeeded" : "failed", d->message, d->pid, now);
+		if (!d->ok)
+			sched_plan_retry(d->jobid, d->due, d->attempt, d->message, now);
 		if (active)
 		{
 			active->running--;
@@ -694,7 +836,7 @@ sched_collect(void)
 
 				active->buffered_due = 0;
 				if (job)
-					sched_start_run(job, buffered, now, "schedule");
+					sched_start_run(job, buffered, now, "schedule", 1);
 			}
 		}
 	}
@@ -779,7 +921,7 @@ void
 chime_scheduler_main(Datum arg)
 {
 	List	   *reboot = NIL;
-	uint64		reconciled;
+	List	   *interrupted = NIL;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -808,13 +950,53 @@ chime_scheduler_main(Datum arg)
 	sched_wait_for_extension();
 
 	sched_begin("pg_chime: reconciling interrupted runs");
-	reconciled = chime_run_reconcile(chime_now());
+	chime_run_reconcile(chime_now(), sched_runs_cxt, &interrupted);
 	sched_commit();
-	if (reconciled > 0)
-		elog(LOG, "pg_chime: " UINT64_FORMAT " interrupted runs marked failed", reconciled);
+	if (interrupted != NIL)
+		elog(LOG, "pg_chime: %d interrupted runs marked failed", list_length(interrupted));
 
-	sched_horizon = sched_now_unix(chime_now());
-	sched_reload(&reboot);
+	/*
+	 * Interrupted attempts are retried as their job's policy allows.  They
+	 * are listed before loading the jobs, so that an @at job, inactive once
+	 * it has run, is loaded for its retry; their time is set once the job's
+	 * policy is known.
+	 */
+	{
+		ListCell   *lc;
+		TimestampTz now = chime_now();
+
+		MemoryContextSwitchTo(sched_runs_cxt);
+		foreach(lc, interrupted)
+		{
+			ChimeInterrupted *run = lfirst(lc);
+			SchedRetry *r = palloc(sizeof(SchedRetry));
+
+			r->jobid = run->jobid;
+			r->due = run->due;
+			r->attempt = run->attempt + 1;
+			r->at = 0;
+			sched_retries = lappend(sched_retries, r);
+		}
+		list_free_deep(interrupted);
+		MemoryContextSwitchTo(sched_scratch_cxt);
+
+		sched_horizon = sched_now_unix(now);
+		sched_reload(&reboot);
+
+		foreach(lc, sched_retries)
+		{
+			SchedRetry *r = lfirst(lc);
+			SchedJob   *job = hash_search(sched_jobs, &r->jobid, HASH_FIND, NULL);
+
+			if (job == NULL || r->attempt > job->max_attempts)
+			{
+				sched_retries = foreach_delete_current(sched_retries, lc);
+				pfree(r);
+			}
+			else
+				r->at = now + sched_retry_delay_us(job, r->due, r->attempt - 1);
+		}
+	}
 	elog(LOG, "pg_chime scheduler started");
 
 	for (;;)
@@ -841,6 +1023,15 @@ chime_scheduler_main(Datum arg)
 		}
 		if (retire >= 0 && (timeout < 0 || retire < timeout))
 			timeout = retire;
+		if (sched_retries != NIL)
+		{
+			TimestampTz at = sched_next_retry();
+			TimestampTz now = chime_now();
+			long		left = at <= now ? 0 : (long) ((at - now + 999) / 1000);
+
+			if (timeout < 0 || left < timeout)
+				timeout = left;
+		}
 		if (timeout >= 0)
 			events |= WL_TIMEOUT;
 

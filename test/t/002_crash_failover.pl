@@ -28,7 +28,7 @@ sub poll_until
 }
 
 # a run that is still going when its process is killed
-$node->safe_psql('postgres', q{SELECT cron.schedule('sleeper', '* * * * * *', 'SELECT pg_sleep(60)')});
+$node->safe_psql('postgres', q{SELECT cron.schedule('sleeper', '* * * * * *', 'SELECT pg_sleep(10)')});
 poll_until($node, q{SELECT count(*) > 0 FROM cron.job_run_details WHERE status = 'running' AND job_pid IS NOT NULL},
 	'a long run is running in an executor');
 my ($runid, $exec_pid) = split /\|/, $node->safe_psql('postgres',
@@ -43,16 +43,33 @@ like($node->safe_psql('postgres', qq{SELECT return_message FROM cron.job_run_det
 	qr/interrupted|exited/, 'with a message saying why');
 poll_until($node, q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pg_chime scheduler'},
 	'the scheduler is back');
+$node->safe_psql('postgres', q{SELECT cron.unschedule('sleeper')});
 
-# kill -9 of the scheduler itself while runs are going
-poll_until($node, q{SELECT count(*) > 0 FROM cron.job_run_details WHERE status = 'running' AND job_pid IS NOT NULL},
+# kill -9 of the scheduler itself while runs are going; a run with
+# attempts left is retried after the restart
+$node->safe_psql('postgres', q{
+	SELECT cron.schedule('retried', format('@at %s', now() + interval '1 second'), 'SELECT pg_sleep(8)',
+	                     max_attempts => 2, retry_delay => '1 second');
+});
+poll_until($node, q{SELECT count(*) > 0 FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+                    WHERE j.jobname = 'retried' AND r.status = 'running' AND r.job_pid IS NOT NULL},
 	'runs are going again');
 my $sched_pid = $node->safe_psql('postgres',
 	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_chime scheduler'});
 kill 'KILL', $sched_pid;
 poll_until($node, qq{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pg_chime scheduler' AND pid <> $sched_pid},
 	'a new scheduler starts after the crash');
-$node->safe_psql('postgres', q{SELECT cron.unschedule('sleeper')});
+poll_until($node, q{SELECT count(*) = 1 FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+                    WHERE j.jobname = 'retried' AND r.attempt = 2 AND r.trigger = 'retry'},
+	'the interrupted run with attempts left is retried');
+is($node->safe_psql('postgres', q{SELECT string_agg(attempt || ' ' || status, ', ' ORDER BY attempt)
+                                  FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+                                  WHERE j.jobname = 'retried' AND r.attempt = 1}),
+	'1 failed', 'its first attempt is failed');
+is($node->safe_psql('postgres', q{SELECT count(DISTINCT scheduled_time) FROM cron.job_run_details r
+                                  JOIN cron.job j USING (jobid) WHERE j.jobname = 'retried'}),
+	'1', 'both attempts belong to the same occurrence');
+$node->safe_psql('postgres', q{SELECT cron.unschedule('retried')});
 poll_until($node, q{SELECT count(*) = 0 FROM cron.job_run_details WHERE status IN ('starting', 'running')},
 	'no run is left starting or running');
 
