@@ -214,3 +214,11 @@ CREATE FUNCTION cron.set_secret(name text, value text)
 CREATE FUNCTION cron.drop_secret(name text)
     RETURNS boolean
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_drop_secret';
+
+CREATE FUNCTION cron.run_now(job_id bigint, ignore_window boolean DEFAULT false)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_run_now_id';
+
+CREATE FUNCTION cron.run_now(job_name text, ignore_window boolean DEFAULT false)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_run_now_name';

@@ -121,6 +121,43 @@ SELECT attempt, status, return_message FROM cron.job_run_details WHERE jobid = :
 SELECT cron.unschedule(:broken);
 DROP SEQUENCE flaky_calls;
 
+-- run_now: a manual run, now, whatever the schedule; it returns the runid
+SELECT cron.schedule('yearly', '0 0 1 1 *', $$INSERT INTO ticks (jobid) VALUES (7)$$) AS yearly \gset
+SELECT cron.run_now('yearly') AS manual_run \gset
+SELECT wait_for(format($$(SELECT status FROM cron.job_run_details WHERE runid = %s) = 'succeeded'$$, :manual_run));
+SELECT jobid = :yearly AS same_job, status, trigger, attempt, return_message,
+       scheduled_time = start_time AS scheduled_now
+FROM cron.job_run_details WHERE runid = :manual_run;
+SELECT cron.run_now(:yearly) AS manual_run \gset
+SELECT wait_for(format($$(SELECT status FROM cron.job_run_details WHERE runid = %s) = 'succeeded'$$, :manual_run));
+SELECT count(*) AS manual_ticks FROM ticks WHERE jobid = 7;
+-- outside its run_window only with ignore_window
+SELECT cron.alter_job(:yearly, run_window => to_char(now() + interval '2 hours', 'HH24:00') || '-' ||
+                                             to_char(now() + interval '3 hours', 'HH24:00'));
+DO $$
+BEGIN
+    PERFORM cron.run_now('yearly');
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE 'run_now outside the window: %', SQLSTATE;
+END $$;
+SELECT cron.run_now('yearly', ignore_window => true) AS manual_run \gset
+SELECT wait_for(format($$(SELECT status FROM cron.job_run_details WHERE runid = %s) = 'succeeded'$$, :manual_run));
+SELECT cron.unschedule(:yearly);
+-- a rolled-back run_now runs nothing
+BEGIN;
+SELECT cron.schedule('never', '0 0 1 1 *', $$INSERT INTO ticks (jobid) VALUES (8)$$) AS never \gset
+SELECT cron.run_now('never') > 0 AS recorded;
+ROLLBACK;
+SELECT count(*) AS rolled_back_runs FROM cron.job_run_details WHERE jobid = :never;
+SELECT cron.schedule_http('http-now', '@daily', 'https://example.com') AS http_now \gset
+DO $$
+BEGIN
+    PERFORM cron.run_now('http-now');
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE 'run_now of an HTTP job: %', SQLSTATE;
+END $$;
+SELECT cron.unschedule(:http_now);
+
 -- a job runs as its role, in its database
 CREATE ROLE regress_runner LOGIN;
 GRANT USAGE ON SCHEMA cron TO regress_runner;

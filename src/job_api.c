@@ -911,3 +911,118 @@ chime_job_timing(int64 jobid, ChimeTiming *timing)
 	chime_api_end(&saved);
 	return active;
 }
+
+/*
+ * cron.run_now: record a manual run of the job, to start as soon as this
+ * transaction commits; returns its runid.  Outside the job's run_window it
+ * is refused unless ignore_window.
+ */
+static int64
+job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
+{
+	Oid			types[5] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[5];
+	JobRow	   *row;
+	TimestampTz now = chime_now();
+	HeapTuple	tup;
+	TupleDesc	desc;
+	char	   *window;
+	char	   *zone;
+	bool		isnull;
+	int64		runid;
+
+	row = job_fetch_owned(caller, jobid, true);
+	if (strcmp(row->kind, "http") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("job " INT64_FORMAT " is an HTTP job, and this version does not run HTTP jobs", jobid)));
+
+	values[0] = Int64GetDatum(jobid);
+	if (SPI_execute_with_args("SELECT run_window, timezone, command FROM cron.job WHERE jobid = $1",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read job " INT64_FORMAT, jobid);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	window = SPI_getvalue(tup, desc, 1);
+	zone = SPI_getvalue(tup, desc, 2);
+	if (window && !ignore_window)
+	{
+		ChimeWindow w;
+		ChimeError	err;
+
+		if (chime_parse_window(window, &w, &err) &&
+			!chime_in_window(&w, chime_zone_for_job(zone), chime_unix_from_timestamptz(now)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("job " INT64_FORMAT " may only start inside its run_window %s", jobid, window),
+					 errhint("Pass ignore_window => true to run it now anyway.")));
+	}
+
+	values[1] = CStringGetTextDatum(row->database);
+	values[2] = CStringGetTextDatum(row->username);
+	values[3] = SPI_getbinval(tup, desc, 3, &isnull);
+	values[4] = TimestampTzGetDatum(now);
+	if (SPI_execute_with_args("INSERT INTO cron.job_run_details (jobid, database, username, command, "
+							  "status, start_time, scheduled_time, trigger, attempt) "
+							  "VALUES ($1, $2, $3, $4, 'starting', $5, $5, 'manual', 1) RETURNING runid",
+							  5, types, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not record a manual run of job " INT64_FORMAT, jobid);
+	runid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	chime_manual_run_requested();
+	return runid;
+}
+
+/* cron.run_now(job_id, ignore_window) */
+PG_FUNCTION_INFO_V1(chime_run_now_id);
+Datum
+chime_run_now_id(PG_FUNCTION_ARGS)
+{
+	JobCaller	caller;
+	ApiPrivilege saved;
+	int64		runid;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job_id must not be null"),
+				 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
+	job_caller(&caller);
+	chime_api_begin(&saved);
+	runid = job_run_now(&caller, PG_GETARG_INT64(0), !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
+	chime_api_end(&saved);
+	PG_RETURN_INT64(runid);
+}
+
+/* cron.run_now(job_name, ignore_window): the caller's job of that name */
+PG_FUNCTION_INFO_V1(chime_run_now_name);
+Datum
+chime_run_now_name(PG_FUNCTION_ARGS)
+{
+	JobCaller	caller;
+	ApiPrivilege saved;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char	   *jobname;
+	JobRow	   *row;
+	int64		runid;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job_name must not be null"),
+				 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
+	jobname = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	job_caller(&caller);
+	values[0] = CStringGetTextDatum(jobname);
+	values[1] = CStringGetTextDatum(caller.name);
+	chime_api_begin(&saved);
+	row = job_fetch("jobname = $1 AND username = $2", 2, types, values, false);
+	if (row == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("could not find valid entry for job '%s'", jobname),
+				 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
+	runid = job_run_now(&caller, row->jobid, !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
+	chime_api_end(&saved);
+	PG_RETURN_INT64(runid);
+}

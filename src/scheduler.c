@@ -126,6 +126,7 @@ typedef struct SchedRetry
 } SchedRetry;
 
 static List *sched_retries = NIL;
+static HTAB *sched_manual;		/* runids of manual runs handed over */
 
 static void sched_fire_retries(TimestampTz now);
 static TimestampTz sched_next_retry(void);
@@ -568,6 +569,53 @@ sched_fire_job(SchedJob *job, int64 now_s, TimestampTz now)
 	}
 }
 
+/*
+ * Hand over the manual runs cron.run_now recorded: rows 'starting' with
+ * trigger 'manual' that are not handed over yet.
+ */
+static void
+sched_start_manual(void)
+{
+	uint64		n;
+
+	sched_begin("pg_chime: starting manual runs");
+	if (SPI_execute("SELECT r.runid, r.jobid, chime_epoch, j.command, j.database, j.username, "
+					"coalesce(extract(epoch FROM j.timeout) * 1000, 0)::int4 "
+					"FROM cron.job_run_details r JOIN cron.job j USING (jobid), "
+					"LATERAL (SELECT extract(epoch FROM r.scheduled_time)::int8 AS chime_epoch) e "
+					"WHERE r.trigger = 'manual' AND r.status = 'starting' AND r.job_pid IS NULL",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read manual runs");
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		bool		found;
+		int64		runid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		SchedJob	job;
+		SchedExecutor *ex;
+
+		(void) hash_search(sched_manual, &runid, HASH_ENTER, &found);
+		if (found)
+			continue;
+		memset(&job, 0, sizeof(job));
+		job.jobid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		job.command = SPI_getvalue(tup, desc, 4);
+		job.database = SPI_getvalue(tup, desc, 5);
+		job.username = SPI_getvalue(tup, desc, 6);
+		job.timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+
+		ex = sched_executor_for(job.database, job.username);
+		if (ex && ex->pid != 0)
+			chime_run_running(runid, ex->pid);
+		sched_active_for(job.jobid, true)->running++;
+		sched_queue_run(&job, ex, runid, DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)), 1);
+	}
+	sched_commit();
+}
+
 /* Start every run that is due, in one transaction; then move the horizon. */
 static void
 sched_fire_due(List *reboot)
@@ -824,6 +872,7 @@ sched_collect(void)
 		SchedActive *active = sched_active_for(d->jobid, false);
 
 		chime_run_finish(d->runid, d->ok ? "succeeded" : "failed", d->message, d->pid, now);
+		(void) hash_search(sched_manual, &d->runid, HASH_REMOVE, NULL);
 		if (!d->ok)
 			sched_plan_retry(d->jobid, d->due, d->attempt, d->message, now);
 		if (active)
@@ -944,6 +993,9 @@ chime_scheduler_main(Datum arg)
 		ctl.hcxt = sched_runs_cxt;
 		sched_active = hash_create("pg_chime active jobs", 256, &ctl,
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		ctl.entrysize = sizeof(int64);
+		sched_manual = hash_create("pg_chime manual runs", 64, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	MemoryContextSwitchTo(sched_scratch_cxt);
 
@@ -1053,5 +1105,7 @@ chime_scheduler_main(Datum arg)
 			sched_fire_due(NIL);
 			sched_reload(NULL);
 		}
+		if (pg_atomic_exchange_u32(&chime_shared->manual_runs, 0) != 0)
+			sched_start_manual();
 	}
 }

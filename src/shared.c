@@ -23,6 +23,7 @@
 ChimeShared *chime_shared = NULL;
 
 static bool shared_xact_changed = false;
+static bool shared_xact_manual = false;
 static bool shared_callback_registered = false;
 static shmem_startup_hook_type shared_prev_startup_hook = NULL;
 #if PG_VERSION_NUM >= 150000
@@ -55,6 +56,7 @@ shared_startup(void)
 		chime_shared->scheduler_latch = NULL;
 		chime_shared->scheduler_pid = 0;
 		pg_atomic_init_u32(&chime_shared->jobs_changed, 0);
+		pg_atomic_init_u32(&chime_shared->manual_runs, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -80,37 +82,53 @@ shared_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (shared_xact_changed && chime_shared != NULL)
+			if ((shared_xact_changed || shared_xact_manual) && chime_shared != NULL)
 			{
 				Latch	   *latch;
 
-				pg_atomic_write_u32(&chime_shared->jobs_changed, 1);
+				if (shared_xact_changed)
+					pg_atomic_write_u32(&chime_shared->jobs_changed, 1);
+				if (shared_xact_manual)
+					pg_atomic_write_u32(&chime_shared->manual_runs, 1);
 				SpinLockAcquire(&chime_shared->mutex);
 				latch = chime_shared->scheduler_latch;
 				SpinLockRelease(&chime_shared->mutex);
 				if (latch)
 					SetLatch(latch);
 			}
-			shared_xact_changed = false;
+			shared_xact_changed = shared_xact_manual = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			shared_xact_changed = false;
+			shared_xact_changed = shared_xact_manual = false;
 			break;
 		default:
 			break;
 	}
 }
 
-void
-chime_jobs_changed(void)
+static void
+shared_register_callback(void)
 {
 	if (!shared_callback_registered)
 	{
 		RegisterXactCallback(shared_xact_callback, NULL);
 		shared_callback_registered = true;
 	}
+}
+
+void
+chime_jobs_changed(void)
+{
+	shared_register_callback();
 	shared_xact_changed = true;
+}
+
+void
+chime_manual_run_requested(void)
+{
+	shared_register_callback();
+	shared_xact_manual = true;
 }
 
 void

@@ -20,6 +20,7 @@ typedef struct ChimeShared
 	Latch	   *scheduler_latch;	/* NULL while no scheduler runs */
 	pid_t		scheduler_pid;
 	pg_atomic_uint32 jobs_changed;	/* set at commit of a job change */
+	pg_atomic_uint32 manual_runs;	/* set at commit of cron.run_now */
 } ChimeShared;
 
 extern ChimeShared *chime_shared;
@@ -28,6 +29,9 @@ extern void chime_shared_init(void);
 
 /* Note that this transaction changed jobs: the scheduler is woken at commit. */
 extern void chime_jobs_changed(void);
+
+/* Note that this transaction asked for manual runs (cron.run_now). */
+extern void chime_manual_run_requested(void);
 
 /* The scheduler registers its latch here; NULL on exit. */
 extern void chime_set_scheduler(Latch *latch);
