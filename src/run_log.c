@@ -13,6 +13,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -21,6 +22,7 @@
 
 static SPIPlanPtr run_insert_plan = NULL;
 static SPIPlanPtr run_finish_plan = NULL;
+static SPIPlanPtr run_batch_plan = NULL;
 
 static SPIPlanPtr
 run_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
@@ -80,6 +82,72 @@ chime_run_insert(const ChimeRunRow *row)
 		SPI_processed != 1)
 		elog(ERROR, "could not record a run of job " INT64_FORMAT, row->jobid);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+static int
+run_cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Record many runs with one statement; their runids go to runids[], in the
+ * order of rows[].  (Runids come from the sequence in row order, so sorting
+ * the returned ones restores that order.)
+ */
+void
+chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
+{
+	Oid			types[11] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+	TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
+	Datum		values[11];
+	Datum	   *cols[11];
+	bool		isnull;
+
+	for (int c = 0; c < 11; c++)
+		cols[c] = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		cols[0][i] = Int64GetDatum(rows[i].jobid);
+		cols[1][i] = Int32GetDatum(rows[i].job_pid);
+		cols[2][i] = CStringGetTextDatum(rows[i].database);
+		cols[3][i] = CStringGetTextDatum(rows[i].username);
+		cols[4][i] = CStringGetTextDatum(rows[i].command);
+		cols[5][i] = CStringGetTextDatum(rows[i].status);
+		cols[6][i] = TimestampTzGetDatum(rows[i].start_time);
+		cols[7][i] = TimestampTzGetDatum(rows[i].scheduled_time);
+		cols[8][i] = CStringGetTextDatum(rows[i].trigger);
+		cols[9][i] = Int32GetDatum(rows[i].attempt);
+		cols[10][i] = Int32GetDatum(rows[i].occurrences);
+	}
+	values[0] = PointerGetDatum(construct_array(cols[0], n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(cols[1], n, INT4OID, 4, true, TYPALIGN_INT));
+	for (int c = 2; c <= 5; c++)
+		values[c] = PointerGetDatum(construct_array(cols[c], n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[6] = PointerGetDatum(construct_array(cols[6], n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+	values[7] = PointerGetDatum(construct_array(cols[7], n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+	values[8] = PointerGetDatum(construct_array(cols[8], n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[9] = PointerGetDatum(construct_array(cols[9], n, INT4OID, 4, true, TYPALIGN_INT));
+	values[10] = PointerGetDatum(construct_array(cols[10], n, INT4OID, 4, true, TYPALIGN_INT));
+
+	if (SPI_execute_plan(run_plan(&run_batch_plan,
+								  "INSERT INTO cron.job_run_details (runid, jobid, job_pid, database, "
+								  "username, command, status, start_time, scheduled_time, trigger, "
+								  "attempt, occurrences) "
+								  "SELECT nextval('cron.runid_seq'), j, nullif(p, 0), d, u, c, s, st, sc, "
+								  "t, a, o FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+								  "AS x(j, p, d, u, c, s, st, sc, t, a, o) RETURNING runid",
+								  11, types),
+						 values, NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
+		SPI_processed != (uint64) n)
+		elog(ERROR, "could not record %d runs", n);
+	for (int i = 0; i < n; i++)
+		runids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	qsort(runids, n, sizeof(int64), run_cmp_int64);
 }
 
 /* Finish a run: status, return message, end time, and the pid that ran it. */

@@ -29,6 +29,7 @@ typedef struct ChimeRunRow
 } ChimeRunRow;
 
 extern int64 chime_run_insert(const ChimeRunRow *row);
+extern void chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
 extern void chime_run_finish(int64 runid, const char *status, const char *message,
 							 int job_pid, TimestampTz end_time);
 extern void chime_run_add_occurrence(int64 runid);

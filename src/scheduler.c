@@ -128,7 +128,21 @@ typedef struct SchedRetry
 static List *sched_retries = NIL;
 static HTAB *sched_manual;		/* runids of manual runs handed over */
 
+/* Runs started in the current transaction, recorded together at commit */
+typedef struct SchedStart
+{
+	SchedRun   *run;
+	ChimeRunRow row;
+} SchedStart;
+
+static List *sched_starts = NIL;
+static List *sched_deactivate = NIL;	/* @at jobs that have had their run */
+
+/* How many due jobs one transaction starts before handing them over */
+#define SCHED_CHUNK 256
+
 static void sched_fire_retries(TimestampTz now);
+static void sched_send(void);
 static TimestampTz sched_next_retry(void);
 
 /* Earliest due on top */
@@ -163,9 +177,12 @@ sched_begin(const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
+static void sched_flush_starts(void);
+
 static void
 sched_commit(void)
 {
+	sched_flush_starts();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -431,8 +448,11 @@ sched_backlog_add(SchedRun *run, const char *database, const char *username)
 	MemoryContextSwitchTo(old);
 }
 
-/* Queue a recorded run for the executor (NULL: the backlog). */
-static void
+/*
+ * Queue a run for the executor (NULL: the backlog).  A run with runid 0 is
+ * recorded, and its runid set, when the transaction commits.
+ */
+static SchedRun *
 sched_queue_run(SchedJob *job, SchedExecutor *ex, int64 runid, int64 due, int32 attempt)
 {
 	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
@@ -456,6 +476,54 @@ sched_queue_run(SchedJob *job, SchedExecutor *ex, int64 runid, int64 due, int32 
 	else
 		sched_backlog_add(run, job->database, job->username);
 	MemoryContextSwitchTo(old);
+	return run;
+}
+
+/* Record the runs started in this transaction and deactivate @at jobs. */
+static void
+sched_flush_starts(void)
+{
+	int			n = list_length(sched_starts);
+	ChimeRunRow *rows;
+	int64	   *runids;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (n > 0)
+	{
+		rows = palloc(sizeof(ChimeRunRow) * n);
+		runids = palloc(sizeof(int64) * n);
+		foreach(lc, sched_starts)
+			rows[i++] = ((SchedStart *) lfirst(lc))->row;
+		chime_run_insert_batch(rows, n, runids);
+		i = 0;
+		foreach(lc, sched_starts)
+		{
+			SchedRun   *run = ((SchedStart *) lfirst(lc))->run;
+			ExecRequest req;
+
+			run->runid = runids[i++];
+			memcpy(&req, run->msg, sizeof(req));
+			req.runid = run->runid;
+			memcpy(run->msg, &req, sizeof(req));
+		}
+	}
+	if (sched_deactivate != NIL)
+	{
+		Datum	   *ids = palloc(sizeof(Datum) * list_length(sched_deactivate));
+		Oid			types[1] = {INT8ARRAYOID};
+		Datum		values[1];
+
+		i = 0;
+		foreach(lc, sched_deactivate)
+			ids[i++] = Int64GetDatum(*(int64 *) lfirst(lc));
+		values[0] = PointerGetDatum(construct_array(ids, i, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		if (SPI_execute_with_args("UPDATE cron.job SET active = false WHERE jobid = ANY ($1)",
+								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not deactivate @at jobs");
+	}
+	sched_starts = NIL;
+	sched_deactivate = NIL;
 }
 
 /*
@@ -507,16 +575,19 @@ sched_start_run(SchedJob *job, int64 due, TimestampTz now, const char *trigger, 
 	row.status = row.job_pid != 0 ? "running" : "starting";
 	active->running++;
 	active->skip_runid = 0;
-	sched_queue_run(job, ex, chime_run_insert(&row), due, attempt);
-
-	if (job->timing.sched.kind == CHIME_SCHED_AT)
 	{
-		Oid			types[1] = {INT8OID};
-		Datum		values[1] = {Int64GetDatum(job->jobid)};
+		SchedStart *start = palloc(sizeof(SchedStart));
 
-		if (SPI_execute_with_args("UPDATE cron.job SET active = false WHERE jobid = $1",
-								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not deactivate job " INT64_FORMAT, job->jobid);
+		start->run = sched_queue_run(job, ex, 0, due, attempt);
+		start->row = row;
+		sched_starts = lappend(sched_starts, start);
+		if (job->timing.sched.kind == CHIME_SCHED_AT)
+		{
+			int64	   *id = palloc(sizeof(int64));
+
+			*id = job->jobid;
+			sched_deactivate = lappend(sched_deactivate, id);
+		}
 	}
 }
 
@@ -611,7 +682,7 @@ sched_start_manual(void)
 		if (ex && ex->pid != 0)
 			chime_run_running(runid, ex->pid);
 		sched_active_for(job.jobid, true)->running++;
-		sched_queue_run(&job, ex, runid, DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)), 1);
+		(void) sched_queue_run(&job, ex, runid, DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)), 1);
 	}
 	sched_commit();
 }
@@ -639,12 +710,26 @@ sched_fire_due(List *reboot)
 	if (due != NIL || reboot != NIL ||
 		(sched_retries != NIL && sched_next_retry() <= now))
 	{
+		int			done = 0;
+
+		/*
+		 * In chunks: each is recorded and handed over before the next is
+		 * recorded, so executors start on the first runs at once.
+		 */
 		sched_begin("pg_chime: starting due runs");
 		sched_fire_retries(now);
 		foreach(lc, reboot)
 			sched_start_run(lfirst(lc), now_s, now, "schedule", 1);
 		foreach(lc, due)
+		{
 			sched_fire_job(lfirst(lc), now_s, now);
+			if (++done % SCHED_CHUNK == 0 && lnext(due, lc) != NULL)
+			{
+				sched_commit();
+				sched_send();
+				sched_begin("pg_chime: starting due runs");
+			}
+		}
 		sched_commit();
 	}
 	sched_horizon = now_s;
