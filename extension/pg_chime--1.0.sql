@@ -76,6 +76,16 @@ CREATE TABLE cron.job_run_key (
     PRIMARY KEY (jobid, run_key)
 );
 
+-- Where the scheduler has got to: every occurrence up to 'horizon' has been
+-- handled.  After a restart or a promotion, occurrences after it start
+-- under catchup or are recorded missed.  Runs recorded after last_runid
+-- tell which of them a crash interrupted after they were handled.
+CREATE TABLE cron.scheduler_state (
+    id              boolean PRIMARY KEY DEFAULT true CHECK (id),
+    horizon         timestamptz NOT NULL,
+    last_runid      bigint NOT NULL
+);
+
 CREATE TABLE cron.secret (
     owner           text NOT NULL DEFAULT CURRENT_USER,
     name            text NOT NULL,
@@ -96,6 +106,7 @@ ALTER TABLE cron.job ENABLE ROW LEVEL SECURITY;
 ALTER TABLE cron.job_run_details ENABLE ROW LEVEL SECURITY;
 ALTER TABLE cron.job_run_key ENABLE ROW LEVEL SECURITY;
 ALTER TABLE cron.secret ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cron.scheduler_state ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY cron_job_policy ON cron.job
     USING (username = CURRENT_USER);
@@ -111,6 +122,16 @@ GRANT SELECT ON cron.job TO PUBLIC;
 GRANT SELECT, DELETE ON cron.job_run_details TO PUBLIC;
 GRANT SELECT ON cron.job_run_key TO PUBLIC;
 GRANT SELECT (owner, name, created_at, updated_at) ON cron.secret TO PUBLIC;
+
+-- Every change to cron.job, however it is made, tells the scheduler which
+-- jobs to reload when the transaction commits.
+CREATE FUNCTION cron._job_changed() RETURNS trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_job_changed';
+REVOKE ALL ON FUNCTION cron._job_changed() FROM PUBLIC;
+CREATE TRIGGER job_changed AFTER INSERT OR UPDATE OR DELETE ON cron.job
+    FOR EACH ROW EXECUTE FUNCTION cron._job_changed();
+CREATE TRIGGER job_truncated AFTER TRUNCATE ON cron.job
+    FOR EACH STATEMENT EXECUTE FUNCTION cron._job_changed();
 
 -- The API.  These are C functions running as the caller: they check the
 -- caller's rights themselves and write the tables as the extension owner.

@@ -617,7 +617,6 @@ job_write(const JobArgs *a, int64 jobid)
 	rc = SPI_execute_with_args(sql.data, n, types, values, nulls, false, 0);
 	if ((rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_UPDATE_RETURNING) || SPI_processed != 1)
 		elog(ERROR, "could not write cron.job");
-	chime_jobs_changed();
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
@@ -829,7 +828,6 @@ chime_unschedule_id(PG_FUNCTION_ARGS)
 	if (SPI_execute_with_args("DELETE FROM cron.job WHERE jobid = $1",
 							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete job " INT64_FORMAT, jobid);
-	chime_jobs_changed();
 	chime_api_end(&saved);
 	PG_RETURN_BOOL(true);
 }
@@ -851,8 +849,6 @@ chime_unschedule_name(PG_FUNCTION_ARGS)
 							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete job \"%s\"", jobname);
 	deleted = SPI_processed;
-	if (deleted > 0)
-		chime_jobs_changed();
 	chime_api_end(&saved);
 
 	if (deleted == 0)

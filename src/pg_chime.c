@@ -246,6 +246,6 @@ chime_check_installable(PG_FUNCTION_ARGS)
 				 errhint("Add cron.database_name = '%s' in postgresql.conf to use the current database.", dbname)));
 
 	/* the scheduler waits for the extension: wake it at commit */
-	chime_jobs_changed();
+	chime_jobs_changed(0);
 	PG_RETURN_VOID();
 }

@@ -190,17 +190,30 @@ chime_run_add_occurrence(int64 runid)
 		elog(ERROR, "could not count a skipped occurrence in run " INT64_FORMAT, runid);
 }
 
-/* A run handed to an executor before its pid was known: now it is running. */
+/*
+ * Runs handed to an executor after they were recorded: now they are
+ * running, in the executor with the given pid.
+ */
 void
-chime_run_running(int64 runid, int job_pid)
+chime_run_running(const int64 *runids, const int32 *pids, int n)
 {
-	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2] = {Int64GetDatum(runid), Int32GetDatum(job_pid)};
+	Oid			types[2] = {INT8ARRAYOID, INT4ARRAYOID};
+	Datum		values[2];
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *ps = palloc(sizeof(Datum) * n);
 
-	if (SPI_execute_with_args("UPDATE cron.job_run_details SET status = 'running', job_pid = $2 "
-							  "WHERE runid = $1 AND status = 'starting'",
+	for (int i = 0; i < n; i++)
+	{
+		ids[i] = Int64GetDatum(runids[i]);
+		ps[i] = Int32GetDatum(pids[i]);
+	}
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(ps, n, INT4OID, 4, true, TYPALIGN_INT));
+	if (SPI_execute_with_args("UPDATE cron.job_run_details r SET status = 'running', job_pid = x.p "
+							  "FROM unnest($1, $2) AS x(id, p) "
+							  "WHERE r.runid = x.id AND r.status IN ('starting', 'running')",
 							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not mark run " INT64_FORMAT " running", runid);
+		elog(ERROR, "could not mark %d runs running", n);
 }
 
 /*

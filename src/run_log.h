@@ -33,7 +33,7 @@ extern void chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids
 extern void chime_run_finish(int64 runid, const char *status, const char *message,
 							 int job_pid, TimestampTz end_time);
 extern void chime_run_add_occurrence(int64 runid);
-extern void chime_run_running(int64 runid, int job_pid);
+extern void chime_run_running(const int64 *runids, const int32 *pids, int n);
 /* A run that a restart interrupted */
 typedef struct ChimeInterrupted
 {

@@ -53,39 +53,61 @@
 #include "run_log.h"
 #include "shared.h"
 
+/*
+ * A (database, role) pair that runs execute as.  Interned: one copy each,
+ * kept for the life of the scheduler, compared by address.
+ */
+typedef struct SchedRole
+{
+	char		database[NAMEDATALEN];	/* hash key, with username */
+	char		username[NAMEDATALEN];
+} SchedRole;
+
+/*
+ * What decides when and how a job runs, except its command: timing, role
+ * and policy.  Jobs with the same settings share one, so that a million
+ * jobs on a few schedules cost a few bytes each.  The command is read
+ * when a run starts.
+ */
+typedef struct SchedClass
+{
+	char	   *key;			/* hash key: the settings as text */
+	ChimeTiming timing;
+	SchedRole  *role;
+	char		overlap;		/* 's'kip, 'b'uffer_one, 'a'llow */
+	int32		timeout_ms;
+	int32		max_attempts;
+	int64		catchup_s;
+	int64		retry_delay_us;
+} SchedClass;
+
 /* A job the scheduler knows */
 typedef struct SchedJob
 {
 	int64		jobid;			/* hash key */
 	pairingheap_node node;
-	bool		in_heap;
 	int64		due;			/* next occurrence, Unix seconds */
-	ChimeTiming timing;
-	char	   *command;
-	char	   *database;
-	char	   *username;
-	char		overlap;		/* 's'kip, 'b'uffer_one, 'a'llow */
-	int32		timeout_ms;
-	int64		catchup_s;
-	int32		max_attempts;
-	int64		retry_delay_us;
+	const SchedClass *cls;
+	bool		in_heap;
 } SchedJob;
 
 /* A run handed to an executor */
 typedef struct SchedRun
 {
-	int64		runid;
+	int64		runid;			/* < 0 when runs are not recorded */
 	int64		jobid;
 	int64		due;			/* the occurrence (Unix seconds) */
 	int32		attempt;
+	SchedRole  *role;
+	bool		marked_running; /* its row names the executor's pid */
 	char	   *msg;			/* ExecRequest + command */
 	Size		len;
 } SchedRun;
 
+/* An executor: one of possibly several for its role */
 typedef struct SchedExecutor
 {
-	char		database[NAMEDATALEN];
-	char		username[NAMEDATALEN];
+	SchedRole  *role;
 	dsm_segment *seg;
 	shm_mq_handle *requests;
 	shm_mq_handle *replies;
@@ -105,16 +127,29 @@ typedef struct SchedActive
 	int64		skip_runid;		/* the 'skipped' row of the current streak (0: none) */
 } SchedActive;
 
-static MemoryContext sched_jobs_cxt;	/* the job list; reset on reload */
-static MemoryContext sched_runs_cxt;	/* executors, runs, active counts */
+static MemoryContext sched_jobs_cxt;	/* the job list; reset on a full reload */
+static MemoryContext sched_runs_cxt;	/* roles, executors, runs, active counts */
 static MemoryContext sched_scratch_cxt;	/* reset every iteration */
 static HTAB *sched_jobs;
+static HTAB *sched_classes;
+static HTAB *sched_roles;
 static HTAB *sched_active;
 static pairingheap *sched_heap;
 static List *sched_executors = NIL;
 static List *sched_backlog = NIL;	/* SchedRun with no executor yet */
-static List *sched_backlog_exec = NIL;	/* their "database\0username" */
 static int64 sched_horizon;		/* every occurrence up to here is handled */
+static TimestampTz sched_no_slot_until = 0; /* no executor can start before then */
+static int64 sched_unlogged_runid = 0;	/* runids while cron.log_run is off */
+
+/*
+ * How many runs an executor is given ahead (one running, the rest queued
+ * in its shared memory queue), when no idle executor of its role is left
+ * and no new one may start.
+ */
+#define SCHED_PIPELINE 8
+
+/* How many job rows are read at a time when loading */
+#define SCHED_LOAD_BATCH 10000
 
 /* A failed attempt to make again */
 typedef struct SchedRetry
@@ -143,6 +178,7 @@ static List *sched_deactivate = NIL;	/* @at jobs that have had their run */
 
 static void sched_fire_retries(TimestampTz now);
 static void sched_send(void);
+static void sched_collect(void);
 static TimestampTz sched_next_retry(void);
 
 /* Earliest due on top */
@@ -163,6 +199,15 @@ static int64
 sched_now_unix(TimestampTz now)
 {
 	return chime_unix_from_timestamptz(now);
+}
+
+/* Milliseconds from pg_chime's now until 'at' (0 if past) */
+static long
+sched_ms_until(TimestampTz at)
+{
+	TimestampTz now = chime_now();
+
+	return at <= now ? 0 : (long) ((at - now + 999) / 1000);
 }
 
 /* One transaction around a unit of the scheduler's work */
@@ -232,121 +277,303 @@ sched_wait_for_extension(void)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		pg_atomic_write_u32(&chime_shared->jobs_changed, 0);
-	}
+		}
+}
+
+/* The interned (database, role) pair */
+static SchedRole *
+sched_role(const char *database, const char *username)
+{
+	SchedRole	key;
+
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.database, database, NAMEDATALEN);
+	strlcpy(key.username, username, NAMEDATALEN);
+	return hash_search(sched_roles, &key, HASH_ENTER, NULL);
+}
+
+/* Classes are keyed by a pointer to their settings' text */
+static uint32
+sched_class_hash(const void *key, Size keysize)
+{
+	const char *text = *(char *const *) key;
+
+	return hash_bytes((const unsigned char *) text, (int) strlen(text));
+}
+
+static int
+sched_class_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(char *const *) key1, *(char *const *) key2);
+}
+
+/* Take a job out of the heap and the job list. */
+static void
+sched_job_remove(int64 jobid)
+{
+	SchedJob   *job = hash_search(sched_jobs, &jobid, HASH_FIND, NULL);
+
+	if (job == NULL)
+		return;
+	if (job->in_heap)
+		pairingheap_remove(sched_heap, &job->node);
+	(void) hash_search(sched_jobs, &jobid, HASH_REMOVE, NULL);
 }
 
 /*
- * (Re)load the active SQL jobs and their next instants after the horizon.
- * At startup, @reboot jobs are returned in *reboot to run once now.
+ * The class of a job row (columns as in sched_load's query), found or
+ * made; NULL, with a warning, if the row cannot be scheduled.
  */
-static void
-sched_reload(List **reboot)
+static SchedClass *
+sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid)
 {
-	HASHCTL		ctl;
-	uint64		n;
+	StringInfoData key;
+	char	   *k;
+	SchedClass *cls;
+	bool		found;
+	bool		isnull;
+	char	   *schedule = SPI_getvalue(tup, desc, 2);
+	char	   *zone = SPI_getvalue(tup, desc, 5);
+	char	   *window = SPI_getvalue(tup, desc, 6);
+	char	   *gap = SPI_getvalue(tup, desc, 7);
+	ChimeError	err;
 
-	MemoryContextReset(sched_jobs_cxt);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(SchedJob);
-	ctl.hcxt = sched_jobs_cxt;
-	sched_jobs = hash_create("pg_chime jobs", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	MemoryContextSwitchTo(sched_jobs_cxt);
-	sched_heap = pairingheap_allocate(sched_cmp, NULL);
-	MemoryContextSwitchTo(sched_scratch_cxt);
-
-	/*
-	 * Active jobs, and the @at jobs (inactive once they have run) that
-	 * still have a retry to make.
-	 */
+	if (zone == NULL)
+		zone = chime_timezone;
+	initStringInfo(&key);
+	for (int c = 2; c <= 12; c++)
 	{
-		ListCell   *lc;
-		int			i = 0;
-		Datum	   *ids = palloc(sizeof(Datum) * (list_length(sched_retries) + 1));
-		Oid			types[1] = {INT8ARRAYOID};
-		Datum		values[1];
+		char	   *v = c == 5 ? zone : SPI_getvalue(tup, desc, c);
 
-		foreach(lc, sched_retries)
-			ids[i++] = Int64GetDatum(((SchedRetry *) lfirst(lc))->jobid);
-		values[0] = PointerGetDatum(construct_array(ids, i, INT8OID, sizeof(int64), true,
-													TYPALIGN_DOUBLE));
-
-		sched_begin("pg_chime: loading jobs");
-		if (SPI_execute_with_args("SELECT jobid, schedule, command, database, username, timezone, "
-								  "run_window, dst_gap, overlap, "
-								  "coalesce(extract(epoch FROM timeout) * 1000, 0)::int4, "
-								  "extract(epoch FROM catchup)::int8, max_attempts, "
-								  "(extract(epoch FROM retry_delay) * 1000000)::int8 "
-								  "FROM cron.job WHERE kind = 'sql' AND (active OR "
-								  "(jobid = ANY ($1) AND schedule ~* '^\\s*@at\\s'))",
-								  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not load jobs");
+		appendStringInfoString(&key, v ? v : "\x01");
+		appendStringInfoChar(&key, '\x1f');
 	}
+	k = key.data;
+	cls = hash_search(sched_classes, &k, HASH_ENTER, &found);
+	if (found)
+		return cls->timing.zone ? cls : NULL;
 
-	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++)
+	cls->key = MemoryContextStrdup(sched_jobs_cxt, k);
+	memset(&cls->timing, 0, sizeof(cls->timing));
+	cls->timing.zone = chime_zone_lookup(zone, NULL);
+	if (!chime_parse_schedule(schedule, &cls->timing.sched, &err) ||
+		(window && !chime_parse_window(window, &cls->timing.window, &err)) ||
+		!chime_parse_dst_gap(gap, &cls->timing.gap, &err))
+		cls->timing.zone = NULL;
+	if (cls->timing.zone == NULL)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		char	   *schedule = SPI_getvalue(tup, desc, 2);
-		char	   *zone = SPI_getvalue(tup, desc, 6);
-		char	   *window = SPI_getvalue(tup, desc, 7);
-		char	   *gap = SPI_getvalue(tup, desc, 8);
-		char	   *overlap = SPI_getvalue(tup, desc, 9);
-		ChimeTiming timing;
-		ChimeError	err;
-		SchedJob   *job;
-		bool		found;
-
-		memset(&timing, 0, sizeof(timing));
-		timing.zone = chime_zone_lookup(zone ? zone : chime_timezone, NULL);
-		if (!chime_parse_schedule(schedule, &timing.sched, &err) || timing.zone == NULL ||
-			(window && !chime_parse_window(window, &timing.window, &err)) ||
-			!chime_parse_dst_gap(gap, &timing.gap, &err))
-		{
-			ereport(WARNING,
-					(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
-					 errdetail("schedule \"%s\", time zone \"%s\"", schedule,
-							   zone ? zone : chime_timezone)));
-			continue;
-		}
-
-		MemoryContextSwitchTo(sched_jobs_cxt);
-		job = hash_search(sched_jobs, &jobid, HASH_ENTER, &found);
-		job->timing = timing;
-		job->command = pstrdup(SPI_getvalue(tup, desc, 3));
-		job->database = pstrdup(SPI_getvalue(tup, desc, 4));
-		job->username = pstrdup(SPI_getvalue(tup, desc, 5));
-		job->overlap = overlap[0];
-		job->timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
-		job->catchup_s = DatumGetInt64(SPI_getbinval(tup, desc, 11, &isnull));
-		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
-		job->retry_delay_us = DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
-		job->in_heap = false;
-		if (timing.sched.kind == CHIME_SCHED_REBOOT)
-		{
-			if (reboot)
-				*reboot = lappend(*reboot, job);
-		}
-		else if (chime_next_run(&job->timing, sched_horizon, &job->due))
-		{
-			pairingheap_add(sched_heap, &job->node);
-			job->in_heap = true;
-		}
-		MemoryContextSwitchTo(sched_scratch_cxt);
+		ereport(WARNING,
+				(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
+				 errdetail("schedule \"%s\", time zone \"%s\"", schedule, zone)));
+		return NULL;
 	}
-	sched_commit();
-	elog(DEBUG1, "pg_chime: loaded " UINT64_FORMAT " jobs", n);
+	cls->role = sched_role(SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4));
+	cls->overlap = SPI_getvalue(tup, desc, 8)[0];
+	cls->timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
+	cls->catchup_s = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
+	cls->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+	cls->retry_delay_us = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
+	return cls;
 }
 
-/* The executor for (database, username), started if need be; NULL if none can be. */
-static SchedExecutor *
-sched_executor_for(const char *database, const char *username)
+/*
+ * Where the scheduler had got to before it (re)started: the persisted
+ * horizon (never later than now), and in *handled the jobs whose
+ * occurrences after it were already recorded (jobid -> Unix seconds of
+ * the latest), which a crash between two groups of due runs leaves.
+ */
+static int64
+sched_read_horizon(int64 now_s, HTAB **handled)
 {
+	int64		horizon = now_s;
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = 2 * sizeof(int64);
+	ctl.hcxt = sched_scratch_cxt;
+	*handled = hash_create("pg_chime handled jobs", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	if (SPI_execute("SELECT extract(epoch FROM horizon)::int8, last_runid FROM cron.scheduler_state",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the scheduler's horizon");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		int64		saved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		Oid			types[1] = {INT8OID};
+
+		if (saved < horizon)
+			horizon = saved;
+		if (SPI_execute_with_args("SELECT jobid, max(extract(epoch FROM scheduled_time))::int8 "
+								  "FROM cron.job_run_details WHERE runid > $1 "
+								  "AND trigger IN ('schedule', 'catchup') GROUP BY jobid",
+								  1, types, &last, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the runs recorded after the horizon");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			int64		jobid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			int64	   *entry = hash_search(*handled, &jobid, HASH_ENTER, NULL);
+
+			entry[1] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		}
+	}
+	return horizon;
+}
+
+/* Persist the horizon (inside the transaction that recorded the runs up to it). */
+static void
+sched_save_horizon(void)
+{
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1] = {TimestampTzGetDatum(chime_timestamptz_from_unix(sched_horizon))};
+
+	if (SPI_execute_with_args("INSERT INTO cron.scheduler_state (horizon, last_runid) "
+							  "SELECT $1, last_value FROM cron.runid_seq "
+							  "ON CONFLICT (id) DO UPDATE SET horizon = excluded.horizon, "
+							  "last_runid = excluded.last_runid",
+							  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not save the scheduler's horizon");
+}
+
+/*
+ * Load the active SQL jobs and their next instants after the horizon: all
+ * of them (ids NULL), or those listed (the others are kept as they are).
+ * At startup, @reboot jobs are returned in *reboot to run once now, and
+ * 'handled' tells which jobs have runs recorded after the horizon.
+ */
+static void
+sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled)
+{
+	StringInfoData sql;
+	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+	Datum	   *retry_ids;
+	int			n = 0;
+	uint64		loaded = 0;
 	ListCell   *lc;
+	Portal		portal;
+	MemoryContext batch_cxt;
+
+	if (ids == NULL)
+	{
+		HASHCTL		ctl;
+
+		MemoryContextReset(sched_jobs_cxt);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(SchedJob);
+		ctl.hcxt = sched_jobs_cxt;
+		sched_jobs = hash_create("pg_chime jobs", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		ctl.keysize = sizeof(char *);
+		ctl.entrysize = sizeof(SchedClass);
+		ctl.hash = sched_class_hash;
+		ctl.match = sched_class_match;
+		sched_classes = hash_create("pg_chime job classes", 64, &ctl,
+									HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+		MemoryContextSwitchTo(sched_jobs_cxt);
+		sched_heap = pairingheap_allocate(sched_cmp, NULL);
+		MemoryContextSwitchTo(sched_scratch_cxt);
+	}
+	else
+		for (int i = 0; i < nids; i++)
+			sched_job_remove(ids[i]);
+
+	/*
+	 * Active jobs, and the @at jobs (inactive once they have run) that are
+	 * running or still have a retry to make.
+	 */
+	retry_ids = palloc(sizeof(Datum) * (list_length(sched_retries) + hash_get_num_entries(sched_active) + 1));
+	foreach(lc, sched_retries)
+		retry_ids[n++] = Int64GetDatum(((SchedRetry *) lfirst(lc))->jobid);
+	{
+		HASH_SEQ_STATUS seq;
+		SchedActive *a;
+
+		hash_seq_init(&seq, sched_active);
+		while ((a = hash_seq_search(&seq)) != NULL)
+			if (a->running > 0)
+				retry_ids[n++] = Int64GetDatum(a->jobid);
+	}
+	values[0] = PointerGetDatum(construct_array(retry_ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "SELECT jobid, schedule, database, username, timezone, run_window, "
+						   "dst_gap, overlap, coalesce(extract(epoch FROM timeout) * 1000, 0)::int4, "
+						   "extract(epoch FROM catchup)::int8, max_attempts, "
+						   "(extract(epoch FROM retry_delay) * 1000000)::int8 "
+						   "FROM cron.job WHERE kind = 'sql' AND (active OR "
+						   "(jobid = ANY ($1) AND schedule ~* '^\\s*@at\\s'))");
+	if (ids != NULL)
+	{
+		Datum	   *d = palloc(sizeof(Datum) * (nids + 1));
+
+		for (int i = 0; i < nids; i++)
+			d[i] = Int64GetDatum(ids[i]);
+		values[1] = PointerGetDatum(construct_array(d, nids, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		appendStringInfoString(&sql, " AND jobid = ANY ($2)");
+	}
+
+	batch_cxt = AllocSetContextCreate(sched_scratch_cxt, "pg_chime load batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	sched_begin("pg_chime: loading jobs");
+	portal = SPI_cursor_open_with_args(NULL, sql.data, ids ? 2 : 1, types, values, NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, SCHED_LOAD_BATCH);
+		if (SPI_processed == 0)
+			break;
+		MemoryContextSwitchTo(batch_cxt);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			SchedClass *cls = sched_class_of(tup, desc, jobid);
+			SchedJob   *job;
+			int64		after = sched_horizon;
+			int64	   *seen;
+
+			if (cls == NULL)
+				continue;
+			job = hash_search(sched_jobs, &jobid, HASH_ENTER, NULL);
+			job->cls = cls;
+			job->in_heap = false;
+			seen = handled ? hash_search(handled, &jobid, HASH_FIND, NULL) : NULL;
+			if (seen && seen[1] > after)
+				after = seen[1];
+			if (cls->timing.sched.kind == CHIME_SCHED_REBOOT)
+			{
+				if (reboot)
+				{
+					MemoryContextSwitchTo(sched_jobs_cxt);
+					*reboot = lappend(*reboot, job);
+					MemoryContextSwitchTo(batch_cxt);
+				}
+			}
+			else if (chime_next_run(&cls->timing, after, &job->due))
+			{
+				pairingheap_add(sched_heap, &job->node);
+				job->in_heap = true;
+			}
+			loaded++;
+		}
+		MemoryContextSwitchTo(sched_scratch_cxt);
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextReset(batch_cxt);
+	}
+	SPI_cursor_close(portal);
+	sched_save_horizon();
+	sched_commit();
+	elog(DEBUG1, "pg_chime: loaded " UINT64_FORMAT " jobs", loaded);
+}
+
+/* Start an executor for the role; NULL if none can start now. */
+static SchedExecutor *
+sched_executor_start(SchedRole *role)
+{
 	SchedExecutor *ex;
 	shm_toc_estimator e;
 	Size		size;
@@ -355,19 +582,11 @@ sched_executor_for(const char *database, const char *username)
 	BackgroundWorker w;
 	MemoryContext old;
 
-	foreach(lc, sched_executors)
-	{
-		ex = lfirst(lc);
-		if (strcmp(ex->database, database) == 0 && strcmp(ex->username, username) == 0)
-			return ex;
-	}
-	if (list_length(sched_executors) >= chime_max_running_jobs)
+	if (GetCurrentTimestamp() < sched_no_slot_until)
 		return NULL;
-
 	old = MemoryContextSwitchTo(sched_runs_cxt);
 	ex = palloc0(sizeof(SchedExecutor));
-	strlcpy(ex->database, database, NAMEDATALEN);
-	strlcpy(ex->username, username, NAMEDATALEN);
+	ex->role = role;
 
 	shm_toc_initialize_estimator(&e);
 	shm_toc_estimate_chunk(&e, EXEC_QUEUE_SIZE);
@@ -392,18 +611,20 @@ sched_executor_for(const char *database, const char *username)
 	w.bgw_restart_time = BGW_NEVER_RESTART;
 	strlcpy(w.bgw_library_name, "pg_chime", BGW_MAXLEN);
 	strlcpy(w.bgw_function_name, "chime_executor_main", BGW_MAXLEN);
-	snprintf(w.bgw_name, BGW_MAXLEN, "pg_chime executor for %s in %s", username, database);
+	snprintf(w.bgw_name, BGW_MAXLEN, "pg_chime executor for %s in %s", role->username, role->database);
 	strlcpy(w.bgw_type, "pg_chime executor", BGW_MAXLEN);
 	w.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(ex->seg));
-	memcpy(w.bgw_extra, database, strlen(database) + 1);
-	memcpy(w.bgw_extra + strlen(database) + 1, username, strlen(username) + 1);
+	memcpy(w.bgw_extra, role->database, strlen(role->database) + 1);
+	memcpy(w.bgw_extra + strlen(role->database) + 1, role->username, strlen(role->username) + 1);
 	w.bgw_notify_pid = MyProcPid;
 
 	if (!RegisterDynamicBackgroundWorker(&w, &ex->handle))
 	{
+		/* every worker slot is taken: try again in a second, or when one ends */
 		dsm_detach(ex->seg);
 		pfree(ex);
 		MemoryContextSwitchTo(old);
+		sched_no_slot_until = GetCurrentTimestamp() + USECS_PER_SEC;
 		return NULL;
 	}
 	shm_mq_set_handle(ex->requests, ex->handle);
@@ -414,16 +635,58 @@ sched_executor_for(const char *database, const char *username)
 	return ex;
 }
 
+static int
+sched_executor_load(const SchedExecutor *ex)
+{
+	return list_length(ex->queue) + list_length(ex->inflight);
+}
+
+/*
+ * The executor to give a run of the role: an idle one, else a new one
+ * while fewer than cron.max_running_jobs run, else the least busy one if
+ * it has room; NULL when the run must wait.
+ */
+static SchedExecutor *
+sched_executor_for(SchedRole *role)
+{
+	SchedExecutor *best = NULL;
+	int			best_load = 0;
+	ListCell   *lc;
+
+	foreach(lc, sched_executors)
+	{
+		SchedExecutor *ex = lfirst(lc);
+
+		if (ex->role == role && (best == NULL || sched_executor_load(ex) < best_load))
+		{
+			best = ex;
+			best_load = sched_executor_load(ex);
+		}
+	}
+	if (best != NULL && best_load == 0)
+		return best;
+	if (list_length(sched_executors) < chime_max_running_jobs)
+	{
+		SchedExecutor *ex = sched_executor_start(role);
+
+		if (ex != NULL)
+			return ex;
+	}
+	if (best != NULL && best_load < SCHED_PIPELINE)
+		return best;
+	return NULL;
+}
+
 /* A run row of the job for occurrence 'due', starting at 'now'. */
 static void
-sched_row(ChimeRunRow *row, const SchedJob *job, int64 due, TimestampTz now,
-		  const char *status, const char *trigger, int32 attempt)
+sched_row(ChimeRunRow *row, const SchedJob *job, const char *command, int64 due,
+		  TimestampTz now, const char *status, const char *trigger, int32 attempt)
 {
 	memset(row, 0, sizeof(*row));
 	row->jobid = job->jobid;
-	row->database = job->database;
-	row->username = job->username;
-	row->command = job->command;
+	row->database = job->cls->role->database;
+	row->username = job->cls->role->username;
+	row->command = command;
 	row->status = status;
 	row->start_time = now;
 	row->scheduled_time = chime_timestamptz_from_unix(due);
@@ -432,54 +695,44 @@ sched_row(ChimeRunRow *row, const SchedJob *job, int64 due, TimestampTz now,
 	row->occurrences = 1;
 }
 
-/* Put a run in the backlog, to wait for an executor for (database, username). */
-static void
-sched_backlog_add(SchedRun *run, const char *database, const char *username)
-{
-	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
-	StringInfoData key;
-
-	initStringInfo(&key);
-	appendStringInfoString(&key, database);
-	appendStringInfoChar(&key, '\0');
-	appendStringInfoString(&key, username);
-	sched_backlog = lappend(sched_backlog, run);
-	sched_backlog_exec = lappend(sched_backlog_exec, key.data);
-	MemoryContextSwitchTo(old);
-}
-
 /*
  * Queue a run for the executor (NULL: the backlog).  A run with runid 0 is
  * recorded, and its runid set, when the transaction commits.
  */
 static SchedRun *
-sched_queue_run(SchedJob *job, SchedExecutor *ex, int64 runid, int64 due, int32 attempt)
+sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout_ms,
+				SchedExecutor *ex, int64 runid, int64 due, int32 attempt)
 {
 	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
 	SchedRun   *run = palloc0(sizeof(SchedRun));
 	ExecRequest req;
-	size_t		clen = strlen(job->command);
+	size_t		clen = strlen(command);
 
 	run->runid = runid;
-	run->jobid = job->jobid;
+	run->jobid = jobid;
 	run->due = due;
 	run->attempt = attempt;
+	run->role = role;
+	run->marked_running = ex != NULL && ex->pid != 0;
 	req.runid = runid;
-	req.timeout_ms = job->timeout_ms;
+	req.timeout_ms = timeout_ms;
 	run->len = sizeof(req) + clen;
 	run->msg = palloc(run->len);
 	memcpy(run->msg, &req, sizeof(req));
-	memcpy(run->msg + sizeof(req), job->command, clen);
+	memcpy(run->msg + sizeof(req), command, clen);
 
 	if (ex)
 		ex->queue = lappend(ex->queue, run);
 	else
-		sched_backlog_add(run, job->database, job->username);
+		sched_backlog = lappend(sched_backlog, run);
 	MemoryContextSwitchTo(old);
 	return run;
 }
 
-/* Record the runs started in this transaction and deactivate @at jobs. */
+/*
+ * Record the runs started in this transaction (unless cron.log_run is off)
+ * and deactivate @at jobs.
+ */
 static void
 sched_flush_starts(void)
 {
@@ -491,11 +744,17 @@ sched_flush_starts(void)
 
 	if (n > 0)
 	{
-		rows = palloc(sizeof(ChimeRunRow) * n);
 		runids = palloc(sizeof(int64) * n);
-		foreach(lc, sched_starts)
-			rows[i++] = ((SchedStart *) lfirst(lc))->row;
-		chime_run_insert_batch(rows, n, runids);
+		if (chime_log_run)
+		{
+			rows = palloc(sizeof(ChimeRunRow) * n);
+			foreach(lc, sched_starts)
+				rows[i++] = ((SchedStart *) lfirst(lc))->row;
+			chime_run_insert_batch(rows, n, runids);
+		}
+		else
+			for (i = 0; i < n; i++)
+				runids[i] = --sched_unlogged_runid;
 		i = 0;
 		foreach(lc, sched_starts)
 		{
@@ -526,6 +785,13 @@ sched_flush_starts(void)
 	sched_deactivate = NIL;
 }
 
+/* A skipped or missed row (not written while cron.log_run is off) */
+static int64
+sched_insert_row(const ChimeRunRow *row)
+{
+	return chime_log_run ? chime_run_insert(row) : 0;
+}
+
 /*
  * Start an attempt of a job for occurrence 'due': record it and queue it,
  * or, for a first attempt, record it skipped when the previous run is still
@@ -533,17 +799,19 @@ sched_flush_starts(void)
  * transaction.
  */
 static void
-sched_start_run(SchedJob *job, int64 due, TimestampTz now, const char *trigger, int32 attempt)
+sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
+				const char *trigger, int32 attempt)
 {
 	SchedActive *active = sched_active_for(job->jobid, true);
+	const SchedClass *cls = job->cls;
 	SchedExecutor *ex;
 	ChimeRunRow row;
 
-	sched_row(&row, job, due, now, "starting", trigger, attempt);
+	sched_row(&row, job, command, due, now, "starting", trigger, attempt);
 
-	if (attempt == 1 && active->running > 0 && job->overlap != 'a')
+	if (attempt == 1 && active->running > 0 && cls->overlap != 'a')
 	{
-		if (job->overlap == 'b' && active->buffered_due == 0)
+		if (cls->overlap == 'b' && active->buffered_due == 0)
 		{
 			active->buffered_due = due;
 			return;
@@ -554,13 +822,13 @@ sched_start_run(SchedJob *job, int64 due, TimestampTz now, const char *trigger, 
 		else
 		{
 			row.status = "skipped";
-			active->skip_runid = chime_run_insert(&row);
+			active->skip_runid = sched_insert_row(&row);
 		}
 		return;
 	}
 
 	/* 'running' when a live executor takes it, 'starting' while one starts */
-	ex = sched_executor_for(job->database, job->username);
+	ex = sched_executor_for(cls->role);
 	if (ex && ex->pid == 0)
 	{
 		pid_t		pid;
@@ -570,7 +838,7 @@ sched_start_run(SchedJob *job, int64 due, TimestampTz now, const char *trigger, 
 	}
 	if (chime_log_statement)
 		ereport(LOG,
-				(errmsg("pg_chime: job " INT64_FORMAT " starting: %s", job->jobid, job->command)));
+				(errmsg("pg_chime: job " INT64_FORMAT " starting: %s", job->jobid, command)));
 	row.job_pid = ex ? ex->pid : 0;
 	row.status = row.job_pid != 0 ? "running" : "starting";
 	active->running++;
@@ -578,10 +846,11 @@ sched_start_run(SchedJob *job, int64 due, TimestampTz now, const char *trigger, 
 	{
 		SchedStart *start = palloc(sizeof(SchedStart));
 
-		start->run = sched_queue_run(job, ex, 0, due, attempt);
+		start->run = sched_queue_run(job->jobid, cls->role, command, cls->timeout_ms, ex, 0, due,
+									 attempt);
 		start->row = row;
 		sched_starts = lappend(sched_starts, start);
-		if (job->timing.sched.kind == CHIME_SCHED_AT)
+		if (cls->timing.sched.kind == CHIME_SCHED_AT)
 		{
 			int64	   *id = palloc(sizeof(int64));
 
@@ -591,13 +860,63 @@ sched_start_run(SchedJob *job, int64 due, TimestampTz now, const char *trigger, 
 	}
 }
 
+/* The commands of jobs, read now (inside a transaction): jobid -> text */
+typedef struct SchedCommand
+{
+	int64		jobid;
+	char	   *command;
+} SchedCommand;
+
+static HTAB *
+sched_commands(SchedJob **jobs, int n)
+{
+	HASHCTL		ctl;
+	HTAB	   *commands;
+	Datum	   *ids = palloc(sizeof(Datum) * (n + 1));
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1];
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(SchedCommand);
+	ctl.hcxt = sched_scratch_cxt;
+	commands = hash_create("pg_chime commands", Max(n, 16), &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(jobs[i]->jobid);
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args("SELECT jobid, command FROM cron.job WHERE jobid = ANY ($1)",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the commands of due jobs");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		jobid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		SchedCommand *c = hash_search(commands, &jobid, HASH_ENTER, NULL);
+
+		c->command = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+	}
+	return commands;
+}
+
+/* The command of one job (NULL if it is gone), inside a transaction */
+static char *
+sched_command(SchedJob *job)
+{
+	HTAB	   *commands = sched_commands(&job, 1);
+	SchedCommand *c = hash_search(commands, &job->jobid, HASH_FIND, NULL);
+
+	return c ? c->command : NULL;
+}
+
 /*
  * Handle one due job: occurrences too late for catchup become one 'missed'
  * row; of the rest, the latest starts (several coalesce into one run).
  */
 static void
-sched_fire_job(SchedJob *job, int64 now_s, TimestampTz now)
+sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
 {
+	const SchedClass *cls = job->cls;
 	int64		occ = job->due;
 	int64		first_missed = 0;
 	int64		latest = 0;
@@ -607,7 +926,7 @@ sched_fire_job(SchedJob *job, int64 now_s, TimestampTz now)
 
 	for (int guard = 0; more && occ <= now_s && guard < 1000000; guard++)
 	{
-		if (now_s - occ > job->catchup_s)
+		if (now_s - occ > cls->catchup_s)
 		{
 			if (missed++ == 0)
 				first_missed = occ;
@@ -617,19 +936,19 @@ sched_fire_job(SchedJob *job, int64 now_s, TimestampTz now)
 			latest = occ;
 			coalesced++;
 		}
-		more = chime_next_run(&job->timing, occ, &occ);
+		more = chime_next_run(&cls->timing, occ, &occ);
 	}
 
 	if (missed > 0)
 	{
 		ChimeRunRow row;
 
-		sched_row(&row, job, first_missed, now, "missed", "schedule", 1);
+		sched_row(&row, job, command, first_missed, now, "missed", "schedule", 1);
 		row.occurrences = missed;
-		(void) chime_run_insert(&row);
+		(void) sched_insert_row(&row);
 	}
 	if (latest != 0)
-		sched_start_run(job, latest, now,
+		sched_start_run(job, command, latest, now,
 						(coalesced > 1 || now_s - latest >= 1) ? "catchup" : "schedule", 1);
 
 	if (more)
@@ -641,14 +960,13 @@ sched_fire_job(SchedJob *job, int64 now_s, TimestampTz now)
 }
 
 /*
- * Hand over the manual runs cron.run_now recorded: rows 'starting' with
- * trigger 'manual' that are not handed over yet.
+ * Take over the manual runs cron.run_now recorded: rows 'starting' with
+ * trigger 'manual' that are not handed over yet.  They wait in the backlog
+ * for an executor.
  */
 static void
 sched_start_manual(void)
 {
-	uint64		n;
-
 	sched_begin("pg_chime: starting manual runs");
 	if (SPI_execute("SELECT r.runid, r.jobid, chime_epoch, j.command, j.database, j.username, "
 					"coalesce(extract(epoch FROM j.timeout) * 1000, 0)::int4 "
@@ -657,45 +975,44 @@ sched_start_manual(void)
 					"WHERE r.trigger = 'manual' AND r.status = 'starting' AND r.job_pid IS NULL",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read manual runs");
-	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++)
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		bool		found;
 		int64		runid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		SchedJob	job;
-		SchedExecutor *ex;
+		int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 
 		(void) hash_search(sched_manual, &runid, HASH_ENTER, &found);
 		if (found)
 			continue;
-		memset(&job, 0, sizeof(job));
-		job.jobid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		job.command = SPI_getvalue(tup, desc, 4);
-		job.database = SPI_getvalue(tup, desc, 5);
-		job.username = SPI_getvalue(tup, desc, 6);
-		job.timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
-
-		ex = sched_executor_for(job.database, job.username);
-		if (ex && ex->pid != 0)
-			chime_run_running(runid, ex->pid);
-		sched_active_for(job.jobid, true)->running++;
-		(void) sched_queue_run(&job, ex, runid, DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)), 1);
+		sched_active_for(jobid, true)->running++;
+		(void) sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), SPI_getvalue(tup, desc, 6)),
+							   SPI_getvalue(tup, desc, 4),
+							   DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull)), NULL, runid,
+							   DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)), 1);
 	}
 	sched_commit();
 }
 
-/* Start every run that is due, in one transaction; then move the horizon. */
+/*
+ * Start every run that is due; then move the horizon.  In groups of
+ * SCHED_CHUNK: each is recorded in one transaction and handed over before
+ * the next, so executors start on the first runs at once, and finished
+ * runs are collected in between.  The horizon is saved with the last.
+ */
 static void
 sched_fire_due(List *reboot)
 {
 	TimestampTz now = chime_now();
 	int64		now_s = sched_now_unix(now);
-	List	   *due = NIL;
+	SchedJob  **due;
+	int			ndue = 0;
+	int			size = 64;
 	ListCell   *lc;
 
+	due = palloc(sizeof(SchedJob *) * size);
 	while (!pairingheap_is_empty(sched_heap))
 	{
 		SchedJob   *job = pairingheap_container(SchedJob, node, pairingheap_first(sched_heap));
@@ -704,32 +1021,51 @@ sched_fire_due(List *reboot)
 			break;
 		(void) pairingheap_remove_first(sched_heap);
 		job->in_heap = false;
-		due = lappend(due, job);
+		if (ndue == size)
+		{
+			size *= 2;
+			due = repalloc(due, sizeof(SchedJob *) * size);
+		}
+		due[ndue++] = job;
 	}
 
-	if (due != NIL || reboot != NIL ||
+	if (ndue > 0 || reboot != NIL ||
 		(sched_retries != NIL && sched_next_retry() <= now))
 	{
-		int			done = 0;
-
-		/*
-		 * In chunks: each is recorded and handed over before the next is
-		 * recorded, so executors start on the first runs at once.
-		 */
 		sched_begin("pg_chime: starting due runs");
 		sched_fire_retries(now);
 		foreach(lc, reboot)
-			sched_start_run(lfirst(lc), now_s, now, "schedule", 1);
-		foreach(lc, due)
 		{
-			sched_fire_job(lfirst(lc), now_s, now);
-			if (++done % SCHED_CHUNK == 0 && lnext(due, lc) != NULL)
+			SchedJob   *job = lfirst(lc);
+			char	   *command = sched_command(job);
+
+			if (command)
+				sched_start_run(job, command, now_s, now, "schedule", 1);
+		}
+		for (int first = 0; first < ndue; first += SCHED_CHUNK)
+		{
+			int			n = Min(SCHED_CHUNK, ndue - first);
+			HTAB	   *commands;
+
+			if (first > 0)
 			{
 				sched_commit();
 				sched_send();
+				sched_collect();
 				sched_begin("pg_chime: starting due runs");
 			}
+			commands = sched_commands(due + first, n);
+			for (int i = first; i < first + n; i++)
+			{
+				SchedCommand *c = hash_search(commands, &due[i]->jobid, HASH_FIND, NULL);
+
+				/* a job deleted since it was loaded is dropped at the next reload */
+				if (c != NULL)
+					sched_fire_job(due[i], c->command, now_s, now);
+			}
 		}
+		sched_horizon = now_s;
+		sched_save_horizon();
 		sched_commit();
 	}
 	sched_horizon = now_s;
@@ -743,7 +1079,7 @@ sched_fire_due(List *reboot)
 static int64
 sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt)
 {
-	double		delay = (double) job->retry_delay_us;
+	double		delay = (double) job->cls->retry_delay_us;
 	uint64		h;
 
 	for (int i = 1; i < attempt && delay < (double) chime_max_retry_delay_us; i++)
@@ -769,7 +1105,7 @@ sched_plan_retry(int64 jobid, int64 due, int32 attempt, const char *message, Tim
 	MemoryContext old;
 	SchedRetry *r;
 
-	if (job == NULL || attempt >= job->max_attempts)
+	if (job == NULL || attempt >= job->cls->max_attempts)
 		return;
 	if (message && strncmp(message, "ERROR: 42", 9) == 0)
 		return;
@@ -799,8 +1135,14 @@ sched_fire_retries(TimestampTz now)
 		sched_retries = foreach_delete_current(sched_retries, lc);
 		job = hash_search(sched_jobs, &r->jobid, HASH_FIND, NULL);
 		/* a job removed, or a window closed, ends its retries */
-		if (job && chime_in_window(&job->timing.window, job->timing.zone, sched_now_unix(now)))
-			sched_start_run(job, r->due, now, "retry", r->attempt);
+		if (job && chime_in_window(&job->cls->timing.window, job->cls->timing.zone,
+								   sched_now_unix(now)))
+		{
+			char	   *command = sched_command(job);
+
+			if (command)
+				sched_start_run(job, command, r->due, now, "retry", r->attempt);
+		}
 		pfree(r);
 	}
 }
@@ -851,13 +1193,16 @@ sched_executor_lost(SchedExecutor *ex, List **done)
 		d->ok = false;
 		d->message = psprintf("failed: the executor for role %s in database %s exited "
 							  "before the run finished (see the server log)",
-							  ex->username, ex->database);
+							  ex->role->username, ex->role->database);
 		d->pid = ex->pid;
 		*done = lappend(*done, d);
 	}
-	/* runs not sent yet go back to the backlog for a new executor */
+	/* runs not sent yet go back to the head of the backlog */
 	foreach(lc, ex->queue)
-		sched_backlog_add(lfirst(lc), ex->database, ex->username);
+		((SchedRun *) lfirst(lc))->marked_running = false;
+	MemoryContextSwitchTo(sched_runs_cxt);
+	sched_backlog = list_concat(ex->queue, sched_backlog);
+	MemoryContextSwitchTo(sched_scratch_cxt);
 	shm_mq_detach(ex->requests);
 	shm_mq_detach(ex->replies);
 	dsm_detach(ex->seg);
@@ -870,7 +1215,6 @@ sched_collect(void)
 {
 	List	   *done = NIL;
 	List	   *lost = NIL;
-	List	   *started = NIL;	/* runs whose executor has just started */
 	ListCell   *lc;
 	TimestampTz now;
 
@@ -878,21 +1222,6 @@ sched_collect(void)
 	{
 		SchedExecutor *ex = lfirst(lc);
 
-		if (ex->pid == 0)
-		{
-			pid_t		pid;
-
-			if (GetBackgroundWorkerPid(ex->handle, &pid) == BGWH_STARTED)
-			{
-				ListCell   *rc;
-
-				ex->pid = pid;
-				foreach(rc, ex->inflight)
-					started = lappend(started, lfirst(rc));
-				foreach(rc, ex->queue)
-					started = lappend(started, lfirst(rc));
-			}
-		}
 		for (;;)
 		{
 			Size		len;
@@ -933,30 +1262,18 @@ sched_collect(void)
 	foreach(lc, lost)
 		sched_executor_lost(lfirst(lc), &done);
 
-	if (done == NIL && started == NIL)
+	if (done == NIL)
 		return;
 
 	now = chime_now();
 	sched_begin("pg_chime: recording finished runs");
-	foreach(lc, started)
-	{
-		SchedRun   *run = lfirst(lc);
-		ListCell   *xc;
-
-		foreach(xc, sched_executors)
-		{
-			SchedExecutor *ex = lfirst(xc);
-
-			if (list_member_ptr(ex->inflight, run) || list_member_ptr(ex->queue, run))
-				chime_run_running(run->runid, ex->pid);
-		}
-	}
 	foreach(lc, done)
 	{
 		SchedDone  *d = lfirst(lc);
 		SchedActive *active = sched_active_for(d->jobid, false);
 
-		chime_run_finish(d->runid, d->ok ? "succeeded" : "failed", d->message, d->pid, now);
+		if (d->runid > 0)
+			chime_run_finish(d->runid, d->ok ? "succeeded" : "failed", d->message, d->pid, now);
 		(void) hash_search(sched_manual, &d->runid, HASH_REMOVE, NULL);
 		if (!d->ok)
 			sched_plan_retry(d->jobid, d->due, d->attempt, d->message, now);
@@ -968,37 +1285,72 @@ sched_collect(void)
 				SchedJob   *job = hash_search(sched_jobs, &d->jobid, HASH_FIND, NULL);
 				int64		buffered = active->buffered_due;
 
+				char	   *command = job ? sched_command(job) : NULL;
+
 				active->buffered_due = 0;
-				if (job)
-					sched_start_run(job, buffered, now, "schedule", 1);
+				if (command)
+					sched_start_run(job, command, buffered, now, "schedule", 1);
 			}
 		}
 	}
 	sched_commit();
 }
 
-/* Hand queued runs to executors; give backlog runs an executor. */
+/* Is there room for one more run, in some executor or a new one? */
+static bool
+sched_any_room(void)
+{
+	ListCell   *lc;
+
+	if (list_length(sched_executors) < chime_max_running_jobs &&
+		GetCurrentTimestamp() >= sched_no_slot_until)
+		return true;
+	foreach(lc, sched_executors)
+		if (sched_executor_load(lfirst(lc)) < SCHED_PIPELINE)
+			return true;
+	return false;
+}
+
+/*
+ * Give backlog runs an executor, in order (a role with no room is passed
+ * over); hand queued runs to executors; record as running the runs that
+ * were recorded before their executor was known.
+ */
 static void
 sched_send(void)
 {
 	ListCell   *lc;
+	List	   *full = NIL;
+	int64	   *runids = NULL;
+	int32	   *pids = NULL;
+	int			nrunning = 0;
+	int			size = 0;
 
-	while (sched_backlog != NIL)
+	foreach(lc, sched_backlog)
 	{
-		char	   *key = linitial(sched_backlog_exec);
-		SchedExecutor *ex = sched_executor_for(key, key + strlen(key) + 1);
+		SchedRun   *run = lfirst(lc);
+		SchedExecutor *ex;
 
+		if (list_member_ptr(full, run->role))
+			continue;
+		ex = sched_executor_for(run->role);
 		if (ex == NULL)
-			break;
-		ex->queue = lappend(ex->queue, linitial(sched_backlog));
-		sched_backlog = list_delete_first(sched_backlog);
-		sched_backlog_exec = list_delete_first(sched_backlog_exec);
-		pfree(key);
+		{
+			full = lappend(full, run->role);
+			if (!sched_any_room())
+				break;
+			continue;
+		}
+		MemoryContextSwitchTo(sched_runs_cxt);
+		ex->queue = lappend(ex->queue, run);
+		sched_backlog = foreach_delete_current(sched_backlog, lc);
+		MemoryContextSwitchTo(sched_scratch_cxt);
 	}
 
 	foreach(lc, sched_executors)
 	{
 		SchedExecutor *ex = lfirst(lc);
+		ListCell   *rc;
 
 		while (ex->queue != NIL)
 		{
@@ -1012,10 +1364,47 @@ sched_send(void)
 			ex->inflight = lappend(ex->inflight, run);
 			MemoryContextSwitchTo(sched_scratch_cxt);
 		}
+
+		if (ex->pid == 0)
+		{
+			pid_t		pid;
+
+			if (GetBackgroundWorkerPid(ex->handle, &pid) != BGWH_STARTED)
+				continue;
+			ex->pid = pid;
+		}
+		foreach(rc, ex->inflight)
+		{
+			SchedRun   *run = lfirst(rc);
+
+			if (run->marked_running)
+				continue;
+			run->marked_running = true;
+			if (run->runid <= 0)
+				continue;
+			if (nrunning == size)
+			{
+				size = Max(16, size * 2);
+				runids = runids ? repalloc(runids, sizeof(int64) * size) : palloc(sizeof(int64) * size);
+				pids = pids ? repalloc(pids, sizeof(int32) * size) : palloc(sizeof(int32) * size);
+			}
+			runids[nrunning] = run->runid;
+			pids[nrunning++] = ex->pid;
+		}
+	}
+
+	if (nrunning > 0)
+	{
+		sched_begin("pg_chime: recording started runs");
+		chime_run_running(runids, pids, nrunning);
+		sched_commit();
 	}
 }
 
-/* Retire executors idle for EXEC_IDLE_MS; returns ms until the next one is due. */
+/*
+ * Retire executors idle for EXEC_IDLE_MS; returns ms until the next one is
+ * due (0: at once, -1: none).
+ */
 static long
 sched_retire_idle(void)
 {
@@ -1031,8 +1420,12 @@ sched_retire_idle(void)
 		if (ex->queue != NIL || ex->inflight != NIL)
 			continue;
 		left = EXEC_IDLE_MS - (long) ((now - ex->idle_since) / 1000);
-		if (left <= 0 || sched_backlog != NIL)
+		/* an idle executor also gives way to runs of another role waiting */
+		if (left <= 0 || (sched_backlog != NIL &&
+						  list_length(sched_executors) >= chime_max_running_jobs))
 		{
+			if (left > 0)
+				next = 0;		/* come back at once to start their executor */
 			shm_mq_detach(ex->requests);
 			shm_mq_detach(ex->replies);
 			dsm_detach(ex->seg);
@@ -1056,6 +1449,7 @@ chime_scheduler_main(Datum arg)
 {
 	List	   *reboot = NIL;
 	List	   *interrupted = NIL;
+	int64	   *changed;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -1081,10 +1475,16 @@ chime_scheduler_main(Datum arg)
 		ctl.entrysize = sizeof(int64);
 		sched_manual = hash_create("pg_chime manual runs", 64, &ctl,
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		ctl.keysize = sizeof(SchedRole);
+		ctl.entrysize = sizeof(SchedRole);
+		sched_roles = hash_create("pg_chime roles", 16, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	MemoryContextSwitchTo(sched_scratch_cxt);
 
 	sched_wait_for_extension();
+	changed = MemoryContextAlloc(sched_runs_cxt, sizeof(int64) * CHIME_CHANGED_MAX);
+	(void) chime_take_changed(changed);
 
 	sched_begin("pg_chime: reconciling interrupted runs");
 	chime_run_reconcile(chime_now(), sched_runs_cxt, &interrupted);
@@ -1101,6 +1501,7 @@ chime_scheduler_main(Datum arg)
 	{
 		ListCell   *lc;
 		TimestampTz now = chime_now();
+		HTAB	   *handled;
 
 		MemoryContextSwitchTo(sched_runs_cxt);
 		foreach(lc, interrupted)
@@ -1117,15 +1518,18 @@ chime_scheduler_main(Datum arg)
 		list_free_deep(interrupted);
 		MemoryContextSwitchTo(sched_scratch_cxt);
 
-		sched_horizon = sched_now_unix(now);
-		sched_reload(&reboot);
+		/* occurrences since the last scheduler handled them: catch up */
+		sched_begin("pg_chime: reading the horizon");
+		sched_horizon = sched_read_horizon(sched_now_unix(now), &handled);
+		sched_commit();
+		sched_load(NULL, 0, &reboot, handled);
 
 		foreach(lc, sched_retries)
 		{
 			SchedRetry *r = lfirst(lc);
 			SchedJob   *job = hash_search(sched_jobs, &r->jobid, HASH_FIND, NULL);
 
-			if (job == NULL || r->attempt > job->max_attempts)
+			if (job == NULL || r->attempt > job->cls->max_attempts)
 			{
 				sched_retries = foreach_delete_current(sched_retries, lc);
 				pfree(r);
@@ -1141,7 +1545,7 @@ chime_scheduler_main(Datum arg)
 		long		timeout = -1;
 		long		retire;
 		int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
-		bool		reload = false;
+		bool		reload_all = false;
 
 		MemoryContextReset(sched_scratch_cxt);
 		sched_collect();
@@ -1154,17 +1558,22 @@ chime_scheduler_main(Datum arg)
 		{
 			SchedJob   *job = pairingheap_container(SchedJob, node, pairingheap_first(sched_heap));
 			TimestampTz due = chime_timestamptz_from_unix(job->due);
-			TimestampTz now = chime_now();
 
-			timeout = due <= now ? 0 : (long) ((due - now + 999) / 1000);
+			timeout = sched_ms_until(due);
 		}
 		if (retire >= 0 && (timeout < 0 || retire < timeout))
 			timeout = retire;
 		if (sched_retries != NIL)
 		{
-			TimestampTz at = sched_next_retry();
-			TimestampTz now = chime_now();
-			long		left = at <= now ? 0 : (long) ((at - now + 999) / 1000);
+			long		left = sched_ms_until(sched_next_retry());
+
+			if (timeout < 0 || left < timeout)
+				timeout = left;
+		}
+		if (sched_backlog != NIL && sched_no_slot_until != 0)
+		{
+			/* runs wait for a worker slot: look again when one may be free */
+			long		left = (long) Max(0, (sched_no_slot_until - GetCurrentTimestamp() + 999) / 1000);
 
 			if (timeout < 0 || left < timeout)
 				timeout = left;
@@ -1180,15 +1589,18 @@ chime_scheduler_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			reload = true;
+			reload_all = true;
 		}
-		if (pg_atomic_exchange_u32(&chime_shared->jobs_changed, 0) != 0)
-			reload = true;
-		if (reload)
+		if (reload_all || pg_atomic_read_u32(&chime_shared->jobs_changed) != 0)
 		{
+			int			n = chime_take_changed(changed);
+
 			/* occurrences up to now belong to the old job list */
 			sched_fire_due(NIL);
-			sched_reload(NULL);
+			if (reload_all || n < 0)
+				sched_load(NULL, 0, NULL, NULL);
+			else if (n > 0)
+				sched_load(changed, n, NULL, NULL);
 		}
 		if (pg_atomic_exchange_u32(&chime_shared->manual_runs, 0) != 0)
 			sched_start_manual();

@@ -3,26 +3,35 @@
  * shared.c
  *	  pg_chime's shared memory and the wake-up at commit.
  *
- * A backend whose transaction changes jobs calls chime_jobs_changed(); at
- * commit, one transaction callback marks the change and sets the
- * scheduler's latch, once per committing transaction however many jobs it
- * changed.  An aborted transaction wakes nobody.
+ * Every change to cron.job passes through a row trigger
+ * (chime_job_changed) that notes the job id; at commit, one transaction
+ * callback hands the ids to the scheduler and sets its latch, once per
+ * committing transaction however many jobs it changed, so the scheduler
+ * reloads only those jobs.  An aborted transaction wakes nobody.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "executor/spi.h"
 #include "storage/shmem.h"
+#include "utils/memutils.h"
 
 #include "shared.h"
 
 ChimeShared *chime_shared = NULL;
 
 static bool shared_xact_changed = false;
+static bool shared_xact_all = false;	/* the scheduler must reload every job */
+static int64 *shared_xact_ids = NULL;	/* the jobs changed, in TopMemoryContext */
+static int	shared_xact_nids = 0;
 static bool shared_xact_manual = false;
 static bool shared_callback_registered = false;
 static shmem_startup_hook_type shared_prev_startup_hook = NULL;
@@ -55,6 +64,8 @@ shared_startup(void)
 		SpinLockInit(&chime_shared->mutex);
 		chime_shared->scheduler_latch = NULL;
 		chime_shared->scheduler_pid = 0;
+		chime_shared->nchanged = 0;
+		chime_shared->reload_all = false;
 		pg_atomic_init_u32(&chime_shared->jobs_changed, 0);
 		pg_atomic_init_u32(&chime_shared->manual_runs, 0);
 	}
@@ -75,6 +86,23 @@ chime_shared_init(void)
 	shmem_startup_hook = shared_startup;
 }
 
+/* Hand this transaction's changed jobs to the scheduler (at commit). */
+static void
+shared_publish_changes(void)
+{
+	SpinLockAcquire(&chime_shared->mutex);
+	if (shared_xact_all || chime_shared->nchanged + shared_xact_nids > CHIME_CHANGED_MAX)
+		chime_shared->reload_all = true;
+	else
+	{
+		memcpy(chime_shared->changed + chime_shared->nchanged, shared_xact_ids,
+			   sizeof(int64) * shared_xact_nids);
+		chime_shared->nchanged += shared_xact_nids;
+	}
+	SpinLockRelease(&chime_shared->mutex);
+	pg_atomic_write_u32(&chime_shared->jobs_changed, 1);
+}
+
 static void
 shared_xact_callback(XactEvent event, void *arg)
 {
@@ -87,7 +115,7 @@ shared_xact_callback(XactEvent event, void *arg)
 				Latch	   *latch;
 
 				if (shared_xact_changed)
-					pg_atomic_write_u32(&chime_shared->jobs_changed, 1);
+					shared_publish_changes();
 				if (shared_xact_manual)
 					pg_atomic_write_u32(&chime_shared->manual_runs, 1);
 				SpinLockAcquire(&chime_shared->mutex);
@@ -96,11 +124,13 @@ shared_xact_callback(XactEvent event, void *arg)
 				if (latch)
 					SetLatch(latch);
 			}
-			shared_xact_changed = shared_xact_manual = false;
+			shared_xact_changed = shared_xact_manual = shared_xact_all = false;
+			shared_xact_nids = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			shared_xact_changed = shared_xact_manual = false;
+			shared_xact_changed = shared_xact_manual = shared_xact_all = false;
+			shared_xact_nids = 0;
 			break;
 		default:
 			break;
@@ -118,10 +148,74 @@ shared_register_callback(void)
 }
 
 void
-chime_jobs_changed(void)
+chime_jobs_changed(int64 jobid)
 {
 	shared_register_callback();
 	shared_xact_changed = true;
+	if (jobid <= 0 || shared_xact_nids >= CHIME_CHANGED_MAX)
+	{
+		shared_xact_all = true;
+		return;
+	}
+	if (shared_xact_ids == NULL)
+		shared_xact_ids = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * CHIME_CHANGED_MAX);
+	shared_xact_ids[shared_xact_nids++] = jobid;
+}
+
+int
+chime_take_changed(int64 *ids)
+{
+	int			n;
+
+	pg_atomic_write_u32(&chime_shared->jobs_changed, 0);
+	SpinLockAcquire(&chime_shared->mutex);
+	n = chime_shared->reload_all ? -1 : chime_shared->nchanged;
+	if (n > 0)
+		memcpy(ids, chime_shared->changed, sizeof(int64) * n);
+	chime_shared->nchanged = 0;
+	chime_shared->reload_all = false;
+	SpinLockRelease(&chime_shared->mutex);
+	return n;
+}
+
+/*
+ * The trigger on cron.job: every inserted, updated or deleted row (and a
+ * TRUNCATE) is a change the scheduler must see, whoever made it: the API,
+ * a restore, or a superuser's own statement.
+ */
+PG_FUNCTION_INFO_V1(chime_job_changed);
+Datum
+chime_job_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("cron._job_changed() must be called as a trigger")));
+	if (TRIGGER_FIRED_FOR_ROW(trig->tg_event))
+	{
+		TupleDesc	desc = trig->tg_relation->rd_att;
+		int			attno = SPI_fnumber(desc, "jobid");
+		bool		isnull;
+		Datum		id;
+
+		if (attno <= 0)
+			chime_jobs_changed(0);
+		else
+		{
+			id = heap_getattr(trig->tg_trigtuple, attno, desc, &isnull);
+			chime_jobs_changed(isnull ? 0 : DatumGetInt64(id));
+			if (trig->tg_newtuple != NULL)
+			{
+				id = heap_getattr(trig->tg_newtuple, attno, desc, &isnull);
+				chime_jobs_changed(isnull ? 0 : DatumGetInt64(id));
+			}
+		}
+	}
+	else
+		chime_jobs_changed(0);
+	return PointerGetDatum(NULL);
 }
 
 void

@@ -14,12 +14,19 @@
 #include "storage/latch.h"
 #include "storage/spin.h"
 
+/* How many changed job ids are passed to the scheduler before it reloads all */
+#define CHIME_CHANGED_MAX 4096
+
 typedef struct ChimeShared
 {
 	slock_t		mutex;
 	Latch	   *scheduler_latch;	/* NULL while no scheduler runs */
 	pid_t		scheduler_pid;
 	pg_atomic_uint32 jobs_changed;	/* set at commit of a job change */
+	/* The jobs changed since the scheduler last looked (under mutex) */
+	int			nchanged;
+	bool		reload_all;		/* too many to list, or a TRUNCATE */
+	int64		changed[CHIME_CHANGED_MAX];
 	pg_atomic_uint32 manual_runs;	/* set at commit of cron.run_now */
 } ChimeShared;
 
@@ -27,8 +34,18 @@ extern ChimeShared *chime_shared;
 
 extern void chime_shared_init(void);
 
-/* Note that this transaction changed jobs: the scheduler is woken at commit. */
-extern void chime_jobs_changed(void);
+/*
+ * Note that this transaction changed a job (jobid > 0) or possibly all of
+ * them (0): at commit the scheduler is told which and woken.
+ */
+extern void chime_jobs_changed(int64 jobid);
+
+/*
+ * The scheduler takes the jobs changed since its last call: returns the
+ * number copied to ids[] (at most CHIME_CHANGED_MAX), or -1 when it must
+ * reload all jobs.
+ */
+extern int	chime_take_changed(int64 *ids);
 
 /* Note that this transaction asked for manual runs (cron.run_now). */
 extern void chime_manual_run_requested(void);

@@ -3,7 +3,7 @@
 \pset format unaligned
 \pset tuples_only true
 BEGIN;
-SELECT plan(47);
+SELECT plan(48);
 
 SELECT has_schema('cron');
 SELECT has_table('cron', 'job', 'cron.job exists');
@@ -68,8 +68,10 @@ SELECT table_privs_are('cron', 'job', 'public', ARRAY['SELECT'], 'public may onl
 SELECT table_privs_are('cron', 'job_run_details', 'public', ARRAY['SELECT', 'DELETE'], 'public may read and delete its runs');
 SELECT table_privs_are('cron', 'job_run_key', 'public', ARRAY['SELECT'], 'public may only read cron.job_run_key');
 SELECT is((SELECT count(*) FROM pg_class
-           WHERE relnamespace = 'cron'::regnamespace AND relkind = 'r' AND relrowsecurity),
-          4::bigint, 'every cron table has row-level security');
+           WHERE relnamespace = 'cron'::regnamespace AND relkind = 'r' AND NOT relrowsecurity),
+          0::bigint, 'every cron table has row-level security');
+SELECT ok(NOT has_table_privilege('public', 'cron.scheduler_state', 'SELECT'),
+          'the scheduler''s state is not public');
 SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'cron'::regnamespace AND prosecdef),
           0::bigint, 'no cron function is SECURITY DEFINER');
 SELECT ok(NOT has_column_privilege('public', 'cron.secret', 'value', 'SELECT'), 'secret values are write-only');
