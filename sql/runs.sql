@@ -172,6 +172,28 @@ SELECT DISTINCT r.username, a.usename
 FROM cron.job_run_details r LEFT JOIN pg_stat_activity a ON a.pid = r.job_pid
 WHERE r.jobid = :runner AND r.status = 'succeeded';
 
+-- several executors: overlap 'allow' runs overlap, in different executors
+SELECT cron.schedule('overlapping', '* * * * * *', 'SELECT pg_sleep(2.5)', overlap => 'allow') AS overlapping \gset
+SELECT wait_for(format($$(SELECT count(DISTINCT job_pid) FROM cron.job_run_details
+                          WHERE jobid = %s AND status = 'running') >= 2$$, :overlapping));
+SELECT cron.unschedule(:overlapping);
+SELECT count(*) AS skipped_when_allowed FROM cron.job_run_details WHERE jobid = :overlapping AND status = 'skipped';
+-- a long run does not hold up another job of the same role
+SELECT cron.schedule('hog', format('@at %s', to_char(now() + interval '1 second', 'YYYY-MM-DD HH24:MI:SS+00')),
+                     'SELECT pg_sleep(4)') AS hog \gset
+SELECT wait_for(format($$EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = %s AND status = 'running')$$, :hog));
+SELECT cron.schedule('quick', '* * * * * *', $$INSERT INTO ticks (jobid) VALUES (9)$$) AS quick \gset
+SELECT wait_for(format($$(SELECT count(*) FROM cron.job_run_details WHERE jobid = %s AND status = 'succeeded') >= 2$$, :quick));
+SELECT cron.unschedule(:quick);
+SELECT (SELECT status FROM cron.job_run_details WHERE jobid = :hog) = 'running' AS hog_still_running;
+SELECT wait_for(format($$(SELECT status FROM cron.job_run_details WHERE jobid = %s) = 'succeeded'$$, :hog));
+SELECT cron.unschedule(:hog);
+
+-- a superuser's own INSERT into cron.job is seen like the API's
+INSERT INTO cron.job (jobname, schedule, command) VALUES ('direct', '* * * * * *', $$INSERT INTO ticks (jobid) VALUES (10)$$);
+SELECT wait_for($$EXISTS (SELECT 1 FROM ticks WHERE jobid = 10)$$);
+SELECT cron.unschedule('direct');
+
 -- when everything is done, no run is left starting or running
 SELECT wait_for($$NOT EXISTS (SELECT 1 FROM cron.job_run_details WHERE status IN ('starting', 'running'))$$);
 

@@ -150,32 +150,48 @@ chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 	qsort(runids, n, sizeof(int64), run_cmp_int64);
 }
 
-/* Finish a run: status, return message, end time, and the pid that ran it. */
+/*
+ * Finish runs, all with one statement: status ('succeeded' when ok[i]),
+ * return message (NULL allowed), the pid that ran it (0: keep), end time.
+ */
 void
-chime_run_finish(int64 runid, const char *status, const char *message, int job_pid,
-				 TimestampTz end_time)
+chime_run_finish(const int64 *runids, const bool *ok, char *const *messages,
+				 const int32 *pids, int n, TimestampTz end_time)
 {
-	Oid			types[5] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID};
+	Oid			types[5] = {INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID};
 	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	SPIPlanPtr	plan;
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *oks = palloc(sizeof(Datum) * n);
+	Datum	   *msgs = palloc(sizeof(Datum) * n);
+	bool	   *msg_nulls = palloc(sizeof(bool) * n);
+	Datum	   *ps = palloc(sizeof(Datum) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
 
-	values[0] = Int64GetDatum(runid);
-	values[1] = CStringGetTextDatum(status);
-	values[2] = CStringGetTextDatum(message ? message : "");
-	if (message == NULL)
-		nulls[2] = 'n';
-	values[3] = Int32GetDatum(job_pid);
-	if (job_pid == 0)
-		nulls[3] = 'n';
+	for (int i = 0; i < n; i++)
+	{
+		ids[i] = Int64GetDatum(runids[i]);
+		oks[i] = BoolGetDatum(ok[i]);
+		msg_nulls[i] = messages[i] == NULL;
+		msgs[i] = messages[i] ? CStringGetTextDatum(messages[i]) : (Datum) 0;
+		ps[i] = Int32GetDatum(pids[i]);
+	}
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(oks, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	values[2] = PointerGetDatum(construct_md_array(msgs, msg_nulls, 1, dims, lbs, TEXTOID, -1, false,
+												   TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(ps, n, INT4OID, 4, true, TYPALIGN_INT));
 	values[4] = TimestampTzGetDatum(end_time);
 
-	plan = run_plan(&run_finish_plan,
-					"UPDATE cron.job_run_details SET status = $2, return_message = $3, "
-					"job_pid = coalesce($4, job_pid), end_time = $5 WHERE runid = $1",
-					5, types);
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not finish run " INT64_FORMAT, runid);
+	if (SPI_execute_plan(run_plan(&run_finish_plan,
+								  "UPDATE cron.job_run_details r SET "
+								  "status = CASE WHEN x.ok THEN 'succeeded' ELSE 'failed' END, "
+								  "return_message = x.msg, job_pid = coalesce(nullif(x.pid, 0), r.job_pid), "
+								  "end_time = $5 "
+								  "FROM unnest($1, $2, $3, $4) AS x(id, ok, msg, pid) WHERE r.runid = x.id",
+								  5, types),
+						 values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not finish %d runs", n);
 }
 
 /* One more occurrence in the streak a 'skipped' or 'missed' row stands for */

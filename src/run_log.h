@@ -30,8 +30,8 @@ typedef struct ChimeRunRow
 
 extern int64 chime_run_insert(const ChimeRunRow *row);
 extern void chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
-extern void chime_run_finish(int64 runid, const char *status, const char *message,
-							 int job_pid, TimestampTz end_time);
+extern void chime_run_finish(const int64 *runids, const bool *ok, char *const *messages,
+							 const int32 *pids, int n, TimestampTz end_time);
 extern void chime_run_add_occurrence(int64 runid);
 extern void chime_run_running(const int64 *runids, const int32 *pids, int n);
 /* A run that a restart interrupted */

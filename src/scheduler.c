@@ -178,7 +178,7 @@ static List *sched_deactivate = NIL;	/* @at jobs that have had their run */
 
 static void sched_fire_retries(TimestampTz now);
 static void sched_send(void);
-static void sched_collect(void);
+static void sched_read_replies(void);
 static TimestampTz sched_next_retry(void);
 
 /* Earliest due on top */
@@ -1049,9 +1049,10 @@ sched_fire_due(List *reboot)
 
 			if (first > 0)
 			{
+				/* recording ended runs waits until every due run has started */
 				sched_commit();
+				sched_read_replies();
 				sched_send();
-				sched_collect();
 				sched_begin("pg_chime: starting due runs");
 			}
 			commands = sched_commands(due + first, n);
@@ -1176,6 +1177,8 @@ typedef struct SchedDone
 	int			pid;
 } SchedDone;
 
+static List *sched_done = NIL;	/* runs ended, not recorded yet (sched_runs_cxt) */
+
 static void
 sched_executor_lost(SchedExecutor *ex, List **done)
 {
@@ -1209,14 +1212,16 @@ sched_executor_lost(SchedExecutor *ex, List **done)
 	sched_executors = list_delete_ptr(sched_executors, ex);
 }
 
-/* Read every executor's replies; record finished runs in one transaction. */
+/*
+ * Read every executor's replies (no transaction): the runs that ended go
+ * to sched_done, and their executors have room again.
+ */
 static void
-sched_collect(void)
+sched_read_replies(void)
 {
-	List	   *done = NIL;
 	List	   *lost = NIL;
 	ListCell   *lc;
-	TimestampTz now;
+	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
 
 	foreach(lc, sched_executors)
 	{
@@ -1254,26 +1259,60 @@ sched_collect(void)
 				pfree(run->msg);
 				pfree(run);
 			}
-			done = lappend(done, d);
+			sched_done = lappend(sched_done, d);
 			if (ex->inflight == NIL && ex->queue == NIL)
 				ex->idle_since = GetCurrentTimestamp();
 		}
 	}
 	foreach(lc, lost)
-		sched_executor_lost(lfirst(lc), &done);
+		sched_executor_lost(lfirst(lc), &sched_done);
+	list_free(lost);
+	MemoryContextSwitchTo(old);
+}
 
-	if (done == NIL)
+/*
+ * Record the runs in sched_done, in one transaction; plan their retries
+ * and start the buffered runs their end lets go.
+ */
+static void
+sched_record_done(void)
+{
+	int			n = list_length(sched_done);
+	int64	   *runids;
+	bool	   *oks;
+	char	  **messages;
+	int32	   *pids;
+	int			nrec = 0;
+	ListCell   *lc;
+	TimestampTz now;
+
+	if (n == 0)
 		return;
+	runids = palloc(sizeof(int64) * n);
+	oks = palloc(sizeof(bool) * n);
+	messages = palloc(sizeof(char *) * n);
+	pids = palloc(sizeof(int32) * n);
 
 	now = chime_now();
 	sched_begin("pg_chime: recording finished runs");
-	foreach(lc, done)
+	foreach(lc, sched_done)
+	{
+		SchedDone  *d = lfirst(lc);
+
+		if (d->runid <= 0)
+			continue;
+		runids[nrec] = d->runid;
+		oks[nrec] = d->ok;
+		messages[nrec] = d->message;
+		pids[nrec++] = d->pid;
+	}
+	if (nrec > 0)
+		chime_run_finish(runids, oks, messages, pids, nrec, now);
+	foreach(lc, sched_done)
 	{
 		SchedDone  *d = lfirst(lc);
 		SchedActive *active = sched_active_for(d->jobid, false);
 
-		if (d->runid > 0)
-			chime_run_finish(d->runid, d->ok ? "succeeded" : "failed", d->message, d->pid, now);
 		(void) hash_search(sched_manual, &d->runid, HASH_REMOVE, NULL);
 		if (!d->ok)
 			sched_plan_retry(d->jobid, d->due, d->attempt, d->message, now);
@@ -1284,7 +1323,6 @@ sched_collect(void)
 			{
 				SchedJob   *job = hash_search(sched_jobs, &d->jobid, HASH_FIND, NULL);
 				int64		buffered = active->buffered_due;
-
 				char	   *command = job ? sched_command(job) : NULL;
 
 				active->buffered_due = 0;
@@ -1294,6 +1332,18 @@ sched_collect(void)
 		}
 	}
 	sched_commit();
+	foreach(lc, sched_done)
+		pfree(((SchedDone *) lfirst(lc))->message);
+	list_free_deep(sched_done);
+	sched_done = NIL;
+}
+
+/* Read the executors' replies and record them. */
+static void
+sched_collect(void)
+{
+	sched_read_replies();
+	sched_record_done();
 }
 
 /* Is there room for one more run, in some executor or a new one? */
@@ -1313,18 +1363,13 @@ sched_any_room(void)
 
 /*
  * Give backlog runs an executor, in order (a role with no room is passed
- * over); hand queued runs to executors; record as running the runs that
- * were recorded before their executor was known.
+ * over); hand queued runs to executors.
  */
 static void
 sched_send(void)
 {
 	ListCell   *lc;
 	List	   *full = NIL;
-	int64	   *runids = NULL;
-	int32	   *pids = NULL;
-	int			nrunning = 0;
-	int			size = 0;
 
 	foreach(lc, sched_backlog)
 	{
@@ -1350,7 +1395,6 @@ sched_send(void)
 	foreach(lc, sched_executors)
 	{
 		SchedExecutor *ex = lfirst(lc);
-		ListCell   *rc;
 
 		while (ex->queue != NIL)
 		{
@@ -1364,6 +1408,28 @@ sched_send(void)
 			ex->inflight = lappend(ex->inflight, run);
 			MemoryContextSwitchTo(sched_scratch_cxt);
 		}
+
+	}
+}
+
+/*
+ * Before sleeping: record as running the runs handed to an executor after
+ * they were recorded (from the backlog).  Runs that end while the
+ * scheduler is busy go from 'starting' to their end directly.
+ */
+static void
+sched_mark_running(void)
+{
+	ListCell   *lc;
+	int64	   *runids = NULL;
+	int32	   *pids = NULL;
+	int			n = 0;
+	int			size = 0;
+
+	foreach(lc, sched_executors)
+	{
+		SchedExecutor *ex = lfirst(lc);
+		ListCell   *rc;
 
 		if (ex->pid == 0)
 		{
@@ -1382,21 +1448,21 @@ sched_send(void)
 			run->marked_running = true;
 			if (run->runid <= 0)
 				continue;
-			if (nrunning == size)
+			if (n == size)
 			{
 				size = Max(16, size * 2);
 				runids = runids ? repalloc(runids, sizeof(int64) * size) : palloc(sizeof(int64) * size);
 				pids = pids ? repalloc(pids, sizeof(int32) * size) : palloc(sizeof(int32) * size);
 			}
-			runids[nrunning] = run->runid;
-			pids[nrunning++] = ex->pid;
+			runids[n] = run->runid;
+			pids[n++] = ex->pid;
 		}
 	}
 
-	if (nrunning > 0)
+	if (n > 0)
 	{
 		sched_begin("pg_chime: recording started runs");
-		chime_run_running(runids, pids, nrunning);
+		chime_run_running(runids, pids, n);
 		sched_commit();
 	}
 }
@@ -1552,6 +1618,10 @@ chime_scheduler_main(Datum arg)
 		sched_fire_due(reboot);
 		reboot = NIL;
 		sched_send();
+		/* the runs that ended while due runs were starting */
+		sched_record_done();
+		sched_send();
+		sched_mark_running();
 		retire = sched_retire_idle();
 
 		if (!pairingheap_is_empty(sched_heap))
