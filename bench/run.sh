@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: the time engine's micro-benchmark (ns per next-instant
 # computation), then the same computation inside PostgreSQL through
-# cron.next_runs, in a throwaway cluster.
+# cron.next_runs, in a throwaway cluster; then the SQL-job benchmarks of
+# SPEC section 9 against pg_cron (sql_bench.sh, about 15 minutes).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -68,3 +69,7 @@ BEGIN
 END $$;
 SELECT * FROM results;
 SQL
+as_user "$bindir/pg_ctl" -D "$out/data" -m fast stop >/dev/null
+
+echo
+bash "$here/sql_bench.sh"

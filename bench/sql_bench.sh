@@ -68,7 +68,7 @@ CONF
 }
 
 # q PORT SQL: one value or row, unaligned
-q() { as_user "$bindir/psql" -X -qAt -h "$out" -p "$1" -d postgres -v ON_ERROR_STOP=1 -c "$2"; }
+q() { as_user env PGOPTIONS='-c client_min_messages=warning' "$bindir/psql" -X -qAt -h "$out" -p "$1" -d postgres -v ON_ERROR_STOP=1 -c "$2"; }
 
 CHIME=5491
 CRON=5492

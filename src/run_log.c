@@ -24,8 +24,9 @@ static SPIPlanPtr run_insert_plan = NULL;
 static SPIPlanPtr run_finish_plan = NULL;
 static SPIPlanPtr run_batch_plan = NULL;
 
-static SPIPlanPtr
-run_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+/* A statement prepared once and kept for the life of the process */
+SPIPlanPtr
+chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
 {
 	if (*plan == NULL)
 	{
@@ -69,7 +70,7 @@ chime_run_insert(const ChimeRunRow *row)
 	values[9] = Int32GetDatum(row->attempt);
 	values[10] = Int32GetDatum(row->occurrences);
 
-	plan = run_plan(&run_insert_plan,
+	plan = chime_plan(&run_insert_plan,
 					"INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, "
 					"status, start_time, scheduled_time, trigger, attempt, occurrences, end_time, return_message) "
 					"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
@@ -134,7 +135,7 @@ chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 	values[9] = PointerGetDatum(construct_array(cols[9], n, INT4OID, 4, true, TYPALIGN_INT));
 	values[10] = PointerGetDatum(construct_array(cols[10], n, INT4OID, 4, true, TYPALIGN_INT));
 
-	if (SPI_execute_plan(run_plan(&run_batch_plan,
+	if (SPI_execute_plan(chime_plan(&run_batch_plan,
 								  "INSERT INTO cron.job_run_details (runid, jobid, job_pid, database, "
 								  "username, command, status, start_time, scheduled_time, trigger, "
 								  "attempt, occurrences) "
@@ -183,7 +184,7 @@ chime_run_finish(const int64 *runids, const bool *ok, char *const *messages,
 	values[3] = PointerGetDatum(construct_array(ps, n, INT4OID, 4, true, TYPALIGN_INT));
 	values[4] = TimestampTzGetDatum(end_time);
 
-	if (SPI_execute_plan(run_plan(&run_finish_plan,
+	if (SPI_execute_plan(chime_plan(&run_finish_plan,
 								  "UPDATE cron.job_run_details r SET "
 								  "status = CASE WHEN x.ok THEN 'succeeded' ELSE 'failed' END, "
 								  "return_message = x.msg, job_pid = coalesce(nullif(x.pid, 0), r.job_pid), "

@@ -28,6 +28,9 @@ typedef struct ChimeRunRow
 	int32		occurrences;
 } ChimeRunRow;
 
+#include "executor/spi.h"
+
+extern SPIPlanPtr chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types);
 extern int64 chime_run_insert(const ChimeRunRow *row);
 extern void chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
 extern void chime_run_finish(const int64 *runids, const bool *ok, char *const *messages,

@@ -429,22 +429,30 @@ sched_save_horizon(void)
 	Oid			types[1] = {TIMESTAMPTZOID};
 	Datum		values[1] = {TimestampTzGetDatum(chime_timestamptz_from_unix(sched_horizon))};
 
-	if (SPI_execute_with_args("INSERT INTO cron.scheduler_state (horizon, last_runid) "
-							  "SELECT $1, last_value FROM cron.runid_seq "
-							  "ON CONFLICT (id) DO UPDATE SET horizon = excluded.horizon, "
-							  "last_runid = excluded.last_runid",
-							  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
+	static SPIPlanPtr plan = NULL;
+
+	if (SPI_execute_plan(chime_plan(&plan,
+									"INSERT INTO cron.scheduler_state (horizon, last_runid) "
+									"SELECT $1, last_value FROM cron.runid_seq "
+									"ON CONFLICT (id) DO UPDATE SET horizon = excluded.horizon, "
+									"last_runid = excluded.last_runid",
+									1, types),
+						 values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not save the scheduler's horizon");
 }
 
 /*
- * Load the active SQL jobs and their next instants after the horizon: all
- * of them (ids NULL), or those listed (the others are kept as they are).
- * At startup, @reboot jobs are returned in *reboot to run once now, and
- * 'handled' tells which jobs have runs recorded after the horizon.
+ * Load the active SQL jobs and their next instants: all of them (ids
+ * NULL), or those listed (the others are kept as they are).  A job loaded
+ * before keeps going from the horizon; a job new to the scheduler (created
+ * or activated) from the commit that made it, 'since' (0: the horizon),
+ * so an occurrence that fell while the scheduler was busy starts late
+ * rather than never.  At startup, @reboot jobs are returned in *reboot to
+ * run once now, and 'handled' tells which jobs have runs recorded after
+ * the horizon.
  */
 static void
-sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled)
+sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz since)
 {
 	StringInfoData sql;
 	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
@@ -455,12 +463,21 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled)
 	ListCell   *lc;
 	Portal		portal;
 	MemoryContext batch_cxt;
+	MemoryContext old_cxt = NULL;
+	HTAB	   *old_jobs = NULL;	/* full reload: the jobs loaded before */
+	HTAB	   *known = NULL;	/* reload of some: those of them loaded before */
+	int64		new_after = sched_horizon;
 
+	if (since != 0 && chime_unix_from_timestamptz(since) < new_after)
+		new_after = chime_unix_from_timestamptz(since);
 	if (ids == NULL)
 	{
 		HASHCTL		ctl;
 
-		MemoryContextReset(sched_jobs_cxt);
+		old_cxt = sched_jobs_cxt;
+		old_jobs = sched_jobs;
+		sched_jobs_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime jobs",
+											   ALLOCSET_DEFAULT_SIZES);
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(int64);
 		ctl.entrysize = sizeof(SchedJob);
@@ -477,8 +494,22 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled)
 		MemoryContextSwitchTo(sched_scratch_cxt);
 	}
 	else
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(int64);
+		ctl.hcxt = sched_scratch_cxt;
+		known = hash_create("pg_chime known jobs", Max(nids, 16), &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		for (int i = 0; i < nids; i++)
+		{
+			if (hash_search(sched_jobs, &ids[i], HASH_FIND, NULL) != NULL)
+				(void) hash_search(known, &ids[i], HASH_ENTER, NULL);
 			sched_job_remove(ids[i]);
+		}
+	}
 
 	/*
 	 * Active jobs, and the @at jobs (inactive once they have run) that are
@@ -533,11 +564,14 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled)
 			int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			SchedClass *cls = sched_class_of(tup, desc, jobid);
 			SchedJob   *job;
-			int64		after = sched_horizon;
+			int64		after = new_after;
 			int64	   *seen;
 
 			if (cls == NULL)
 				continue;
+			if ((old_jobs && hash_search(old_jobs, &jobid, HASH_FIND, NULL)) ||
+				(known && hash_search(known, &jobid, HASH_FIND, NULL)))
+				after = sched_horizon;
 			job = hash_search(sched_jobs, &jobid, HASH_ENTER, NULL);
 			job->cls = cls;
 			job->in_heap = false;
@@ -567,6 +601,8 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled)
 	SPI_cursor_close(portal);
 	sched_save_horizon();
 	sched_commit();
+	if (old_cxt != NULL)
+		MemoryContextDelete(old_cxt);
 	elog(DEBUG1, "pg_chime: loaded " UINT64_FORMAT " jobs", loaded);
 }
 
@@ -870,6 +906,7 @@ typedef struct SchedCommand
 static HTAB *
 sched_commands(SchedJob **jobs, int n)
 {
+	static SPIPlanPtr plan = NULL;
 	HASHCTL		ctl;
 	HTAB	   *commands;
 	Datum	   *ids = palloc(sizeof(Datum) * (n + 1));
@@ -885,8 +922,9 @@ sched_commands(SchedJob **jobs, int n)
 	for (int i = 0; i < n; i++)
 		ids[i] = Int64GetDatum(jobs[i]->jobid);
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	if (SPI_execute_with_args("SELECT jobid, command FROM cron.job WHERE jobid = ANY ($1)",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(chime_plan(&plan, "SELECT jobid, command FROM cron.job WHERE jobid = ANY ($1)",
+									1, types),
+						 values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the commands of due jobs");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -1516,6 +1554,7 @@ chime_scheduler_main(Datum arg)
 	List	   *reboot = NIL;
 	List	   *interrupted = NIL;
 	int64	   *changed;
+	TimestampTz since;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -1526,7 +1565,7 @@ chime_scheduler_main(Datum arg)
 	chime_set_scheduler(MyLatch);
 	on_proc_exit(sched_on_exit, 0);
 
-	sched_jobs_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime jobs", ALLOCSET_DEFAULT_SIZES);
+	sched_jobs_cxt = NULL;		/* made by each full load */
 	sched_runs_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime runs", ALLOCSET_DEFAULT_SIZES);
 	sched_scratch_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime scratch", ALLOCSET_DEFAULT_SIZES);
 	{
@@ -1550,7 +1589,7 @@ chime_scheduler_main(Datum arg)
 
 	sched_wait_for_extension();
 	changed = MemoryContextAlloc(sched_runs_cxt, sizeof(int64) * CHIME_CHANGED_MAX);
-	(void) chime_take_changed(changed);
+	(void) chime_take_changed(changed, &since);
 
 	sched_begin("pg_chime: reconciling interrupted runs");
 	chime_run_reconcile(chime_now(), sched_runs_cxt, &interrupted);
@@ -1588,7 +1627,7 @@ chime_scheduler_main(Datum arg)
 		sched_begin("pg_chime: reading the horizon");
 		sched_horizon = sched_read_horizon(sched_now_unix(now), &handled);
 		sched_commit();
-		sched_load(NULL, 0, &reboot, handled);
+		sched_load(NULL, 0, &reboot, handled, 0);
 
 		foreach(lc, sched_retries)
 		{
@@ -1627,9 +1666,18 @@ chime_scheduler_main(Datum arg)
 		if (!pairingheap_is_empty(sched_heap))
 		{
 			SchedJob   *job = pairingheap_container(SchedJob, node, pairingheap_first(sched_heap));
-			TimestampTz due = chime_timestamptz_from_unix(job->due);
+			int64		us = chime_timestamptz_from_unix(job->due) - chime_now();
 
-			timeout = sched_ms_until(due);
+			/*
+			 * The latch waits whole milliseconds: wait until the last one
+			 * before the instant, then sleep the rest exactly.
+			 */
+			if (us > 0 && us <= 2000)
+			{
+				pg_usleep(us);
+				us = 0;
+			}
+			timeout = us <= 0 ? 0 : (long) (us / 1000);
 		}
 		if (retire >= 0 && (timeout < 0 || retire < timeout))
 			timeout = retire;
@@ -1663,14 +1711,14 @@ chime_scheduler_main(Datum arg)
 		}
 		if (reload_all || pg_atomic_read_u32(&chime_shared->jobs_changed) != 0)
 		{
-			int			n = chime_take_changed(changed);
+			int			n = chime_take_changed(changed, &since);
 
 			/* occurrences up to now belong to the old job list */
 			sched_fire_due(NIL);
 			if (reload_all || n < 0)
-				sched_load(NULL, 0, NULL, NULL);
+				sched_load(NULL, 0, NULL, NULL, since);
 			else if (n > 0)
-				sched_load(changed, n, NULL, NULL);
+				sched_load(changed, n, NULL, NULL, since);
 		}
 		if (pg_atomic_exchange_u32(&chime_shared->manual_runs, 0) != 0)
 			sched_start_manual();

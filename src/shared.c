@@ -23,7 +23,9 @@
 #include "executor/spi.h"
 #include "storage/shmem.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
+#include "pg_chime.h"
 #include "shared.h"
 
 ChimeShared *chime_shared = NULL;
@@ -66,6 +68,7 @@ shared_startup(void)
 		chime_shared->scheduler_pid = 0;
 		chime_shared->nchanged = 0;
 		chime_shared->reload_all = false;
+		chime_shared->changed_since = 0;
 		pg_atomic_init_u32(&chime_shared->jobs_changed, 0);
 		pg_atomic_init_u32(&chime_shared->manual_runs, 0);
 	}
@@ -90,7 +93,12 @@ chime_shared_init(void)
 static void
 shared_publish_changes(void)
 {
+	/* the commit instant, by pg_chime's clock */
+	TimestampTz committed = chime_now() - (GetCurrentTimestamp() - GetCurrentTransactionStopTimestamp());
+
 	SpinLockAcquire(&chime_shared->mutex);
+	if (chime_shared->changed_since == 0 || committed < chime_shared->changed_since)
+		chime_shared->changed_since = committed;
 	if (shared_xact_all || chime_shared->nchanged + shared_xact_nids > CHIME_CHANGED_MAX)
 		chime_shared->reload_all = true;
 	else
@@ -163,12 +171,14 @@ chime_jobs_changed(int64 jobid)
 }
 
 int
-chime_take_changed(int64 *ids)
+chime_take_changed(int64 *ids, TimestampTz *since)
 {
 	int			n;
 
 	pg_atomic_write_u32(&chime_shared->jobs_changed, 0);
 	SpinLockAcquire(&chime_shared->mutex);
+	*since = chime_shared->changed_since;
+	chime_shared->changed_since = 0;
 	n = chime_shared->reload_all ? -1 : chime_shared->nchanged;
 	if (n > 0)
 		memcpy(ids, chime_shared->changed, sizeof(int64) * n);

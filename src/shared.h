@@ -10,6 +10,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
@@ -26,6 +27,7 @@ typedef struct ChimeShared
 	/* The jobs changed since the scheduler last looked (under mutex) */
 	int			nchanged;
 	bool		reload_all;		/* too many to list, or a TRUNCATE */
+	TimestampTz changed_since;	/* pg_chime's clock at the first of those commits (0: none) */
 	int64		changed[CHIME_CHANGED_MAX];
 	pg_atomic_uint32 manual_runs;	/* set at commit of cron.run_now */
 } ChimeShared;
@@ -43,9 +45,10 @@ extern void chime_jobs_changed(int64 jobid);
 /*
  * The scheduler takes the jobs changed since its last call: returns the
  * number copied to ids[] (at most CHIME_CHANGED_MAX), or -1 when it must
- * reload all jobs.
+ * reload all jobs; *since is when the first of those changes committed, by
+ * pg_chime's clock (0 if none).
  */
-extern int	chime_take_changed(int64 *ids);
+extern int	chime_take_changed(int64 *ids, TimestampTz *since);
 
 /* Note that this transaction asked for manual runs (cron.run_now). */
 extern void chime_manual_run_requested(void);

@@ -82,6 +82,26 @@ is($node->safe_psql('postgres', q{
 	                      GROUP BY 1, 2 HAVING count(*) > 1) d}), '0',
 	'no occurrence ran twice');
 
+# a job created while the scheduler is held up (SIGSTOP) and due before it
+# notices still runs, late, as a catch-up run
+my $sched = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_chime scheduler'});
+kill 'STOP', $sched;
+# (pg_chime's clock is now + cron.clock_skew, set above)
+my $at = $node->safe_psql('postgres', q{
+	SELECT to_char(now() + current_setting('cron.clock_skew')::interval + interval '2 seconds',
+	               'YYYY-MM-DD HH24:MI:SS+00')});
+$node->safe_psql('postgres', qq{SELECT cron.schedule('while-stopped', '\@at $at', \$\$INSERT INTO ran VALUES ('while-stopped')\$\$)});
+ok($node->poll_query_until('postgres', qq{
+	SELECT now() + current_setting('cron.clock_skew')::interval > '$at'::timestamptz + interval '1 second'}),
+	'its instant passes while the scheduler is stopped');
+kill 'CONT', $sched;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM ran WHERE job = 'while-stopped'}),
+	'a job the scheduler learns of after its instant runs');
+is($node->safe_psql('postgres', qq{
+	SELECT trigger || ' ' || (scheduled_time = '$at'::timestamptz)
+	FROM cron.job_run_details r JOIN cron.job j USING (jobid) WHERE j.jobname = 'while-stopped'}),
+	'catchup true', 'late, as a catch-up run of its instant');
+
 # cron.log_run = off: runs are not recorded (a new session seeing the
 # setting means the postmaster has already signalled the scheduler)
 $node->append_conf('postgresql.conf', "cron.log_run = off\n");
