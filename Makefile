@@ -15,11 +15,11 @@ EXTVERSION  = 1.0
 MODULE_big  = pg_chime
 OBJS        = src/pg_chime.o src/schedule.o src/occurrence.o src/zone_pg.o \
               src/api.o src/job_api.o src/next_runs.o src/secret.o \
-              src/shared.o src/scheduler.o src/executor.o src/run_log.o
+              src/shared.o src/scheduler.o src/executor.o src/run_log.o src/locks.o
 DATA        = $(wildcard extension/pg_chime--*.sql)
 EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
 
-REGRESS     = schedule_api errors next_runs dst runs
+REGRESS     = schedule_api errors next_runs dst runs keys
 REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check --load-extension=pg_chime
 
 PG_CONFIG  ?= pg_config

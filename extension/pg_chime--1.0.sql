@@ -240,6 +240,10 @@ CREATE FUNCTION cron.run_now(job_id bigint, ignore_window boolean DEFAULT false)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_run_now_id';
 
+CREATE FUNCTION cron.release_key(job_id bigint, run_key text)
+    RETURNS boolean
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_release_key';
+
 CREATE FUNCTION cron.run_now(job_name text, ignore_window boolean DEFAULT false)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_run_now_name';

@@ -5,24 +5,7 @@
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 
--- wait_for(condition): poll until it holds, up to 60 seconds
-CREATE FUNCTION wait_for(cond text, seconds int DEFAULT 60) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + make_interval(secs => seconds);
-    ok boolean;
-BEGIN
-    LOOP
-        EXECUTE 'SELECT (' || cond || ')' INTO ok;
-        IF ok THEN RETURN true; END IF;
-        IF clock_timestamp() > deadline THEN
-            RAISE WARNING 'gave up waiting for: %', cond;
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.05);
-        PERFORM pg_stat_clear_snapshot();
-    END LOOP;
-END $$;
+\i sql/wait_for.psql
 
 CREATE TABLE ticks (jobid bigint, at timestamptz DEFAULT clock_timestamp(), who name DEFAULT current_user);
 

@@ -9,8 +9,10 @@
  * Commands run the way the simple query protocol runs them: statement by
  * statement through a portal, an implicit transaction block around several
  * statements, so VACUUM works alone and is refused inside a list, as in
- * psql.  After each run the session is reset (DISCARD ALL), so one job's
- * SET or advisory lock never leaks into the next.  The executor ends when
+ * psql.  A run holds its job's advisory lock (unless its overlap is
+ * 'allow') and its concurrency_key's; if another run holds one, it is
+ * skipped.  After each run the session is reset (DISCARD ALL), so one
+ * job's SET or advisory lock, or ours, never leaks into the next.  The executor ends when
  * the scheduler detaches from its queue.
  *
  *-------------------------------------------------------------------------
@@ -25,6 +27,7 @@
 #include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "storage/shm_mq.h"
 #include "storage/shm_toc.h"
@@ -38,6 +41,7 @@
 
 #include "compat.h"
 #include "executor.h"
+#include "locks.h"
 #include "pg_chime.h"
 
 /* Run the statements of 'command'; put the last command tag in 'tag'. */
@@ -99,17 +103,38 @@ exec_statements(const char *command, StringInfo tag)
 
 /*
  * Run one command in its own transaction with an optional statement
- * timeout.  Returns success; 'result' gets the command tag, or
- * "ERROR: <SQLSTATE>: <message>".
+ * timeout, holding the run's advisory locks (released by the DISCARD ALL
+ * after it).  Returns success; 'result' gets the command tag, or
+ * "ERROR: <SQLSTATE>: <message>".  When a lock is held by another run,
+ * nothing runs: *skipped is set and 'result' says why.
  */
 static bool
-exec_run(const char *command, int timeout_ms, StringInfo result)
+exec_run(const char *command, const ExecRequest *req, StringInfo result, bool *skipped)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool ok = true;
+	int			timeout_ms = req->timeout_ms;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	*skipped = false;
+	if (req->lock_job && !chime_lock_try(CHIME_LOCK_JOB, chime_lock_id_job(req->jobid), true))
+	{
+		appendStringInfo(result, "skipped: another run of job " INT64_FORMAT " is still going", req->jobid);
+		*skipped = true;
+	}
+	else if (req->lock_concurrency &&
+			 !chime_lock_try(CHIME_LOCK_CONCURRENCY, req->concurrency_id, true))
+	{
+		appendStringInfoString(result, "skipped: another run holds its concurrency_key");
+		*skipped = true;
+	}
+	if (*skipped)
+	{
+		CommitTransactionCommand();
+		LockReleaseAll(USER_LOCKMETHOD, true);
+		return false;
+	}
 	debug_query_string = command;
 	pgstat_report_activity(STATE_RUNNING, command);
 	if (timeout_ms > 0)
@@ -203,6 +228,7 @@ chime_executor_main(Datum arg)
 		StringInfoData out;
 		ExecReply	reply;
 		bool		ok;
+		bool		skipped;
 
 		CHECK_FOR_INTERRUPTS();
 		res = shm_mq_receive(requests, &len, &data, false);
@@ -217,11 +243,12 @@ chime_executor_main(Datum arg)
 		command = pnstrdup((char *) data + sizeof(req), len - sizeof(req));
 
 		initStringInfo(&out);
-		ok = exec_run(command, req.timeout_ms, &out);
+		ok = exec_run(command, &req, &out, &skipped);
 		MemoryContextSwitchTo(run_cxt);
 
 		reply.runid = req.runid;
 		reply.ok = ok;
+		reply.skipped = skipped;
 		{
 			StringInfoData msg;
 

@@ -24,14 +24,22 @@
 typedef struct ExecRequest
 {
 	int64		runid;
+	int64		jobid;
 	int32		timeout_ms;		/* 0: none */
+	bool		lock_job;		/* hold the job's lock: one instance at a time */
+	bool		lock_concurrency;	/* hold the concurrency key's lock */
+	uint32		concurrency_id; /* its lock id (locks.h) */
 } ExecRequest;
 
-/* What became of it; the message (command tag or error) follows. */
+/*
+ * What became of it; the message (command tag, error, or why it was
+ * skipped) follows.
+ */
 typedef struct ExecReply
 {
 	int64		runid;
 	bool		ok;
+	bool		skipped;		/* not run: a lock was held by another run */
 } ExecReply;
 
 /* How long an executor with nothing to do stays (milliseconds) */

@@ -30,6 +30,8 @@
 #include "api.h"
 #include "compat.h"
 #include "pg_chime.h"
+#include "locks.h"
+#include "run_log.h"
 #include "shared.h"
 
 /* The columns of cron.job that the API writes. */
@@ -911,15 +913,18 @@ chime_job_timing(int64 jobid, ChimeTiming *timing)
 /*
  * cron.run_now: record a manual run of the job, to start as soon as this
  * transaction commits; returns its runid.  Outside the job's run_window it
- * is refused unless ignore_window.
+ * is refused unless ignore_window.  A once_per job claims the key of now's
+ * period, and is refused if it is claimed already.
  */
 static int64
 job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 {
-	Oid			types[5] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[5];
+	Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[6];
 	JobRow	   *row;
 	TimestampTz now = chime_now();
+	ChimeOncePer per;
+	char		key[CHIME_RUN_KEY_LEN];
 	HeapTuple	tup;
 	TupleDesc	desc;
 	char	   *window;
@@ -934,7 +939,7 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 				 errmsg("job " INT64_FORMAT " is an HTTP job, and this version does not run HTTP jobs", jobid)));
 
 	values[0] = Int64GetDatum(jobid);
-	if (SPI_execute_with_args("SELECT run_window, timezone, command FROM cron.job WHERE jobid = $1",
+	if (SPI_execute_with_args("SELECT run_window, timezone, command, once_per FROM cron.job WHERE jobid = $1",
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read job " INT64_FORMAT, jobid);
 	tup = SPI_tuptable->vals[0];
@@ -954,16 +959,36 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 					 errhint("Pass ignore_window => true to run it now anyway.")));
 	}
 
+	if (!chime_parse_once_per(SPI_getvalue(tup, desc, 4), &per))
+		per = CHIME_ONCE_NONE;
+	chime_run_key(per, chime_zone_for_job(zone), chime_unix_from_timestamptz(now), key);
+
 	values[1] = CStringGetTextDatum(row->database);
 	values[2] = CStringGetTextDatum(row->username);
 	values[3] = SPI_getbinval(tup, desc, 3, &isnull);
 	values[4] = TimestampTzGetDatum(now);
+	values[5] = CStringGetTextDatum(key);
+	if (key[0] != '\0')
+	{
+		/* one claim at a time: the scheduler waits for ours */
+		chime_lock_wait(CHIME_LOCK_RUN_KEY, chime_lock_id_run_key(jobid, key));
+		if (!chime_key_claim(jobid, key, now))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("job " INT64_FORMAT " has already run for key %s", jobid, key),
+					 errdetail("The job runs once per %s, and its run for %s is claimed in cron.job_run_key.",
+							   SPI_getvalue(tup, desc, 4), key),
+					 errhint("SELECT cron.release_key(" INT64_FORMAT ", '%s') lets it run again.", jobid, key)));
+	}
 	if (SPI_execute_with_args("INSERT INTO cron.job_run_details (jobid, database, username, command, "
-							  "status, start_time, scheduled_time, trigger, attempt) "
-							  "VALUES ($1, $2, $3, $4, 'starting', $5, $5, 'manual', 1) RETURNING runid",
-							  5, types, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+							  "status, start_time, scheduled_time, trigger, attempt, run_key) "
+							  "VALUES ($1, $2, $3, $4, 'starting', $5, $5, 'manual', 1, nullif($6, '')) "
+							  "RETURNING runid",
+							  6, types, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not record a manual run of job " INT64_FORMAT, jobid);
 	runid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (key[0] != '\0')
+		chime_key_update(jobid, key, runid, "running", now);
 	chime_manual_run_requested();
 	return runid;
 }
@@ -1021,4 +1046,42 @@ chime_run_now_name(PG_FUNCTION_ARGS)
 	runid = job_run_now(&caller, row->jobid, !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
 	chime_api_end(&saved);
 	PG_RETURN_INT64(runid);
+}
+
+/*
+ * cron.release_key(job_id, run_key): forget a claimed once_per key, so
+ * that the period can run again (by the scheduler, or cron.run_now).  The
+ * job's owner or a superuser.  Returns whether the key was claimed.
+ */
+PG_FUNCTION_INFO_V1(chime_release_key);
+Datum
+chime_release_key(PG_FUNCTION_ARGS)
+{
+	JobCaller	caller;
+	ApiPrivilege saved;
+	int64		jobid;
+	char	   *key;
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	bool		released;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job_id and run_key must not be null"),
+				 errhint("SELECT jobid, run_key, state FROM cron.job_run_key lists the claimed keys of your jobs.")));
+	jobid = PG_GETARG_INT64(0);
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	job_caller(&caller);
+	chime_api_begin(&saved);
+	(void) job_fetch_owned(&caller, jobid, true);
+	chime_lock_wait(CHIME_LOCK_RUN_KEY, chime_lock_id_run_key(jobid, key));
+	values[0] = Int64GetDatum(jobid);
+	values[1] = CStringGetTextDatum(key);
+	if (SPI_execute_with_args("DELETE FROM cron.job_run_key WHERE jobid = $1 AND run_key = $2",
+							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not release key %s of job " INT64_FORMAT, key, jobid);
+	released = SPI_processed > 0;
+	chime_api_end(&saved);
+	PG_RETURN_BOOL(released);
 }

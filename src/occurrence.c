@@ -612,3 +612,54 @@ bad:
 	snprintf(err->hint, sizeof(err->hint), "%s", hint);
 	return false;
 }
+
+bool
+chime_parse_once_per(const char *text, ChimeOncePer *per)
+{
+	if (text == NULL)
+		*per = CHIME_ONCE_NONE;
+	else if (strcmp(text, "day") == 0)
+		*per = CHIME_ONCE_DAY;
+	else if (strcmp(text, "week") == 0)
+		*per = CHIME_ONCE_WEEK;
+	else if (strcmp(text, "month") == 0)
+		*per = CHIME_ONCE_MONTH;
+	else
+		return false;
+	return true;
+}
+
+void
+chime_run_key(ChimeOncePer per, const ChimeZone *zone, int64_t t, char *key)
+{
+	int64_t		days = occ_floor_div(t + occ_offset(zone, t), DAY);
+	int64_t		y;
+	int			m,
+				d;
+
+	key[0] = '\0';
+	switch (per)
+	{
+		case CHIME_ONCE_NONE:
+			break;
+		case CHIME_ONCE_DAY:
+			chime_civil_from_days(days, &y, &m, &d);
+			snprintf(key, CHIME_RUN_KEY_LEN, "%04lld-%02d-%02d", (long long) y, m, d);
+			break;
+		case CHIME_ONCE_MONTH:
+			chime_civil_from_days(days, &y, &m, &d);
+			snprintf(key, CHIME_RUN_KEY_LEN, "%04lld-%02d", (long long) y, m);
+			break;
+		case CHIME_ONCE_WEEK:
+			{
+				/* ISO: the week belongs to the year of its Thursday */
+				int			weekday = (int) ((days % 7 + 7 + 3) % 7) + 1;	/* Monday 1 */
+				int64_t		thursday = days - weekday + 4;
+
+				chime_civil_from_days(thursday, &y, &m, &d);
+				snprintf(key, CHIME_RUN_KEY_LEN, "%04lld-W%02d", (long long) y,
+						 (int) ((thursday - chime_days_from_civil(y, 1, 1)) / 7 + 1));
+			}
+			break;
+	}
+}

@@ -31,6 +31,18 @@ typedef struct ChimeWindow
 	int			end;			/* end < start: the window crosses midnight */
 } ChimeWindow;
 
+/* once_per: at most one logical run per local calendar period */
+typedef enum ChimeOncePer
+{
+	CHIME_ONCE_NONE,
+	CHIME_ONCE_DAY,
+	CHIME_ONCE_WEEK,			/* ISO week */
+	CHIME_ONCE_MONTH
+} ChimeOncePer;
+
+/* Room for any run key and its terminating zero */
+#define CHIME_RUN_KEY_LEN 24
+
 /* Everything that decides a job's instants. */
 typedef struct ChimeTiming
 {
@@ -58,5 +70,15 @@ extern bool chime_next_run(const ChimeTiming *timing, int64_t after,
 /* Is instant 't' inside the window, read in the zone? */
 extern bool chime_in_window(const ChimeWindow *window, const ChimeZone *zone,
 							int64_t t);
+
+/* 'day', 'week', 'month' or NULL (none); false for anything else */
+extern bool chime_parse_once_per(const char *text, ChimeOncePer *per);
+
+/*
+ * The run key of the occurrence at instant 't': its local calendar period
+ * in the zone, '2026-03-08', '2026-W10' or '2026-03'.  'key' has room for
+ * CHIME_RUN_KEY_LEN bytes; it is "" for CHIME_ONCE_NONE.
+ */
+extern void chime_run_key(ChimeOncePer per, const ChimeZone *zone, int64_t t, char *key);
 
 #endif							/* CHIME_OCCURRENCE_H */

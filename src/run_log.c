@@ -20,7 +20,8 @@
 #include "pg_chime.h"
 #include "run_log.h"
 
-static SPIPlanPtr run_insert_plan = NULL;
+static SPIPlanPtr run_key_claim_plan = NULL;
+static SPIPlanPtr run_key_update_plan = NULL;
 static SPIPlanPtr run_finish_plan = NULL;
 static SPIPlanPtr run_batch_plan = NULL;
 
@@ -39,52 +40,6 @@ chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
 	return *plan;
 }
 
-/*
- * Record a run (or a skipped or missed streak) and return its runid.
- * 'job_pid' 0 and 'start' 0 are stored as NULL.
- */
-int64
-chime_run_insert(const ChimeRunRow *row)
-{
-	Oid			types[11] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID};
-	Datum		values[11];
-	char		nulls[11];
-	bool		isnull;
-	SPIPlanPtr	plan;
-
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = Int64GetDatum(row->jobid);
-	values[1] = Int32GetDatum(row->job_pid);
-	if (row->job_pid == 0)
-		nulls[1] = 'n';
-	values[2] = CStringGetTextDatum(row->database);
-	values[3] = CStringGetTextDatum(row->username);
-	values[4] = CStringGetTextDatum(row->command);
-	values[5] = CStringGetTextDatum(row->status);
-	values[6] = TimestampTzGetDatum(row->start_time);
-	if (row->start_time == 0)
-		nulls[6] = 'n';
-	values[7] = TimestampTzGetDatum(row->scheduled_time);
-	values[8] = CStringGetTextDatum(row->trigger);
-	values[9] = Int32GetDatum(row->attempt);
-	values[10] = Int32GetDatum(row->occurrences);
-
-	plan = chime_plan(&run_insert_plan,
-					"INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, "
-					"status, start_time, scheduled_time, trigger, attempt, occurrences, end_time, return_message) "
-					"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-					"CASE WHEN $6 IN ('skipped', 'missed') THEN $7 END, "
-					"CASE $6 WHEN 'skipped' THEN 'the previous run was still running' "
-					"WHEN 'missed' THEN 'could not start within catchup' END) "
-					"RETURNING runid",
-					11, types);
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != 1)
-		elog(ERROR, "could not record a run of job " INT64_FORMAT, row->jobid);
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
-
 static int
 run_cmp_int64(const void *a, const void *b)
 {
@@ -94,25 +49,44 @@ run_cmp_int64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* A skipped or missed row's message when the row gives none */
+static const char *
+run_default_message(const char *status)
+{
+	if (strcmp(status, "skipped") == 0)
+		return "the previous run was still running";
+	if (strcmp(status, "missed") == 0)
+		return "could not start within catchup";
+	return NULL;
+}
+
 /*
  * Record many runs with one statement; their runids go to runids[], in the
  * order of rows[].  (Runids come from the sequence in row order, so sorting
- * the returned ones restores that order.)
+ * the returned ones restores that order.)  A 'skipped' or 'missed' row
+ * ends as it starts.  'job_pid' 0 is stored as NULL.
  */
 void
 chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 {
-	Oid			types[11] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+#define RUN_COLS 13
+	Oid			types[RUN_COLS] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-	TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
-	Datum		values[11];
-	Datum	   *cols[11];
+	TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[RUN_COLS];
+	Datum	   *cols[RUN_COLS];
+	bool	   *key_nulls = palloc(sizeof(bool) * n);
+	bool	   *msg_nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
 	bool		isnull;
 
-	for (int c = 0; c < 11; c++)
+	for (int c = 0; c < RUN_COLS; c++)
 		cols[c] = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 	{
+		const char *message = rows[i].message ? rows[i].message : run_default_message(rows[i].status);
+
 		cols[0][i] = Int64GetDatum(rows[i].jobid);
 		cols[1][i] = Int32GetDatum(rows[i].job_pid);
 		cols[2][i] = CStringGetTextDatum(rows[i].database);
@@ -124,6 +98,10 @@ chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 		cols[8][i] = CStringGetTextDatum(rows[i].trigger);
 		cols[9][i] = Int32GetDatum(rows[i].attempt);
 		cols[10][i] = Int32GetDatum(rows[i].occurrences);
+		key_nulls[i] = rows[i].run_key == NULL || rows[i].run_key[0] == '\0';
+		cols[11][i] = key_nulls[i] ? (Datum) 0 : CStringGetTextDatum(rows[i].run_key);
+		msg_nulls[i] = message == NULL;
+		cols[12][i] = message ? CStringGetTextDatum(message) : (Datum) 0;
 	}
 	values[0] = PointerGetDatum(construct_array(cols[0], n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[1] = PointerGetDatum(construct_array(cols[1], n, INT4OID, 4, true, TYPALIGN_INT));
@@ -134,15 +112,20 @@ chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 	values[8] = PointerGetDatum(construct_array(cols[8], n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[9] = PointerGetDatum(construct_array(cols[9], n, INT4OID, 4, true, TYPALIGN_INT));
 	values[10] = PointerGetDatum(construct_array(cols[10], n, INT4OID, 4, true, TYPALIGN_INT));
+	values[11] = PointerGetDatum(construct_md_array(cols[11], key_nulls, 1, dims, lbs, TEXTOID, -1,
+													false, TYPALIGN_INT));
+	values[12] = PointerGetDatum(construct_md_array(cols[12], msg_nulls, 1, dims, lbs, TEXTOID, -1,
+													false, TYPALIGN_INT));
 
 	if (SPI_execute_plan(chime_plan(&run_batch_plan,
-								  "INSERT INTO cron.job_run_details (runid, jobid, job_pid, database, "
-								  "username, command, status, start_time, scheduled_time, trigger, "
-								  "attempt, occurrences) "
-								  "SELECT nextval('cron.runid_seq'), j, nullif(p, 0), d, u, c, s, st, sc, "
-								  "t, a, o FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-								  "AS x(j, p, d, u, c, s, st, sc, t, a, o) RETURNING runid",
-								  11, types),
+									"INSERT INTO cron.job_run_details (runid, jobid, job_pid, database, "
+									"username, command, status, start_time, scheduled_time, trigger, "
+									"attempt, occurrences, run_key, return_message, end_time) "
+									"SELECT nextval('cron.runid_seq'), j, nullif(p, 0), d, u, c, s, st, sc, "
+									"t, a, o, k, m, CASE WHEN s IN ('skipped', 'missed') THEN st END "
+									"FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+									"AS x(j, p, d, u, c, s, st, sc, t, a, o, k, m) RETURNING runid",
+									RUN_COLS, types),
 						 values, NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != (uint64) n)
 		elog(ERROR, "could not record %d runs", n);
@@ -151,18 +134,29 @@ chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 	qsort(runids, n, sizeof(int64), run_cmp_int64);
 }
 
+/* Record one run (or a skipped or missed streak) and return its runid. */
+int64
+chime_run_insert(const ChimeRunRow *row)
+{
+	int64		runid;
+
+	chime_run_insert_batch(row, 1, &runid);
+	return runid;
+}
+
 /*
- * Finish runs, all with one statement: status ('succeeded' when ok[i]),
- * return message (NULL allowed), the pid that ran it (0: keep), end time.
+ * Finish runs, all with one statement: status ('succeeded', 'failed' or
+ * 'skipped'), return message (NULL allowed), the pid that ran it (0: keep),
+ * end time.
  */
 void
-chime_run_finish(const int64 *runids, const bool *ok, char *const *messages,
+chime_run_finish(const int64 *runids, const char *const *statuses, char *const *messages,
 				 const int32 *pids, int n, TimestampTz end_time)
 {
-	Oid			types[5] = {INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID};
+	Oid			types[5] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID};
 	Datum		values[5];
 	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *oks = palloc(sizeof(Datum) * n);
+	Datum	   *sts = palloc(sizeof(Datum) * n);
 	Datum	   *msgs = palloc(sizeof(Datum) * n);
 	bool	   *msg_nulls = palloc(sizeof(bool) * n);
 	Datum	   *ps = palloc(sizeof(Datum) * n);
@@ -172,27 +166,86 @@ chime_run_finish(const int64 *runids, const bool *ok, char *const *messages,
 	for (int i = 0; i < n; i++)
 	{
 		ids[i] = Int64GetDatum(runids[i]);
-		oks[i] = BoolGetDatum(ok[i]);
+		sts[i] = CStringGetTextDatum(statuses[i]);
 		msg_nulls[i] = messages[i] == NULL;
 		msgs[i] = messages[i] ? CStringGetTextDatum(messages[i]) : (Datum) 0;
 		ps[i] = Int32GetDatum(pids[i]);
 	}
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(oks, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	values[1] = PointerGetDatum(construct_array(sts, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_md_array(msgs, msg_nulls, 1, dims, lbs, TEXTOID, -1, false,
 												   TYPALIGN_INT));
 	values[3] = PointerGetDatum(construct_array(ps, n, INT4OID, 4, true, TYPALIGN_INT));
 	values[4] = TimestampTzGetDatum(end_time);
 
 	if (SPI_execute_plan(chime_plan(&run_finish_plan,
-								  "UPDATE cron.job_run_details r SET "
-								  "status = CASE WHEN x.ok THEN 'succeeded' ELSE 'failed' END, "
-								  "return_message = x.msg, job_pid = coalesce(nullif(x.pid, 0), r.job_pid), "
-								  "end_time = $5 "
-								  "FROM unnest($1, $2, $3, $4) AS x(id, ok, msg, pid) WHERE r.runid = x.id",
-								  5, types),
+									"UPDATE cron.job_run_details r SET status = x.st, "
+									"return_message = x.msg, job_pid = coalesce(nullif(x.pid, 0), r.job_pid), "
+									"end_time = $5 "
+									"FROM unnest($1, $2, $3, $4) AS x(id, st, msg, pid) WHERE r.runid = x.id",
+									5, types),
 						 values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not finish %d runs", n);
+}
+
+/*
+ * Claim a once_per key for a job (the caller holds its CHIME_LOCK_RUN_KEY
+ * lock); false if it is claimed already.
+ */
+bool
+chime_key_claim(int64 jobid, const char *run_key, TimestampTz now)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[3] = {Int64GetDatum(jobid), CStringGetTextDatum(run_key), TimestampTzGetDatum(now)};
+
+	if (SPI_execute_plan(chime_plan(&run_key_claim_plan,
+									"INSERT INTO cron.job_run_key (jobid, run_key, state, claimed_at) "
+									"VALUES ($1, $2, 'running', $3) ON CONFLICT DO NOTHING",
+									3, types),
+						 values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not claim key %s of job " INT64_FORMAT, run_key, jobid);
+	return SPI_processed == 1;
+}
+
+/*
+ * Where a claimed key stands: its run is 'runid' and its state 'state'
+ * ('running', 'succeeded', 'failed'; NULL: the key is released, deleted).
+ * Finished states get finished_at.
+ */
+void
+chime_key_update(int64 jobid, const char *run_key, int64 runid, const char *state, TimestampTz now)
+{
+	Oid			types[5] = {INT8OID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[5] = {Int64GetDatum(jobid), CStringGetTextDatum(run_key), Int64GetDatum(runid),
+	CStringGetTextDatum(state ? state : "released"), TimestampTzGetDatum(now)};
+
+	if (state == NULL)
+	{
+		if (SPI_execute_with_args("DELETE FROM cron.job_run_key WHERE jobid = $1 AND run_key = $2",
+								  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not release key %s of job " INT64_FORMAT, run_key, jobid);
+		return;
+	}
+	if (SPI_execute_plan(chime_plan(&run_key_update_plan,
+									"UPDATE cron.job_run_key SET runid = $3, state = $4, "
+									"finished_at = CASE WHEN $4 = 'running' THEN NULL ELSE $5 END "
+									"WHERE jobid = $1 AND run_key = $2",
+									5, types),
+						 values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update key %s of job " INT64_FORMAT, run_key, jobid);
+}
+
+/* Is the key claimed? */
+bool
+chime_key_claimed(int64 jobid, const char *run_key)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(jobid), CStringGetTextDatum(run_key)};
+
+	if (SPI_execute_with_args("SELECT 1 FROM cron.job_run_key WHERE jobid = $1 AND run_key = $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read key %s of job " INT64_FORMAT, run_key, jobid);
+	return SPI_processed > 0;
 }
 
 /* One more occurrence in the streak a 'skipped' or 'missed' row stands for */
@@ -249,7 +302,7 @@ chime_run_reconcile(TimestampTz now, MemoryContext cxt, List **interrupted)
 							  "return_message = 'interrupted: the process running it ended "
 							  "(server or scheduler restart)' "
 							  "WHERE status IN ('starting', 'running') "
-							  "RETURNING jobid, scheduled_time, attempt",
+							  "RETURNING jobid, scheduled_time, attempt, run_key",
 							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not reconcile interrupted runs");
 
@@ -258,13 +311,25 @@ chime_run_reconcile(TimestampTz now, MemoryContext cxt, List **interrupted)
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		ChimeInterrupted *run = MemoryContextAlloc(cxt, sizeof(ChimeInterrupted));
-		MemoryContext old = MemoryContextSwitchTo(cxt);
+		ChimeInterrupted *run = MemoryContextAllocZero(cxt, sizeof(ChimeInterrupted));
+		char	   *key = SPI_getvalue(tup, desc, 4);
 
 		run->jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		run->due = chime_unix_from_timestamptz(DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull)));
 		run->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-		*interrupted = lappend(*interrupted, run);
-		MemoryContextSwitchTo(old);
+		if (key)
+			strlcpy(run->run_key, key, sizeof(run->run_key));
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			*interrupted = lappend(*interrupted, run);
+			MemoryContextSwitchTo(old);
+		}
 	}
+
+	/* their keys failed with them (a retry takes its key up again) */
+	if (SPI_execute_with_args("UPDATE cron.job_run_key SET state = 'failed', finished_at = $1 "
+							  "WHERE state = 'running'",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not reconcile the keys of interrupted runs");
 }

@@ -11,7 +11,10 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
 #include "nodes/pg_list.h"
+
+#include "occurrence.h"
 
 typedef struct ChimeRunRow
 {
@@ -26,15 +29,20 @@ typedef struct ChimeRunRow
 	const char *trigger;
 	int32		attempt;
 	int32		occurrences;
+	const char *run_key;		/* NULL or "": none */
+	const char *message;		/* return_message of a skipped or missed row (NULL: the usual) */
 } ChimeRunRow;
-
-#include "executor/spi.h"
 
 extern SPIPlanPtr chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types);
 extern int64 chime_run_insert(const ChimeRunRow *row);
 extern void chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
-extern void chime_run_finish(const int64 *runids, const bool *ok, char *const *messages,
-							 const int32 *pids, int n, TimestampTz end_time);
+extern void chime_run_finish(const int64 *runids, const char *const *statuses,
+							 char *const *messages, const int32 *pids, int n,
+							 TimestampTz end_time);
+extern bool chime_key_claim(int64 jobid, const char *run_key, TimestampTz now);
+extern void chime_key_update(int64 jobid, const char *run_key, int64 runid, const char *state,
+							 TimestampTz now);
+extern bool chime_key_claimed(int64 jobid, const char *run_key);
 extern void chime_run_add_occurrence(int64 runid);
 extern void chime_run_running(const int64 *runids, const int32 *pids, int n);
 /* A run that a restart interrupted */
@@ -43,6 +51,7 @@ typedef struct ChimeInterrupted
 	int64		jobid;
 	int64		due;			/* its occurrence, Unix seconds */
 	int32		attempt;
+	char		run_key[CHIME_RUN_KEY_LEN]; /* "" if none */
 } ChimeInterrupted;
 
 extern void chime_run_reconcile(TimestampTz now, MemoryContext cxt, List **interrupted);

@@ -49,6 +49,7 @@
 
 #include "compat.h"
 #include "executor.h"
+#include "locks.h"
 #include "pg_chime.h"
 #include "run_log.h"
 #include "shared.h"
@@ -79,6 +80,8 @@ typedef struct SchedClass
 	int32		max_attempts;
 	int64		catchup_s;
 	int64		retry_delay_us;
+	ChimeOncePer once_per;
+	char	   *concurrency_key;	/* NULL: none */
 } SchedClass;
 
 /* A job the scheduler knows */
@@ -100,6 +103,8 @@ typedef struct SchedRun
 	int32		attempt;
 	SchedRole  *role;
 	bool		marked_running; /* its row names the executor's pid */
+	char		run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
+	char	   *concurrency_key;	/* held while it runs (NULL: none) */
 	char	   *msg;			/* ExecRequest + command */
 	Size		len;
 } SchedRun;
@@ -156,8 +161,9 @@ typedef struct SchedRetry
 {
 	int64		jobid;
 	int64		due;			/* the occurrence it belongs to */
-	int32		attempt;		/* the attempt to make */
+	int32		attempt;		/* the attempt to make (1: a first attempt put off) */
 	TimestampTz at;
+	char		run_key[CHIME_RUN_KEY_LEN];
 } SchedRetry;
 
 static List *sched_retries = NIL;
@@ -341,7 +347,7 @@ sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid)
 	if (zone == NULL)
 		zone = chime_timezone;
 	initStringInfo(&key);
-	for (int c = 2; c <= 12; c++)
+	for (int c = 2; c <= 14; c++)
 	{
 		char	   *v = c == 5 ? zone : SPI_getvalue(tup, desc, c);
 
@@ -373,6 +379,10 @@ sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid)
 	cls->catchup_s = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
 	cls->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
 	cls->retry_delay_us = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
+	(void) chime_parse_once_per(SPI_getvalue(tup, desc, 13), &cls->once_per);
+	cls->concurrency_key = SPI_getvalue(tup, desc, 14);
+	if (cls->concurrency_key)
+		cls->concurrency_key = MemoryContextStrdup(sched_jobs_cxt, cls->concurrency_key);
 	return cls;
 }
 
@@ -533,7 +543,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 						   "SELECT jobid, schedule, database, username, timezone, run_window, "
 						   "dst_gap, overlap, coalesce(extract(epoch FROM timeout) * 1000, 0)::int4, "
 						   "extract(epoch FROM catchup)::int8, max_attempts, "
-						   "(extract(epoch FROM retry_delay) * 1000000)::int8 "
+						   "(extract(epoch FROM retry_delay) * 1000000)::int8, once_per, concurrency_key "
 						   "FROM cron.job WHERE kind = 'sql' AND (active OR "
 						   "(jobid = ANY ($1) AND schedule ~* '^\\s*@at\\s'))");
 	if (ids != NULL)
@@ -716,9 +726,11 @@ sched_executor_for(SchedRole *role)
 /* A run row of the job for occurrence 'due', starting at 'now'. */
 static void
 sched_row(ChimeRunRow *row, const SchedJob *job, const char *command, int64 due,
-		  TimestampTz now, const char *status, const char *trigger, int32 attempt)
+		  TimestampTz now, const char *status, const char *trigger, int32 attempt,
+		  const char *run_key)
 {
 	memset(row, 0, sizeof(*row));
+	row->run_key = run_key;
 	row->jobid = job->jobid;
 	row->database = job->cls->role->database;
 	row->username = job->cls->role->username;
@@ -731,13 +743,36 @@ sched_row(ChimeRunRow *row, const SchedJob *job, const char *command, int64 due,
 	row->occurrences = 1;
 }
 
+/* How many runs hold each concurrency key (by its lock id) */
+typedef struct SchedKeyCount
+{
+	uint32		id;				/* hash key */
+	int			running;
+} SchedKeyCount;
+
+static HTAB *sched_concurrency;
+
+static int *
+sched_concurrency_count(const char *key, bool create)
+{
+	uint32		id = chime_lock_id_text(key);
+	bool		found;
+	SchedKeyCount *k = hash_search(sched_concurrency, &id, create ? HASH_ENTER : HASH_FIND, &found);
+
+	if (k && !found)
+		k->running = 0;
+	return k ? &k->running : NULL;
+}
+
 /*
  * Queue a run for the executor (NULL: the backlog).  A run with runid 0 is
- * recorded, and its runid set, when the transaction commits.
+ * recorded, and its runid set, when the transaction commits.  The run
+ * counts against its concurrency key until it ends.
  */
 static SchedRun *
-sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout_ms,
-				SchedExecutor *ex, int64 runid, int64 due, int32 attempt)
+sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout_ms, char overlap,
+				const char *concurrency_key, const char *run_key, SchedExecutor *ex,
+				int64 runid, int64 due, int32 attempt)
 {
 	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
 	SchedRun   *run = palloc0(sizeof(SchedRun));
@@ -750,8 +785,20 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 	run->attempt = attempt;
 	run->role = role;
 	run->marked_running = ex != NULL && ex->pid != 0;
+	if (run_key)
+		strlcpy(run->run_key, run_key, sizeof(run->run_key));
+	memset(&req, 0, sizeof(req));
 	req.runid = runid;
+	req.jobid = jobid;
 	req.timeout_ms = timeout_ms;
+	req.lock_job = overlap != 'a';
+	if (concurrency_key)
+	{
+		run->concurrency_key = pstrdup(concurrency_key);
+		req.lock_concurrency = true;
+		req.concurrency_id = chime_lock_id_text(concurrency_key);
+		(*sched_concurrency_count(concurrency_key, true))++;
+	}
 	run->len = sizeof(req) + clen;
 	run->msg = palloc(run->len);
 	memcpy(run->msg, &req, sizeof(req));
@@ -801,6 +848,10 @@ sched_flush_starts(void)
 			memcpy(&req, run->msg, sizeof(req));
 			req.runid = run->runid;
 			memcpy(run->msg, &req, sizeof(req));
+			/* the key's run is now this attempt */
+			if (run->run_key[0] != '\0')
+				chime_key_update(run->jobid, run->run_key, Max(run->runid, 0), "running",
+								 ((SchedStart *) lfirst(lc))->row.start_time);
 		}
 	}
 	if (sched_deactivate != NIL)
@@ -828,39 +879,94 @@ sched_insert_row(const ChimeRunRow *row)
 	return chime_log_run ? chime_run_insert(row) : 0;
 }
 
+/* Make an attempt later: at 'at', inside the key it belongs to. */
+static void
+sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, TimestampTz at)
+{
+	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
+	SchedRetry *r = palloc0(sizeof(SchedRetry));
+
+	r->jobid = jobid;
+	r->due = due;
+	r->attempt = attempt;
+	r->at = at;
+	if (run_key)
+		strlcpy(r->run_key, run_key, sizeof(r->run_key));
+	sched_retries = lappend(sched_retries, r);
+	MemoryContextSwitchTo(old);
+}
+
+/* Record a skipped occurrence: one row per streak of them */
+static void
+sched_skip(SchedActive *active, ChimeRunRow *row, const char *message)
+{
+	if (active->skip_runid != 0)
+		chime_run_add_occurrence(active->skip_runid);
+	else
+	{
+		row->status = "skipped";
+		row->message = message;
+		active->skip_runid = sched_insert_row(row);
+	}
+}
+
 /*
- * Start an attempt of a job for occurrence 'due': record it and queue it,
- * or, for a first attempt, record it skipped when the previous run is still
- * going (overlap 'skip') or keep it for later ('buffer_one').  Inside a
- * transaction.
+ * Start an attempt of a job for occurrence 'due': record it and queue it.
+ * A first attempt starts nothing when its once_per key is claimed, and is
+ * recorded skipped when the previous run is still going (overlap 'skip';
+ * 'buffer_one' keeps it for later) or its concurrency_key is held; it
+ * claims its key in this transaction.  A later attempt (run_key given)
+ * that meets a run still going waits a second.  Inside a transaction.
  */
 static void
 sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
-				const char *trigger, int32 attempt)
+				const char *trigger, int32 attempt, const char *run_key)
 {
 	SchedActive *active = sched_active_for(job->jobid, true);
 	const SchedClass *cls = job->cls;
 	SchedExecutor *ex;
 	ChimeRunRow row;
+	char		key[CHIME_RUN_KEY_LEN] = "";
+	bool		busy = active->running > 0 && cls->overlap != 'a';
+	int		   *held = cls->concurrency_key ? sched_concurrency_count(cls->concurrency_key, false) : NULL;
 
-	sched_row(&row, job, command, due, now, "starting", trigger, attempt);
+	if (run_key)
+		strlcpy(key, run_key, sizeof(key));
+	else
+		chime_run_key(cls->once_per, cls->timing.zone, due, key);
+	sched_row(&row, job, command, due, now, "starting", trigger, attempt, key);
 
-	if (attempt == 1 && active->running > 0 && cls->overlap != 'a')
+	if (key[0] != '\0' && attempt == 1 && chime_key_claimed(job->jobid, key))
+		return;					/* the period has had its run */
+
+	if (busy || (held && *held > 0))
 	{
-		if (cls->overlap == 'b' && active->buffered_due == 0)
+		if (attempt > 1)
+		{
+			/* an attempt inside a key waits for the run in its way */
+			sched_defer(job->jobid, due, attempt, key, now + USECS_PER_SEC);
+			return;
+		}
+		if (busy && cls->overlap == 'b' && active->buffered_due == 0)
 		{
 			active->buffered_due = due;
 			return;
 		}
-		/* one 'skipped' row per streak of skipped occurrences */
-		if (active->skip_runid != 0)
-			chime_run_add_occurrence(active->skip_runid);
-		else
-		{
-			row.status = "skipped";
-			active->skip_runid = sched_insert_row(&row);
-		}
+		sched_skip(active, &row, busy ? NULL :
+				   psprintf("concurrency_key \"%s\" was held by another run", cls->concurrency_key));
 		return;
+	}
+
+	if (key[0] != '\0' && attempt == 1)
+	{
+		/* cron.run_now or cron.release_key may be at it: try again in a second */
+		if (!chime_lock_try(CHIME_LOCK_RUN_KEY, chime_lock_id_run_key(job->jobid, key), false))
+		{
+			sched_defer(job->jobid, due, 1, key, now + USECS_PER_SEC);
+			return;
+		}
+		if (!chime_key_claim(job->jobid, key, now))
+			return;
 	}
 
 	/* 'running' when a live executor takes it, 'starting' while one starts */
@@ -882,9 +988,10 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	{
 		SchedStart *start = palloc(sizeof(SchedStart));
 
-		start->run = sched_queue_run(job->jobid, cls->role, command, cls->timeout_ms, ex, 0, due,
-									 attempt);
+		start->run = sched_queue_run(job->jobid, cls->role, command, cls->timeout_ms, cls->overlap,
+									 cls->concurrency_key, key, ex, 0, due, attempt);
 		start->row = row;
+		start->row.run_key = start->run->run_key;
 		sched_starts = lappend(sched_starts, start);
 		if (cls->timing.sched.kind == CHIME_SCHED_AT)
 		{
@@ -948,26 +1055,69 @@ sched_command(SchedJob *job)
 }
 
 /*
- * Handle one due job: occurrences too late for catchup become one 'missed'
- * row; of the rest, the latest starts (several coalesce into one run).
+ * The occurrences of one key (all of them for a job without once_per):
+ * those that could not start become one 'missed' row, unless the key has
+ * or gets its run; of the rest, the latest starts.
+ */
+static void
+sched_fire_group(SchedJob *job, const char *command, const char *key, int64 first_missed,
+				 int32 missed, const char *why, int64 latest, int32 coalesced, int64 now_s,
+				 TimestampTz now)
+{
+	if (missed > 0 &&
+		!(key[0] != '\0' && (latest != 0 || chime_key_claimed(job->jobid, key))))
+	{
+		ChimeRunRow row;
+
+		sched_row(&row, job, command, first_missed, now, "missed", "schedule", 1, key);
+		row.occurrences = missed;
+		row.message = why;
+		(void) sched_insert_row(&row);
+	}
+	if (latest != 0)
+		sched_start_run(job, command, latest, now,
+						(coalesced > 1 || now_s - latest >= 1) ? "catchup" : "schedule", 1, NULL);
+}
+
+/*
+ * Handle one due job.  Its occurrences up to now (more than one when the
+ * scheduler was late or down) start if they are within catchup and the
+ * run window is open now; several coalesce into one run of the latest (one
+ * per once_per key).  The others are recorded missed, saying why.
  */
 static void
 sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
 {
 	const SchedClass *cls = job->cls;
+	bool		open = chime_in_window(&cls->timing.window, cls->timing.zone, now_s);
 	int64		occ = job->due;
 	int64		first_missed = 0;
 	int64		latest = 0;
 	int32		missed = 0;
 	int32		coalesced = 0;
+	const char *why = NULL;
+	char		group[CHIME_RUN_KEY_LEN] = "";
 	bool		more = true;
 
 	for (int guard = 0; more && occ <= now_s && guard < 1000000; guard++)
 	{
-		if (now_s - occ > cls->catchup_s)
+		char		key[CHIME_RUN_KEY_LEN];
+
+		chime_run_key(cls->once_per, cls->timing.zone, occ, key);
+		if (strcmp(key, group) != 0)
+		{
+			sched_fire_group(job, command, group, first_missed, missed, why, latest, coalesced,
+							 now_s, now);
+			strlcpy(group, key, sizeof(group));
+			first_missed = latest = 0;
+			missed = coalesced = 0;
+		}
+		if (now_s - occ > cls->catchup_s || !open)
 		{
 			if (missed++ == 0)
 				first_missed = occ;
+			why = open ? "could not start within catchup" :
+				"could not start: the run_window had closed";
 		}
 		else
 		{
@@ -976,18 +1126,7 @@ sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
 		}
 		more = chime_next_run(&cls->timing, occ, &occ);
 	}
-
-	if (missed > 0)
-	{
-		ChimeRunRow row;
-
-		sched_row(&row, job, command, first_missed, now, "missed", "schedule", 1);
-		row.occurrences = missed;
-		(void) sched_insert_row(&row);
-	}
-	if (latest != 0)
-		sched_start_run(job, command, latest, now,
-						(coalesced > 1 || now_s - latest >= 1) ? "catchup" : "schedule", 1);
+	sched_fire_group(job, command, group, first_missed, missed, why, latest, coalesced, now_s, now);
 
 	if (more)
 	{
@@ -1007,7 +1146,8 @@ sched_start_manual(void)
 {
 	sched_begin("pg_chime: starting manual runs");
 	if (SPI_execute("SELECT r.runid, r.jobid, chime_epoch, j.command, j.database, j.username, "
-					"coalesce(extract(epoch FROM j.timeout) * 1000, 0)::int4 "
+					"coalesce(extract(epoch FROM j.timeout) * 1000, 0)::int4, j.overlap, "
+					"j.concurrency_key, r.run_key "
 					"FROM cron.job_run_details r JOIN cron.job j USING (jobid), "
 					"LATERAL (SELECT extract(epoch FROM r.scheduled_time)::int8 AS chime_epoch) e "
 					"WHERE r.trigger = 'manual' AND r.status = 'starting' AND r.job_pid IS NULL",
@@ -1028,7 +1168,9 @@ sched_start_manual(void)
 		sched_active_for(jobid, true)->running++;
 		(void) sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), SPI_getvalue(tup, desc, 6)),
 							   SPI_getvalue(tup, desc, 4),
-							   DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull)), NULL, runid,
+							   DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull)),
+							   SPI_getvalue(tup, desc, 8)[0], SPI_getvalue(tup, desc, 9),
+							   SPI_getvalue(tup, desc, 10), NULL, runid,
 							   DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)), 1);
 	}
 	sched_commit();
@@ -1078,7 +1220,7 @@ sched_fire_due(List *reboot)
 			char	   *command = sched_command(job);
 
 			if (command)
-				sched_start_run(job, command, now_s, now, "schedule", 1);
+				sched_start_run(job, command, now_s, now, "schedule", 1, NULL);
 		}
 		for (int first = 0; first < ndue; first += SCHED_CHUNK)
 		{
@@ -1137,25 +1279,18 @@ sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt)
  * the error is one a retry can change (SQLSTATE class 42, a syntax or
  * access rule error, cannot).
  */
-static void
-sched_plan_retry(int64 jobid, int64 due, int32 attempt, const char *message, TimestampTz now)
+static bool
+sched_plan_retry(int64 jobid, int64 due, int32 attempt, const char *run_key, const char *message,
+				 TimestampTz now)
 {
 	SchedJob   *job = hash_search(sched_jobs, &jobid, HASH_FIND, NULL);
-	MemoryContext old;
-	SchedRetry *r;
 
 	if (job == NULL || attempt >= job->cls->max_attempts)
-		return;
+		return false;
 	if (message && strncmp(message, "ERROR: 42", 9) == 0)
-		return;
-	old = MemoryContextSwitchTo(sched_runs_cxt);
-	r = palloc(sizeof(SchedRetry));
-	r->jobid = jobid;
-	r->due = due;
-	r->attempt = attempt + 1;
-	r->at = now + sched_retry_delay_us(job, due, attempt);
-	sched_retries = lappend(sched_retries, r);
-	MemoryContextSwitchTo(old);
+		return false;
+	sched_defer(jobid, due, attempt + 1, run_key, now + sched_retry_delay_us(job, due, attempt));
+	return true;
 }
 
 /* Start the retries whose time has come (inside a transaction). */
@@ -1163,27 +1298,44 @@ static void
 sched_fire_retries(TimestampTz now)
 {
 	ListCell   *lc;
+	List	   *due = NIL;
+	int64		now_s = sched_now_unix(now);
 
 	foreach(lc, sched_retries)
 	{
 		SchedRetry *r = lfirst(lc);
-		SchedJob   *job;
 
 		if (r->at > now)
 			continue;
 		sched_retries = foreach_delete_current(sched_retries, lc);
-		job = hash_search(sched_jobs, &r->jobid, HASH_FIND, NULL);
-		/* a job removed, or a window closed, ends its retries */
-		if (job && chime_in_window(&job->cls->timing.window, job->cls->timing.zone,
-								   sched_now_unix(now)))
-		{
-			char	   *command = sched_command(job);
+		due = lappend(due, r);
+	}
+	foreach(lc, due)
+	{
+		SchedRetry *r = lfirst(lc);
+		SchedJob   *job = hash_search(sched_jobs, &r->jobid, HASH_FIND, NULL);
+		char	   *command = job ? sched_command(job) : NULL;
 
-			if (command)
-				sched_start_run(job, command, r->due, now, "retry", r->attempt);
+		/* a job removed ends its retries */
+		if (command == NULL)
+			;
+		else if (r->attempt == 1)
+		{
+			/* a first attempt put off: it is a late occurrence now */
+			bool		open = chime_in_window(&job->cls->timing.window, job->cls->timing.zone, now_s);
+			bool		late = now_s - r->due > job->cls->catchup_s || !open;
+
+			sched_fire_group(job, command, r->run_key, r->due, late ? 1 : 0,
+							 open ? "could not start within catchup" :
+							 "could not start: the run_window had closed",
+							 late ? 0 : r->due, 1, now_s, now);
 		}
+		/* a closed window ends them too */
+		else if (chime_in_window(&job->cls->timing.window, job->cls->timing.zone, now_s))
+			sched_start_run(job, command, r->due, now, "retry", r->attempt, r->run_key);
 		pfree(r);
 	}
+	list_free(due);
 }
 
 /* When the next retry is due, or 0 if none is planned. */
@@ -1206,11 +1358,9 @@ sched_next_retry(void)
 /* A run ended (or was lost with its executor): record it in 'done'. */
 typedef struct SchedDone
 {
-	int64		runid;
-	int64		jobid;
-	int64		due;
-	int32		attempt;
+	SchedRun   *run;			/* freed once recorded */
 	bool		ok;
+	bool		skipped;
 	char	   *message;
 	int			pid;
 } SchedDone;
@@ -1227,10 +1377,7 @@ sched_executor_lost(SchedExecutor *ex, List **done)
 		SchedRun   *run = lfirst(lc);
 		SchedDone  *d = palloc0(sizeof(SchedDone));
 
-		d->runid = run->runid;
-		d->jobid = run->jobid;
-		d->due = run->due;
-		d->attempt = run->attempt;
+		d->run = run;
 		d->ok = false;
 		d->message = psprintf("failed: the executor for role %s in database %s exited "
 							  "before the run finished (see the server log)",
@@ -1281,22 +1428,16 @@ sched_read_replies(void)
 				break;
 			}
 			memcpy(&reply, data, sizeof(reply));
+			if (ex->inflight == NIL)
+				elog(ERROR, "pg_chime: executor %d replied for run " INT64_FORMAT " it was not given",
+					 ex->pid, reply.runid);
 			d = palloc0(sizeof(SchedDone));
-			d->runid = reply.runid;
+			d->run = linitial(ex->inflight);
 			d->ok = reply.ok;
+			d->skipped = reply.skipped;
 			d->message = pnstrdup((char *) data + sizeof(reply), len - sizeof(reply));
 			d->pid = ex->pid;
-			if (ex->inflight != NIL)
-			{
-				SchedRun   *run = linitial(ex->inflight);
-
-				d->jobid = run->jobid;
-				d->due = run->due;
-				d->attempt = run->attempt;
-				ex->inflight = list_delete_first(ex->inflight);
-				pfree(run->msg);
-				pfree(run);
-			}
+			ex->inflight = list_delete_first(ex->inflight);
 			sched_done = lappend(sched_done, d);
 			if (ex->inflight == NIL && ex->queue == NIL)
 				ex->idle_since = GetCurrentTimestamp();
@@ -1309,15 +1450,17 @@ sched_read_replies(void)
 }
 
 /*
- * Record the runs in sched_done, in one transaction; plan their retries
- * and start the buffered runs their end lets go.
+ * Record the runs in sched_done, in one transaction: their rows, their
+ * keys ('succeeded'; 'failed' unless a retry is planned; released when the
+ * run was skipped), their retries, and the buffered runs their end lets
+ * go.
  */
 static void
 sched_record_done(void)
 {
 	int			n = list_length(sched_done);
 	int64	   *runids;
-	bool	   *oks;
+	const char **statuses;
 	char	  **messages;
 	int32	   *pids;
 	int			nrec = 0;
@@ -1327,7 +1470,7 @@ sched_record_done(void)
 	if (n == 0)
 		return;
 	runids = palloc(sizeof(int64) * n);
-	oks = palloc(sizeof(bool) * n);
+	statuses = palloc(sizeof(char *) * n);
 	messages = palloc(sizeof(char *) * n);
 	pids = palloc(sizeof(int32) * n);
 
@@ -1337,41 +1480,56 @@ sched_record_done(void)
 	{
 		SchedDone  *d = lfirst(lc);
 
-		if (d->runid <= 0)
+		if (d->run->runid <= 0)
 			continue;
-		runids[nrec] = d->runid;
-		oks[nrec] = d->ok;
+		runids[nrec] = d->run->runid;
+		statuses[nrec] = d->skipped ? "skipped" : d->ok ? "succeeded" : "failed";
 		messages[nrec] = d->message;
 		pids[nrec++] = d->pid;
 	}
 	if (nrec > 0)
-		chime_run_finish(runids, oks, messages, pids, nrec, now);
+		chime_run_finish(runids, statuses, messages, pids, nrec, now);
 	foreach(lc, sched_done)
 	{
 		SchedDone  *d = lfirst(lc);
-		SchedActive *active = sched_active_for(d->jobid, false);
+		SchedRun   *run = d->run;
+		SchedActive *active = sched_active_for(run->jobid, false);
+		bool		retry = false;
 
-		(void) hash_search(sched_manual, &d->runid, HASH_REMOVE, NULL);
-		if (!d->ok)
-			sched_plan_retry(d->jobid, d->due, d->attempt, d->message, now);
+		(void) hash_search(sched_manual, &run->runid, HASH_REMOVE, NULL);
+		if (run->concurrency_key)
+			(*sched_concurrency_count(run->concurrency_key, true))--;
+		if (!d->ok && !d->skipped)
+			retry = sched_plan_retry(run->jobid, run->due, run->attempt, run->run_key, d->message, now);
+		if (run->run_key[0] != '\0')
+			chime_key_update(run->jobid, run->run_key, Max(run->runid, 0),
+							 d->skipped ? NULL : d->ok ? "succeeded" : retry ? "running" : "failed", now);
 		if (active)
 		{
 			active->running--;
 			if (active->running == 0 && active->buffered_due != 0)
 			{
-				SchedJob   *job = hash_search(sched_jobs, &d->jobid, HASH_FIND, NULL);
+				SchedJob   *job = hash_search(sched_jobs, &run->jobid, HASH_FIND, NULL);
 				int64		buffered = active->buffered_due;
 				char	   *command = job ? sched_command(job) : NULL;
 
 				active->buffered_due = 0;
 				if (command)
-					sched_start_run(job, command, buffered, now, "schedule", 1);
+					sched_start_run(job, command, buffered, now, "schedule", 1, NULL);
 			}
 		}
 	}
 	sched_commit();
 	foreach(lc, sched_done)
-		pfree(((SchedDone *) lfirst(lc))->message);
+	{
+		SchedDone  *d = lfirst(lc);
+
+		pfree(d->message);
+		pfree(d->run->msg);
+		if (d->run->concurrency_key)
+			pfree(d->run->concurrency_key);
+		pfree(d->run);
+	}
 	list_free_deep(sched_done);
 	sched_done = NIL;
 }
@@ -1541,6 +1699,44 @@ sched_retire_idle(void)
 	return next;
 }
 
+/*
+ * Executors a previous scheduler left running (it ended while they ran a
+ * command): stop them and wait until they are gone, so that no run of
+ * theirs is still going when their rows are reconciled and retried.
+ */
+static void
+sched_stop_orphans(void)
+{
+	for (int round = 0;; round++)
+	{
+		List	   *pids = NIL;
+		ListCell   *lc;
+
+		sched_begin("pg_chime: stopping the executors of a previous scheduler");
+		if (SPI_execute("SELECT pid FROM pg_catalog.pg_stat_activity "
+						"WHERE backend_type = 'pg_chime executor'", true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not list executors");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			pids = lappend_int(pids, DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+																 SPI_tuptable->tupdesc, 1, &isnull)));
+		}
+		sched_commit();
+		if (pids == NIL)
+			return;
+		if (round == 0)
+			elog(LOG, "pg_chime: stopping %d executors of a previous scheduler", list_length(pids));
+		foreach(lc, pids)
+			(void) kill(lfirst_int(lc), SIGTERM);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100L,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 static void
 sched_on_exit(int code, Datum arg)
 {
@@ -1580,6 +1776,10 @@ chime_scheduler_main(Datum arg)
 		ctl.entrysize = sizeof(int64);
 		sched_manual = hash_create("pg_chime manual runs", 64, &ctl,
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(SchedKeyCount);
+		sched_concurrency = hash_create("pg_chime concurrency keys", 64, &ctl,
+										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		ctl.keysize = sizeof(SchedRole);
 		ctl.entrysize = sizeof(SchedRole);
 		sched_roles = hash_create("pg_chime roles", 16, &ctl,
@@ -1591,6 +1791,7 @@ chime_scheduler_main(Datum arg)
 	changed = MemoryContextAlloc(sched_runs_cxt, sizeof(int64) * CHIME_CHANGED_MAX);
 	(void) chime_take_changed(changed, &since);
 
+	sched_stop_orphans();
 	sched_begin("pg_chime: reconciling interrupted runs");
 	chime_run_reconcile(chime_now(), sched_runs_cxt, &interrupted);
 	sched_commit();
@@ -1612,13 +1813,8 @@ chime_scheduler_main(Datum arg)
 		foreach(lc, interrupted)
 		{
 			ChimeInterrupted *run = lfirst(lc);
-			SchedRetry *r = palloc(sizeof(SchedRetry));
 
-			r->jobid = run->jobid;
-			r->due = run->due;
-			r->attempt = run->attempt + 1;
-			r->at = 0;
-			sched_retries = lappend(sched_retries, r);
+			sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key, 0);
 		}
 		list_free_deep(interrupted);
 		MemoryContextSwitchTo(sched_scratch_cxt);

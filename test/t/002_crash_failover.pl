@@ -82,6 +82,13 @@ poll_until($node, qq{SELECT count(*) >= 2 FROM ticks WHERE at > '$restarted'}, '
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job_run_details WHERE status IN ('starting', 'running') AND start_time < now() - interval '10 seconds'}),
 	'0', 'no stale starting or running rows');
 
+# a once-per-day job runs on the primary and claims today's key
+$node->safe_psql('postgres', q{
+	SELECT cron.schedule('daily', '* * * * * *', 'INSERT INTO ticks DEFAULT VALUES', once_per => 'day');
+});
+poll_until($node, q{SELECT state = 'succeeded' FROM cron.job_run_key k JOIN cron.job j USING (jobid) WHERE j.jobname = 'daily'},
+	'the once-per-day job ran on the primary');
+
 # a streaming standby runs nothing
 $node->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
@@ -100,6 +107,10 @@ poll_until($standby, q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_t
 poll_until($standby, qq{SELECT count(*) >= 2 FROM ticks WHERE at > '$promoted'}, 'jobs run on the promoted standby');
 poll_until($standby, q{SELECT count(*) = 0 FROM cron.job_run_details WHERE status IN ('starting', 'running') AND start_time < now() - interval '10 seconds'},
 	'runs the old primary left open are failed');
+is($standby->safe_psql('postgres', q{
+	SELECT count(*) FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+	WHERE j.jobname = 'daily' AND r.status <> 'skipped'}),
+	'1', 'the promoted standby knows today\'s key is taken: the once-per-day job does not run again');
 
 $standby->stop;
 done_testing();

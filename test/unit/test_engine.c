@@ -357,6 +357,32 @@ run_case(const RunCase *c)
 		printf("#   want: %s\n#    got: %s\n", want, got);
 }
 
+/* Run keys: the local calendar period of an instant */
+static const struct
+{
+	const char *per;
+	const char *zone;
+	int64_t		t;				/* Unix seconds */
+	const char *key;
+}			key_cases[] = {
+	/* 2026-03-08 07:30Z is 03:30 EDT, the morning of the spring change */
+	{"day", "America/New_York", 1772955000, "2026-03-08"},
+	/* 2026-03-08 04:59Z is still 23:59 EST on the 7th */
+	{"day", "America/New_York", 1772945940, "2026-03-07"},
+	/* the repeated hour of 2026-11-01: both 01:30 readings are the 1st */
+	{"day", "America/New_York", 1793511000, "2026-11-01"},
+	{"day", "America/New_York", 1793514600, "2026-11-01"},
+	{"week", "America/New_York", 1772955000, "2026-W10"},
+	/* Friday 2027-01-01 belongs to the 53rd ISO week of 2026 */
+	{"week", "UTC", 1798761600, "2026-W53"},
+	/* Monday 2024-12-30 begins week 1 of 2025 */
+	{"week", "UTC", 1735516800, "2025-W01"},
+	{"month", "America/New_York", 1772955000, "2026-03"},
+	/* 2026-04-01 03:00Z is still March 31st in New York */
+	{"month", "America/New_York", 1775012400, "2026-03"},
+	{"day", "Asia/Kolkata", 1772994600, "2026-03-09"},
+};
+
 int
 main(void)
 {
@@ -364,7 +390,9 @@ main(void)
 	size_t		nbad = sizeof(bad_cases) / sizeof(bad_cases[0]);
 	size_t		nwin = sizeof(window_cases) / sizeof(window_cases[0]);
 
-	printf("1..%zu\n", nrun + nbad + nwin + 3);
+	size_t		nkey = sizeof(key_cases) / sizeof(key_cases[0]);
+
+	printf("1..%zu\n", nrun + nbad + nwin + nkey + 4);
 
 	for (size_t i = 0; i < nrun; i++)
 		run_case(&run_cases[i]);
@@ -403,6 +431,23 @@ main(void)
 		ok(!s.wildcard, "%s is fixed-time (seconds field ignored)%s", "* 0 3 * * *", "");
 		chime_parse_schedule("@hourly", &s, &err);
 		ok(s.wildcard, "%s is wildcard%s", "@hourly", "");
+	}
+
+	for (size_t i = 0; i < nkey; i++)
+	{
+		ChimeOncePer per;
+		char		key[CHIME_RUN_KEY_LEN];
+
+		chime_parse_once_per(key_cases[i].per, &per);
+		chime_run_key(per, zone_libc_get(key_cases[i].zone), key_cases[i].t, key);
+		ok(strcmp(key, key_cases[i].key) == 0, "once_per %s key %s", key_cases[i].per, key_cases[i].key);
+		if (strcmp(key, key_cases[i].key) != 0)
+			printf("#   got: %s\n", key);
+	}
+	{
+		ChimeOncePer per;
+
+		ok(!chime_parse_once_per("fortnight", &per), "once_per %s is refused%s", "fortnight", "");
 	}
 
 	return failures ? 1 : 0;
