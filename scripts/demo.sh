@@ -80,6 +80,14 @@ SELECT cron.schedule('*/5 * * * *', 'SELECT 4') AS plain;
 -- and one that runs right away, every two seconds, so there is something to see
 CREATE TABLE heartbeat (at timestamptz DEFAULT clock_timestamp(), who name DEFAULT current_user);
 SELECT cron.schedule('heartbeat', '@every 2 seconds', 'INSERT INTO heartbeat DEFAULT VALUES') AS heartbeat;
+-- a once-per-day job whose window is open now (this hour and the next, New
+-- York time): it runs once, claims today's key, and every later occurrence
+-- today starts nothing
+SELECT cron.schedule('daily-in-window', '*/5 * * * * *', 'INSERT INTO heartbeat DEFAULT VALUES',
+       timezone => 'America/New_York', once_per => 'day',
+       run_window => to_char(now() AT TIME ZONE 'America/New_York', 'HH24:00') || '-' ||
+                     to_char(now() AT TIME ZONE 'America/New_York' + interval '2 hours', 'HH24:00'))
+       AS daily_in_window;
 \o
 
 \echo
@@ -95,16 +103,26 @@ SELECT j.jobid, j.jobname, t AS next_run_utc,
 FROM cron.job j, LATERAL cron.next_runs(j.jobid, 3) AS t
 ORDER BY j.jobid, t;
 
--- wait (at most 20 seconds) for three runs of the heartbeat job
+-- wait (at most 20 seconds) for three runs of the heartbeat job and the
+-- windowed job's run of the day
 DO $$
 DECLARE deadline timestamptz := clock_timestamp() + interval '20 seconds';
 BEGIN
-    WHILE (SELECT count(*) FROM cron.job_run_details r JOIN cron.job j USING (jobid)
-           WHERE j.jobname = 'heartbeat' AND r.status = 'succeeded') < 3
+    WHILE ((SELECT count(*) FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+            WHERE j.jobname = 'heartbeat' AND r.status = 'succeeded') < 3
+           OR NOT EXISTS (SELECT 1 FROM cron.job_run_key k JOIN cron.job j USING (jobid)
+                          WHERE j.jobname = 'daily-in-window' AND k.state = 'succeeded'))
           AND clock_timestamp() < deadline LOOP
         PERFORM pg_sleep(0.1);
     END LOOP;
 END $$;
+\echo
+\echo == the windowed once-per-day job: one run, its key claimed for the day
+SELECT j.jobname, j.run_window, k.run_key, k.state, r.runid, r.status, r.trigger,
+       to_char(r.scheduled_time, 'HH24:MI:SS') AS scheduled,
+       (SELECT count(*) FROM cron.job_run_details x WHERE x.jobid = j.jobid) AS rows_today
+FROM cron.job j JOIN cron.job_run_key k USING (jobid) JOIN cron.job_run_details r ON r.runid = k.runid
+WHERE j.jobname = 'daily-in-window';
 \echo
 \echo == runs so far (cron.job_run_details)
 SELECT runid, jobid, job_pid, status, return_message, trigger,

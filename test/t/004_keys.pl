@@ -28,9 +28,11 @@ sub poll_until
 	ok($node->poll_query_until('postgres', $query), $what);
 }
 
-# a run of a once_per job killed in the middle: first the executor, then
-# a crash of the whole server (a backend killed)
-for my $how ('executor', 'backend')
+# a run of a once_per job killed in the middle: the executor, a crash of
+# the whole server (a backend killed), and the scheduler stopped (SIGTERM)
+# while its executor goes on: the new scheduler stops that executor before
+# it retries, so the job never runs twice
+for my $how ('executor', 'backend', 'scheduler')
 {
 	my $job = "batch-$how";
 	$node->safe_psql('postgres', qq{
@@ -42,7 +44,13 @@ for my $how ('executor', 'backend')
 	              WHERE j.jobname = '$job' AND r.status = 'running' AND r.job_pid IS NOT NULL},
 		"$job: the first attempt is running");
 	my $victim;
-	if ($how eq 'executor')
+	if ($how eq 'scheduler')
+	{
+		$victim = $node->safe_psql('postgres', q{
+			SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_chime scheduler'});
+		kill 'TERM', $victim;
+	}
+	elsif ($how eq 'executor')
 	{
 		$victim = $node->safe_psql('postgres', qq{
 			SELECT r.job_pid FROM cron.job_run_details r JOIN cron.job j USING (jobid) WHERE j.jobname = '$job'});
@@ -57,6 +65,9 @@ for my $how ('executor', 'backend')
 	}
 	kill 'KILL', $victim if $how eq 'executor';
 	poll_until(qq{SELECT count(*) = 1 FROM done WHERE job = '$job'}, "$job: it is retried and done");
+	poll_until(qq{SELECT now() > max(end_time) + interval '4 seconds' FROM cron.job_run_details r
+	              JOIN cron.job j USING (jobid) WHERE j.jobname = '$job'}, "$job: time for a second run to show");
+	is($node->safe_psql('postgres', qq{SELECT count(*) FROM done WHERE job = '$job'}), '1', "$job: done once");
 	poll_until(qq{SELECT state = 'succeeded' FROM cron.job_run_key k JOIN cron.job j USING (jobid) WHERE j.jobname = '$job'},
 		"$job: its key ends succeeded");
 	is($node->safe_psql('postgres', qq{
