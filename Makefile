@@ -15,7 +15,8 @@ EXTVERSION  = 1.0
 MODULE_big  = pg_chime
 OBJS        = src/pg_chime.o src/schedule.o src/occurrence.o src/zone_pg.o \
               src/api.o src/job_api.o src/next_runs.o src/secret.o \
-              src/shared.o src/scheduler.o src/executor.o src/run_log.o src/locks.o
+              src/shared.o src/scheduler.o src/executor.o src/run_log.o src/locks.o \
+              src/http.o
 DATA        = $(wildcard extension/pg_chime--*.sql)
 EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
 
@@ -24,6 +25,7 @@ REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check --load-
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -Isrc
+SHLIB_LINK  = -lcurl
 PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
               -Wno-missing-field-initializers -Wno-clobbered
 ifdef WERROR

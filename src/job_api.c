@@ -933,10 +933,6 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 	int64		runid;
 
 	row = job_fetch_owned(caller, jobid, true);
-	if (strcmp(row->kind, "http") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("job " INT64_FORMAT " is an HTTP job, and this version does not run HTTP jobs", jobid)));
 
 	values[0] = Int64GetDatum(jobid);
 	if (SPI_execute_with_args("SELECT run_window, timezone, command, once_per FROM cron.job WHERE jobid = $1",

@@ -16,6 +16,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "http.h"
 #include "pg_chime.h"
 #include "shared.h"
 
@@ -179,6 +180,8 @@ _PG_init(void)
 							   PGC_SIGHUP,
 							   0,
 							   chime_check_interval, chime_assign_max_retry_delay, NULL);
+
+	chime_http_define_settings();
 
 	MarkGUCPrefixReserved("cron");
 

@@ -13,6 +13,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -147,14 +148,20 @@ chime_run_insert(const ChimeRunRow *row)
 /*
  * Finish runs, all with one statement: status ('succeeded', 'failed' or
  * 'skipped'), return message (NULL allowed), the pid that ran it (0: keep),
- * end time.
+ * end time, and for HTTP runs the status (0: none) and the start of the
+ * response body (NULL: none).
  */
 void
 chime_run_finish(const int64 *runids, const char *const *statuses, char *const *messages,
-				 const int32 *pids, int n, TimestampTz end_time)
+				 const int32 *pids, const int32 *http_status, char *const *bodies, int n,
+				 TimestampTz end_time)
 {
-	Oid			types[5] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID};
-	Datum		values[5];
+	Oid			types[7] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID,
+	INT4ARRAYOID, TEXTARRAYOID};
+	Datum		values[7];
+	Datum	   *hs = palloc(sizeof(Datum) * n);
+	Datum	   *bs = palloc(sizeof(Datum) * n);
+	bool	   *body_nulls = palloc(sizeof(bool) * n);
 	Datum	   *ids = palloc(sizeof(Datum) * n);
 	Datum	   *sts = palloc(sizeof(Datum) * n);
 	Datum	   *msgs = palloc(sizeof(Datum) * n);
@@ -170,9 +177,17 @@ chime_run_finish(const int64 *runids, const char *const *statuses, char *const *
 		msg_nulls[i] = messages[i] == NULL;
 		msgs[i] = messages[i] ? CStringGetTextDatum(messages[i]) : (Datum) 0;
 		ps[i] = Int32GetDatum(pids[i]);
+		hs[i] = Int32GetDatum(http_status[i]);
+		body_nulls[i] = bodies[i] == NULL;
+		/* a body that is not valid text is kept as its escaped bytes */
+		bs[i] = bodies[i] ? CStringGetTextDatum(pg_verifymbstr(bodies[i], strlen(bodies[i]), true) ?
+												bodies[i] : "(binary body)") : (Datum) 0;
 	}
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[1] = PointerGetDatum(construct_array(sts, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[5] = PointerGetDatum(construct_array(hs, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[6] = PointerGetDatum(construct_md_array(bs, body_nulls, 1, dims, lbs, TEXTOID, -1, false,
+												   TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_md_array(msgs, msg_nulls, 1, dims, lbs, TEXTOID, -1, false,
 												   TYPALIGN_INT));
 	values[3] = PointerGetDatum(construct_array(ps, n, INT4OID, 4, true, TYPALIGN_INT));
@@ -181,9 +196,10 @@ chime_run_finish(const int64 *runids, const char *const *statuses, char *const *
 	if (SPI_execute_plan(chime_plan(&run_finish_plan,
 									"UPDATE cron.job_run_details r SET status = x.st, "
 									"return_message = x.msg, job_pid = coalesce(nullif(x.pid, 0), r.job_pid), "
-									"end_time = $5 "
-									"FROM unnest($1, $2, $3, $4) AS x(id, st, msg, pid) WHERE r.runid = x.id",
-									5, types),
+									"end_time = $5, http_status = nullif(x.hs, 0), response_body = x.b "
+									"FROM unnest($1, $2, $3, $4, $6, $7) AS x(id, st, msg, pid, hs, b) "
+									"WHERE r.runid = x.id",
+									7, types),
 						 values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not finish %d runs", n);
 }

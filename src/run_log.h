@@ -37,7 +37,8 @@ extern SPIPlanPtr chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *
 extern int64 chime_run_insert(const ChimeRunRow *row);
 extern void chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
 extern void chime_run_finish(const int64 *runids, const char *const *statuses,
-							 char *const *messages, const int32 *pids, int n,
+							 char *const *messages, const int32 *pids,
+							 const int32 *http_status, char *const *bodies, int n,
 							 TimestampTz end_time);
 extern bool chime_key_claim(int64 jobid, const char *run_key, TimestampTz now);
 extern void chime_key_update(int64 jobid, const char *run_key, int64 runid, const char *state,

@@ -47,8 +47,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "api.h"
 #include "compat.h"
 #include "executor.h"
+#include "http.h"
 #include "locks.h"
 #include "pg_chime.h"
 #include "run_log.h"
@@ -82,6 +84,7 @@ typedef struct SchedClass
 	int64		retry_delay_us;
 	ChimeOncePer once_per;
 	char	   *concurrency_key;	/* NULL: none */
+	bool		http;			/* an HTTP job: run here, by libcurl */
 } SchedClass;
 
 /* A job the scheduler knows */
@@ -105,6 +108,8 @@ typedef struct SchedRun
 	bool		marked_running; /* its row names the executor's pid */
 	char		run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
 	char	   *concurrency_key;	/* held while it runs (NULL: none) */
+	ChimeHttpRequest *http;		/* an HTTP run's request (secrets in place) */
+	char	   *http_error;		/* why an HTTP run cannot even start */
 	char	   *msg;			/* ExecRequest + command */
 	Size		len;
 } SchedRun;
@@ -156,6 +161,23 @@ static int64 sched_unlogged_runid = 0;	/* runids while cron.log_run is off */
 /* How many job rows are read at a time when loading */
 #define SCHED_LOAD_BATCH 10000
 
+/* A run ended (or was lost with its executor): record it in 'done'. */
+typedef struct SchedDone
+{
+	SchedRun   *run;			/* freed once recorded */
+	bool		ok;
+	bool		skipped;
+	char	   *message;
+	int			pid;
+	bool		http;			/* an HTTP run: the fields below apply */
+	bool		http_retry;		/* a retry could change its outcome */
+	int			http_status;	/* 0: no response */
+	int64		retry_after_us;
+	char	   *body;			/* the start of the response body, or NULL */
+} SchedDone;
+
+static List *sched_done = NIL;	/* runs ended, not recorded yet (sched_runs_cxt) */
+
 /* A failed attempt to make again */
 typedef struct SchedRetry
 {
@@ -185,6 +207,7 @@ static List *sched_deactivate = NIL;	/* @at jobs that have had their run */
 static void sched_fire_retries(TimestampTz now);
 static void sched_send(void);
 static void sched_read_replies(void);
+static void sched_http_collect(void);
 static TimestampTz sched_next_retry(void);
 
 /* Earliest due on top */
@@ -347,7 +370,7 @@ sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid)
 	if (zone == NULL)
 		zone = chime_timezone;
 	initStringInfo(&key);
-	for (int c = 2; c <= 14; c++)
+	for (int c = 2; c <= 15; c++)
 	{
 		char	   *v = c == 5 ? zone : SPI_getvalue(tup, desc, c);
 
@@ -383,6 +406,7 @@ sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid)
 	cls->concurrency_key = SPI_getvalue(tup, desc, 14);
 	if (cls->concurrency_key)
 		cls->concurrency_key = MemoryContextStrdup(sched_jobs_cxt, cls->concurrency_key);
+	cls->http = strcmp(SPI_getvalue(tup, desc, 15), "http") == 0;
 	return cls;
 }
 
@@ -543,8 +567,8 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 						   "SELECT jobid, schedule, database, username, timezone, run_window, "
 						   "dst_gap, overlap, coalesce(extract(epoch FROM timeout) * 1000, 0)::int4, "
 						   "extract(epoch FROM catchup)::int8, max_attempts, "
-						   "(extract(epoch FROM retry_delay) * 1000000)::int8, once_per, concurrency_key "
-						   "FROM cron.job WHERE kind = 'sql' AND (active OR "
+						   "(extract(epoch FROM retry_delay) * 1000000)::int8, once_per, concurrency_key, kind "
+						   "FROM cron.job WHERE (active OR "
 						   "(jobid = ANY ($1) AND schedule ~* '^\\s*@at\\s'))");
 	if (ids != NULL)
 	{
@@ -769,10 +793,12 @@ sched_concurrency_count(const char *key, bool create)
  * recorded, and its runid set, when the transaction commits.  The run
  * counts against its concurrency key until it ends.
  */
+static List *sched_http_pending = NIL;	/* HTTP runs to start (SchedRun) */
+
 static SchedRun *
 sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout_ms, char overlap,
 				const char *concurrency_key, const char *run_key, SchedExecutor *ex,
-				int64 runid, int64 due, int32 attempt)
+				int64 runid, int64 due, int32 attempt, ChimeHttpRequest *http, char *http_error)
 {
 	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
 	SchedRun   *run = palloc0(sizeof(SchedRun));
@@ -804,12 +830,88 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 	memcpy(run->msg, &req, sizeof(req));
 	memcpy(run->msg + sizeof(req), command, clen);
 
-	if (ex)
+	if (http || http_error)
+	{
+		run->http = http;
+		run->http_error = http_error;
+		run->marked_running = true;
+		sched_http_pending = lappend(sched_http_pending, run);
+	}
+	else if (ex)
 		ex->queue = lappend(ex->queue, run);
 	else
 		sched_backlog = lappend(sched_backlog, run);
 	MemoryContextSwitchTo(old);
 	return run;
+}
+
+/*
+ * The request of an HTTP job, read now with its owner's secrets in place,
+ * in sched_runs_cxt; NULL with *error when a secret is missing.
+ */
+static ChimeHttpRequest *
+sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **error)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(jobid)};
+	ChimeHttpRequest *req;
+	char	   *missing = NULL;
+	char	   *url;
+	char	   *body;
+	List	   *headers = NIL;
+	Datum		hdrs;
+	bool		isnull;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	MemoryContext old;
+
+	if (SPI_execute_with_args("SELECT url, method, body, "
+							  "(SELECT array_agg(key || ': ' || value) FROM jsonb_each_text(headers)) "
+							  "FROM cron.job WHERE jobid = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	{
+		*error = MemoryContextStrdup(sched_runs_cxt, "failed: the job is gone");
+		return NULL;
+	}
+	tup = SPI_copytuple(SPI_tuptable->vals[0]);
+	desc = CreateTupleDescCopy(SPI_tuptable->tupdesc);
+	url = chime_secret_expand(SPI_getvalue(tup, desc, 1), owner, &missing);
+	body = missing ? NULL : chime_secret_expand(SPI_getvalue(tup, desc, 3), owner, &missing);
+	hdrs = SPI_getbinval(tup, desc, 4, &isnull);
+	if (!missing && !isnull)
+	{
+		Datum	   *elems;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(hdrs), TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
+		for (int i = 0; i < n && !missing; i++)
+		{
+			char	   *h = chime_secret_expand(TextDatumGetCString(elems[i]), owner, &missing);
+
+			if (h)
+				headers = lappend(headers, h);
+		}
+	}
+	if (missing)
+	{
+		*error = MemoryContextStrdup(sched_runs_cxt,
+									 psprintf("failed: secret \"%s\" of role %s does not exist", missing, owner));
+		return NULL;
+	}
+	old = MemoryContextSwitchTo(sched_runs_cxt);
+	req = palloc0(sizeof(ChimeHttpRequest));
+	req->url = pstrdup(url);
+	req->method = pstrdup(SPI_getvalue(tup, desc, 2));
+	req->body = body ? pstrdup(body) : NULL;
+	{
+		ListCell   *lc;
+
+		foreach(lc, headers)
+			req->headers = lappend(req->headers, pstrdup(lfirst(lc)));
+	}
+	req->timeout_ms = timeout_ms;
+	MemoryContextSwitchTo(old);
+	return req;
 }
 
 /*
@@ -927,6 +1029,8 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	SchedExecutor *ex;
 	ChimeRunRow row;
 	char		key[CHIME_RUN_KEY_LEN] = "";
+	ChimeHttpRequest *http = NULL;
+	char	   *http_error = NULL;
 	bool		busy = active->running > 0 && cls->overlap != 'a';
 	int		   *held = cls->concurrency_key ? sched_concurrency_count(cls->concurrency_key, false) : NULL;
 
@@ -969,8 +1073,17 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 			return;
 	}
 
-	/* 'running' when a live executor takes it, 'starting' while one starts */
-	ex = sched_executor_for(cls->role);
+	/*
+	 * An HTTP run is this process's own transfer.  A SQL run is 'running'
+	 * when a live executor takes it, 'starting' while one starts.
+	 */
+	if (cls->http)
+	{
+		ex = NULL;
+		http = sched_http_request(job->jobid, cls->role->username, cls->timeout_ms, &http_error);
+	}
+	else
+		ex = sched_executor_for(cls->role);
 	if (ex && ex->pid == 0)
 	{
 		pid_t		pid;
@@ -981,7 +1094,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	if (chime_log_statement)
 		ereport(LOG,
 				(errmsg("pg_chime: job " INT64_FORMAT " starting: %s", job->jobid, command)));
-	row.job_pid = ex ? ex->pid : 0;
+	row.job_pid = cls->http ? MyProcPid : ex ? ex->pid : 0;
 	row.status = row.job_pid != 0 ? "running" : "starting";
 	active->running++;
 	active->skip_runid = 0;
@@ -989,7 +1102,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 		SchedStart *start = palloc(sizeof(SchedStart));
 
 		start->run = sched_queue_run(job->jobid, cls->role, command, cls->timeout_ms, cls->overlap,
-									 cls->concurrency_key, key, ex, 0, due, attempt);
+									 cls->concurrency_key, key, ex, 0, due, attempt, http, http_error);
 		start->row = row;
 		start->row.run_key = start->run->run_key;
 		sched_starts = lappend(sched_starts, start);
@@ -1144,34 +1257,50 @@ sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
 static void
 sched_start_manual(void)
 {
+	SPITupleTable *rows;
+	uint64		n;
+
 	sched_begin("pg_chime: starting manual runs");
 	if (SPI_execute("SELECT r.runid, r.jobid, chime_epoch, j.command, j.database, j.username, "
 					"coalesce(extract(epoch FROM j.timeout) * 1000, 0)::int4, j.overlap, "
-					"j.concurrency_key, r.run_key "
+					"j.concurrency_key, r.run_key, j.kind "
 					"FROM cron.job_run_details r JOIN cron.job j USING (jobid), "
 					"LATERAL (SELECT extract(epoch FROM r.scheduled_time)::int8 AS chime_epoch) e "
 					"WHERE r.trigger = 'manual' AND r.status = 'starting' AND r.job_pid IS NULL",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read manual runs");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/* kept: reading an HTTP job's request runs statements of its own */
+	rows = SPI_tuptable;
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple	tup = rows->vals[i];
+		TupleDesc	desc = rows->tupdesc;
 		bool		isnull;
 		bool		found;
 		int64		runid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		int32		timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		char	   *username = SPI_getvalue(tup, desc, 6);
+		ChimeHttpRequest *http = NULL;
+		char	   *http_error = NULL;
 
 		(void) hash_search(sched_manual, &runid, HASH_ENTER, &found);
 		if (found)
 			continue;
+		if (strcmp(SPI_getvalue(tup, desc, 11), "http") == 0)
+		{
+			int32		pid = MyProcPid;
+
+			http = sched_http_request(jobid, username, timeout_ms, &http_error);
+			chime_run_running(&runid, &pid, 1);
+		}
 		sched_active_for(jobid, true)->running++;
-		(void) sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), SPI_getvalue(tup, desc, 6)),
-							   SPI_getvalue(tup, desc, 4),
-							   DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull)),
+		(void) sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), username),
+							   SPI_getvalue(tup, desc, 4), timeout_ms,
 							   SPI_getvalue(tup, desc, 8)[0], SPI_getvalue(tup, desc, 9),
 							   SPI_getvalue(tup, desc, 10), NULL, runid,
-							   DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)), 1);
+							   DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)), 1, http, http_error);
 	}
 	sched_commit();
 }
@@ -1276,20 +1405,25 @@ sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt)
 
 /*
  * After a failed attempt: plan the next one if the job allows more and
- * the error is one a retry can change (SQLSTATE class 42, a syntax or
- * access rule error, cannot).
+ * the error is one a retry can change (not SQLSTATE class 42, a syntax or
+ * access rule error; for HTTP, a transport error, a timeout, 429 or 5xx).
  */
 static bool
-sched_plan_retry(int64 jobid, int64 due, int32 attempt, const char *run_key, const char *message,
-				 TimestampTz now)
+sched_plan_retry(const SchedDone *d, TimestampTz now)
 {
-	SchedJob   *job = hash_search(sched_jobs, &jobid, HASH_FIND, NULL);
+	SchedRun   *run = d->run;
+	SchedJob   *job = hash_search(sched_jobs, &run->jobid, HASH_FIND, NULL);
+	int64		delay;
 
-	if (job == NULL || attempt >= job->cls->max_attempts)
+	if (job == NULL || run->attempt >= job->cls->max_attempts)
 		return false;
-	if (message && strncmp(message, "ERROR: 42", 9) == 0)
+	if (d->http ? !d->http_retry : (d->message && strncmp(d->message, "ERROR: 42", 9) == 0))
 		return false;
-	sched_defer(jobid, due, attempt + 1, run_key, now + sched_retry_delay_us(job, due, attempt));
+	/* an HTTP server's Retry-After, if longer, within cron.max_retry_delay */
+	delay = sched_retry_delay_us(job, run->due, run->attempt);
+	if (d->retry_after_us > delay)
+		delay = Min(d->retry_after_us, chime_max_retry_delay_us);
+	sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key, now + delay);
 	return true;
 }
 
@@ -1355,17 +1489,6 @@ sched_next_retry(void)
 	return next;
 }
 
-/* A run ended (or was lost with its executor): record it in 'done'. */
-typedef struct SchedDone
-{
-	SchedRun   *run;			/* freed once recorded */
-	bool		ok;
-	bool		skipped;
-	char	   *message;
-	int			pid;
-} SchedDone;
-
-static List *sched_done = NIL;	/* runs ended, not recorded yet (sched_runs_cxt) */
 
 static void
 sched_executor_lost(SchedExecutor *ex, List **done)
@@ -1447,6 +1570,7 @@ sched_read_replies(void)
 		sched_executor_lost(lfirst(lc), &sched_done);
 	list_free(lost);
 	MemoryContextSwitchTo(old);
+	sched_http_collect();
 }
 
 /*
@@ -1463,6 +1587,8 @@ sched_record_done(void)
 	const char **statuses;
 	char	  **messages;
 	int32	   *pids;
+	int32	   *http_status;
+	char	  **bodies;
 	int			nrec = 0;
 	ListCell   *lc;
 	TimestampTz now;
@@ -1473,6 +1599,8 @@ sched_record_done(void)
 	statuses = palloc(sizeof(char *) * n);
 	messages = palloc(sizeof(char *) * n);
 	pids = palloc(sizeof(int32) * n);
+	http_status = palloc(sizeof(int32) * n);
+	bodies = palloc(sizeof(char *) * n);
 
 	now = chime_now();
 	sched_begin("pg_chime: recording finished runs");
@@ -1485,10 +1613,12 @@ sched_record_done(void)
 		runids[nrec] = d->run->runid;
 		statuses[nrec] = d->skipped ? "skipped" : d->ok ? "succeeded" : "failed";
 		messages[nrec] = d->message;
+		http_status[nrec] = d->http_status;
+		bodies[nrec] = d->body;
 		pids[nrec++] = d->pid;
 	}
 	if (nrec > 0)
-		chime_run_finish(runids, statuses, messages, pids, nrec, now);
+		chime_run_finish(runids, statuses, messages, pids, http_status, bodies, nrec, now);
 	foreach(lc, sched_done)
 	{
 		SchedDone  *d = lfirst(lc);
@@ -1500,7 +1630,7 @@ sched_record_done(void)
 		if (run->concurrency_key)
 			(*sched_concurrency_count(run->concurrency_key, true))--;
 		if (!d->ok && !d->skipped)
-			retry = sched_plan_retry(run->jobid, run->due, run->attempt, run->run_key, d->message, now);
+			retry = sched_plan_retry(d, now);
 		if (run->run_key[0] != '\0')
 			chime_key_update(run->jobid, run->run_key, Max(run->runid, 0),
 							 d->skipped ? NULL : d->ok ? "succeeded" : retry ? "running" : "failed", now);
@@ -1525,6 +1655,8 @@ sched_record_done(void)
 		SchedDone  *d = lfirst(lc);
 
 		pfree(d->message);
+		if (d->body)
+			pfree(d->body);
 		pfree(d->run->msg);
 		if (d->run->concurrency_key)
 			pfree(d->run->concurrency_key);
@@ -1540,6 +1672,87 @@ sched_collect(void)
 {
 	sched_read_replies();
 	sched_record_done();
+}
+
+static int	sched_http_fd = -1;	/* libcurl's sockets, as one descriptor */
+
+/* An HTTP run that ended (or could not start): to be recorded */
+static void
+sched_http_done(SchedRun *run, const ChimeHttpResult *r, const char *error)
+{
+	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
+	SchedDone  *d = palloc0(sizeof(SchedDone));
+
+	d->run = run;
+	d->http = true;
+	d->pid = MyProcPid;
+	if (r)
+	{
+		d->ok = r->ok;
+		d->http_retry = r->retry;
+		d->http_status = r->status;
+		d->retry_after_us = r->retry_after_us;
+		d->message = pstrdup(r->message);
+		d->body = r->body ? pstrdup(r->body) : NULL;
+	}
+	else
+		d->message = pstrdup(error);
+	sched_done = lappend(sched_done, d);
+	MemoryContextSwitchTo(old);
+}
+
+/* Forget a request once libcurl has its copy (it holds secret values). */
+static void
+sched_http_forget(SchedRun *run)
+{
+	ChimeHttpRequest *req = run->http;
+
+	if (req == NULL)
+		return;
+	list_free_deep(req->headers);
+	pfree(req->url);
+	pfree(req->method);
+	if (req->body)
+		pfree(req->body);
+	pfree(req);
+	run->http = NULL;
+}
+
+/* Start the HTTP runs waiting, while fewer than cron.http_max_in_flight go. */
+static void
+sched_http_send(void)
+{
+	while (sched_http_pending != NIL && chime_http_in_flight() < chime_http_max_in_flight)
+	{
+		SchedRun   *run = linitial(sched_http_pending);
+		char	   *error = run->http_error;
+
+		MemoryContextSwitchTo(sched_runs_cxt);
+		sched_http_pending = list_delete_first(sched_http_pending);
+		MemoryContextSwitchTo(sched_scratch_cxt);
+		if (error == NULL && chime_http_start(run, run->http, &error))
+		{
+			sched_http_forget(run);
+			continue;
+		}
+		sched_http_forget(run);
+		sched_http_done(run, NULL, error);
+	}
+}
+
+/* The HTTP transfers that ended go to sched_done. */
+static void
+sched_http_collect(void)
+{
+	ListCell   *lc;
+	List	   *results = chime_http_work();
+
+	foreach(lc, results)
+	{
+		ChimeHttpResult *r = lfirst(lc);
+
+		sched_http_done(r->owner, r, NULL);
+	}
 }
 
 /* Is there room for one more run, in some executor or a new one? */
@@ -1566,6 +1779,8 @@ sched_send(void)
 {
 	ListCell   *lc;
 	List	   *full = NIL;
+
+	sched_http_send();
 
 	foreach(lc, sched_backlog)
 	{
@@ -1789,6 +2004,7 @@ chime_scheduler_main(Datum arg)
 
 	sched_wait_for_extension();
 	changed = MemoryContextAlloc(sched_runs_cxt, sizeof(int64) * CHIME_CHANGED_MAX);
+	sched_http_fd = chime_http_init();
 	(void) chime_take_changed(changed, &since);
 
 	sched_stop_orphans();
@@ -1892,10 +2108,22 @@ chime_scheduler_main(Datum arg)
 			if (timeout < 0 || left < timeout)
 				timeout = left;
 		}
+		if (chime_http_in_flight() > 0)
+		{
+			/* libcurl's sockets and timers, beside the latch */
+			long		left = chime_http_timeout();
+
+			events |= WL_SOCKET_READABLE;
+			if (left >= 0 && (timeout < 0 || left < timeout))
+				timeout = left;
+		}
 		if (timeout >= 0)
 			events |= WL_TIMEOUT;
 
-		(void) WaitLatch(MyLatch, events, timeout, PG_WAIT_EXTENSION);
+		if (events & WL_SOCKET_READABLE)
+			(void) WaitLatchOrSocket(MyLatch, events, sched_http_fd, timeout, PG_WAIT_EXTENSION);
+		else
+			(void) WaitLatch(MyLatch, events, timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 

@@ -64,6 +64,49 @@ chime_secret_refs(const char *text)
 }
 
 /*
+ * 'text' with each {{secret.NAME}} replaced by the value of the owner's
+ * secret, at send time; NULL, with *missing set to the name, when the owner
+ * has no such secret.  SPI must be connected.  (The value is never logged:
+ * a malformed reference was refused when the job was scheduled.)
+ */
+char *
+chime_secret_expand(const char *text, const char *owner, char **missing)
+{
+	StringInfoData out;
+	const char *p = text;
+	const char *open;
+
+	if (text == NULL)
+		return NULL;
+	initStringInfo(&out);
+	while ((open = strstr(p, SECRET_OPEN)) != NULL)
+	{
+		const char *name = open + strlen(SECRET_OPEN);
+		const char *close = strstr(name, "}}");
+		Oid			types[2] = {TEXTOID, TEXTOID};
+		Datum		values[2];
+
+		if (close == NULL)
+			break;
+		appendBinaryStringInfo(&out, p, open - p);
+		values[0] = CStringGetTextDatum(owner);
+		values[1] = PointerGetDatum(cstring_to_text_with_len(name, close - name));
+		if (SPI_execute_with_args("SELECT value FROM cron.secret WHERE owner = $1 AND name = $2",
+								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up a secret");
+		if (SPI_processed == 0)
+		{
+			*missing = pnstrdup(name, close - name);
+			return NULL;
+		}
+		appendStringInfoString(&out, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		p = close + 2;
+	}
+	appendStringInfoString(&out, p);
+	return out.data;
+}
+
+/*
  * Error unless 'owner' has every secret in 'names'.  SPI must be connected
  * and the caller must be able to read cron.secret.
  */
