@@ -2,7 +2,8 @@
 # make bench: the time engine's micro-benchmark (ns per next-instant
 # computation), then the same computation inside PostgreSQL through
 # cron.next_runs, in a throwaway cluster; then the SQL-job benchmarks of
-# SPEC section 9 against pg_cron (sql_bench.sh, about 15 minutes).
+# SPEC section 9 against pg_cron (sql_bench.sh, about 15 minutes), and the
+# HTTP row against a loopback nginx (http_bench.sh).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -73,3 +74,6 @@ as_user "$bindir/pg_ctl" -D "$out/data" -m fast stop >/dev/null
 
 echo
 bash "$here/sql_bench.sh"
+
+echo
+bash "$here/http_bench.sh"

@@ -191,6 +191,24 @@ typedef struct SchedRetry
 static List *sched_retries = NIL;
 static HTAB *sched_manual;		/* runids of manual runs handed over */
 
+/*
+ * What a job runs, read when it starts (inside a transaction): the command,
+ * and for an HTTP job its request as written (secrets not yet in place).
+ */
+typedef struct SchedCommand
+{
+	int64		jobid;			/* hash key */
+	char	   *command;
+	bool		http;
+	char	   *url;
+	char	   *method;
+	char	   *body;
+	List	   *headers;		/* "Name: value" */
+} SchedCommand;
+
+/* The commands read in this iteration of the main loop (scratch memory) */
+static HTAB *sched_cmd_cache = NULL;
+
 /* Runs started in the current transaction, recorded together at commit */
 typedef struct SchedStart
 {
@@ -202,7 +220,7 @@ static List *sched_starts = NIL;
 static List *sched_deactivate = NIL;	/* @at jobs that have had their run */
 
 /* How many due jobs one transaction starts before handing them over */
-#define SCHED_CHUNK 256
+#define SCHED_CHUNK 64
 
 static void sched_fire_retries(TimestampTz now);
 static void sched_send(void);
@@ -845,52 +863,46 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 	return run;
 }
 
+static HTAB *sched_commands(SchedJob **jobs, int n);
+
 /*
- * The request of an HTTP job, read now with its owner's secrets in place,
- * in sched_runs_cxt; NULL with *error when a secret is missing.
+ * The request of an HTTP job, as read with its command, with its owner's
+ * secrets in place, in sched_runs_cxt; NULL with *error when a secret is
+ * missing.
  */
 static ChimeHttpRequest *
 sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **error)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(jobid)};
+	SchedCommand *c = sched_cmd_cache ? hash_search(sched_cmd_cache, &jobid, HASH_FIND, NULL) : NULL;
 	ChimeHttpRequest *req;
 	char	   *missing = NULL;
 	char	   *url;
 	char	   *body;
 	List	   *headers = NIL;
-	Datum		hdrs;
-	bool		isnull;
-	HeapTuple	tup;
-	TupleDesc	desc;
+	ListCell   *lc;
 	MemoryContext old;
 
-	if (SPI_execute_with_args("SELECT url, method, body, "
-							  "(SELECT array_agg(key || ': ' || value) FROM jsonb_each_text(headers)) "
-							  "FROM cron.job WHERE jobid = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (c == NULL)
+	{
+		SchedJob	job;
+		SchedJob   *one = &job;
+
+		job.jobid = jobid;
+		c = hash_search(sched_commands(&one, 1), &jobid, HASH_FIND, NULL);
+	}
+	if (c == NULL || !c->http)
 	{
 		*error = MemoryContextStrdup(sched_runs_cxt, "failed: the job is gone");
 		return NULL;
 	}
-	tup = SPI_copytuple(SPI_tuptable->vals[0]);
-	desc = CreateTupleDescCopy(SPI_tuptable->tupdesc);
-	url = chime_secret_expand(SPI_getvalue(tup, desc, 1), owner, &missing);
-	body = missing ? NULL : chime_secret_expand(SPI_getvalue(tup, desc, 3), owner, &missing);
-	hdrs = SPI_getbinval(tup, desc, 4, &isnull);
-	if (!missing && !isnull)
+	url = chime_secret_expand(c->url, owner, &missing);
+	body = missing ? NULL : chime_secret_expand(c->body, owner, &missing);
+	foreach(lc, c->headers)
 	{
-		Datum	   *elems;
-		int			n;
+		char	   *h = missing ? NULL : chime_secret_expand(lfirst(lc), owner, &missing);
 
-		deconstruct_array(DatumGetArrayTypeP(hdrs), TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
-		for (int i = 0; i < n && !missing; i++)
-		{
-			char	   *h = chime_secret_expand(TextDatumGetCString(elems[i]), owner, &missing);
-
-			if (h)
-				headers = lappend(headers, h);
-		}
+		if (h)
+			headers = lappend(headers, h);
 	}
 	if (missing)
 	{
@@ -901,14 +913,10 @@ sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 	old = MemoryContextSwitchTo(sched_runs_cxt);
 	req = palloc0(sizeof(ChimeHttpRequest));
 	req->url = pstrdup(url);
-	req->method = pstrdup(SPI_getvalue(tup, desc, 2));
+	req->method = pstrdup(c->method);
 	req->body = body ? pstrdup(body) : NULL;
-	{
-		ListCell   *lc;
-
-		foreach(lc, headers)
-			req->headers = lappend(req->headers, pstrdup(lfirst(lc)));
-	}
+	foreach(lc, headers)
+		req->headers = lappend(req->headers, pstrdup(lfirst(lc)));
 	req->timeout_ms = timeout_ms;
 	MemoryContextSwitchTo(old);
 	return req;
@@ -1116,45 +1124,67 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	}
 }
 
-/* The commands of jobs, read now (inside a transaction): jobid -> text */
-typedef struct SchedCommand
-{
-	int64		jobid;
-	char	   *command;
-} SchedCommand;
 
 static HTAB *
 sched_commands(SchedJob **jobs, int n)
 {
 	static SPIPlanPtr plan = NULL;
-	HASHCTL		ctl;
-	HTAB	   *commands;
 	Datum	   *ids = palloc(sizeof(Datum) * (n + 1));
 	Oid			types[1] = {INT8ARRAYOID};
 	Datum		values[1];
+	MemoryContext old;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(SchedCommand);
-	ctl.hcxt = sched_scratch_cxt;
-	commands = hash_create("pg_chime commands", Max(n, 16), &ctl,
-						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	if (sched_cmd_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(SchedCommand);
+		ctl.hcxt = sched_scratch_cxt;
+		sched_cmd_cache = hash_create("pg_chime commands", Max(n, 256), &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	for (int i = 0; i < n; i++)
 		ids[i] = Int64GetDatum(jobs[i]->jobid);
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	if (SPI_execute_plan(chime_plan(&plan, "SELECT jobid, command FROM cron.job WHERE jobid = ANY ($1)",
+	if (SPI_execute_plan(chime_plan(&plan,
+									"SELECT jobid, command, kind = 'http', url, method, body, "
+									"CASE WHEN kind = 'http' THEN (SELECT array_agg(key || ': ' || value) "
+									"FROM jsonb_each_text(headers)) END "
+									"FROM cron.job WHERE jobid = ANY ($1)",
 									1, types),
 						 values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the commands of due jobs");
+	old = MemoryContextSwitchTo(sched_scratch_cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		int64		jobid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		SchedCommand *c = hash_search(commands, &jobid, HASH_ENTER, NULL);
+		int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		SchedCommand *c = hash_search(sched_cmd_cache, &jobid, HASH_ENTER, NULL);
+		Datum		hdrs;
 
-		c->command = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		c->command = SPI_getvalue(tup, desc, 2);
+		c->http = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		c->url = SPI_getvalue(tup, desc, 4);
+		c->method = SPI_getvalue(tup, desc, 5);
+		c->body = SPI_getvalue(tup, desc, 6);
+		c->headers = NIL;
+		hdrs = SPI_getbinval(tup, desc, 7, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			int			nh;
+
+			deconstruct_array(DatumGetArrayTypeP(hdrs), TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nh);
+			for (int h = 0; h < nh; h++)
+				c->headers = lappend(c->headers, TextDatumGetCString(elems[h]));
+		}
 	}
-	return commands;
+	MemoryContextSwitchTo(old);
+	return sched_cmd_cache;
 }
 
 /* The command of one job (NULL if it is gone), inside a transaction */
@@ -2065,6 +2095,7 @@ chime_scheduler_main(Datum arg)
 		bool		reload_all = false;
 
 		MemoryContextReset(sched_scratch_cxt);
+		sched_cmd_cache = NULL;
 		sched_collect();
 		sched_fire_due(reboot);
 		reboot = NIL;
