@@ -50,6 +50,16 @@ timezone = 'UTC'
 EOF
 as_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 
+# a small local endpoint for the HTTP jobs (it records what it receives)
+web_port=8089
+python3 "$top/test/fault_server.py" "$web_port" "$dir/endpoint.log" >/dev/null 2>&1 &
+web_pid=$!
+trap 'kill $web_pid 2>/dev/null' EXIT
+for _ in $(seq 50); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$web_port") 2>/dev/null && break
+	sleep 0.1
+done
+
 psql_demo() { as_user "$bindir/psql" -X -q -h "$dir" -p "$port" -d postgres "$@"; }
 
 psql_demo <<'SQL'
@@ -61,7 +71,7 @@ CREATE EXTENSION pg_chime;
 -- only between 03:00 and 06:00, at most once a day, three attempts
 \o /dev/null
 SELECT cron.set_secret('cron_secret', 'not-a-real-secret');
-SELECT cron.schedule_http('nightly-batch', '0 3 * * *', 'http://127.0.0.1:8089/batch',
+SELECT cron.schedule_http('nightly-batch', '0 3 * * *', 'http://127.0.0.1:8089/ok',
        headers => '{"x-cron-secret": "{{secret.cron_secret}}"}',
        timezone => 'America/New_York', run_window => '03:00-06:00', once_per => 'day',
        max_attempts => 3, timeout => '120 seconds') AS nightly_batch;
@@ -123,6 +133,22 @@ SELECT j.jobname, j.run_window, k.run_key, k.state, r.runid, r.status, r.trigger
        (SELECT count(*) FROM cron.job_run_details x WHERE x.jobid = j.jobid) AS rows_today
 FROM cron.job j JOIN cron.job_run_key k USING (jobid) JOIN cron.job_run_details r ON r.runid = k.runid
 WHERE j.jobname = 'daily-in-window';
+
+-- the HTTP job, run now (it is outside its window, hence ignore_window)
+SELECT cron.run_now('nightly-batch', ignore_window => true) AS http_run \gset
+DO $$
+DECLARE deadline timestamptz := clock_timestamp() + interval '10 seconds';
+BEGIN
+    WHILE NOT EXISTS (SELECT 1 FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+                      WHERE j.jobname = 'nightly-batch' AND r.status NOT IN ('starting', 'running'))
+          AND clock_timestamp() < deadline LOOP
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+\echo
+\echo == the HTTP job, run now: its recorded response (the secret is in no column)
+SELECT runid, status, trigger, http_status, return_message, response_body, command, run_key
+FROM cron.job_run_details WHERE runid = :http_run;
 \echo
 \echo == runs so far (cron.job_run_details)
 SELECT runid, jobid, job_pid, status, return_message, trigger,
@@ -156,6 +182,10 @@ WHERE j.timezone = 'America/New_York'
 ORDER BY j.jobid, t;
 SQL
 
+echo
+echo "== what the local endpoint received (the secret header arrived with its value):"
+grep -o '"path": "/ok", "method": "[A-Z]*"\|"[Xx]-[Cc]ron-[Ss]ecret": "[^"]*"' "$dir/endpoint.log" | head -2
+
 cat <<EOF
 
 == the cluster is running
@@ -163,6 +193,7 @@ cat <<EOF
    stop:     $bindir/pg_ctl -D $dir/data stop   (as $demo_user)
    The heartbeat job keeps running every two seconds until you stop the
    cluster or run: SELECT cron.unschedule('heartbeat');
+   The local HTTP endpoint stops with this script.
 EOF
 
 if [ -n "${DEMO_STOP:-}" ]; then

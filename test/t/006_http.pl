@@ -153,6 +153,19 @@ $node->safe_psql('postgres', q{SELECT cron.drop_secret('gone_soon')});
 settled($gone, 1, 'a missing secret: one attempt');
 like(rows($gone), qr/^1 failed - failed: secret "gone_soon" of role \w+ does not exist$/, 'it fails naming the secret');
 
+# windows, keys and overlap apply to HTTP jobs as to SQL jobs: a job every
+# second, once per day, runs once
+my $daily = $node->safe_psql('postgres', qq{
+	SELECT cron.schedule_http('daily-hook', '* * * * * *', '$base/ok', once_per => 'day')});
+ok($node->poll_query_until('postgres', qq{SELECT state = 'succeeded' FROM cron.job_run_key WHERE jobid = $daily}),
+	'a once-per-day HTTP job claims its key and succeeds');
+ok($node->poll_query_until('postgres', qq{
+	SELECT now() > finished_at + interval '2.5 seconds' FROM cron.job_run_key WHERE jobid = $daily}),
+	'later occurrences of the day come and go');
+is($node->safe_psql('postgres', qq{SELECT count(*) FROM cron.job_run_details WHERE jobid = $daily}), '1',
+	'the once-per-day HTTP job ran once');
+$node->safe_psql('postgres', qq{SELECT cron.unschedule($daily)});
+
 # the one-second job kept its rhythm while transfers hung and trickled
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM (SELECT at - lag(at) OVER (ORDER BY at) AS gap FROM ticks) g
