@@ -38,5 +38,6 @@ extern void chime_invalid_value(const char *what, const char *value,
 extern List *chime_secret_refs(const char *text);
 extern void chime_secret_require(const char *owner, List *names);
 extern char *chime_secret_expand(const char *text, const char *owner, char **missing);
+extern void chime_secret_forget(void);
 
 #endif							/* CHIME_API_H */

@@ -1996,6 +1996,7 @@ chime_scheduler_main(Datum arg)
 	List	   *interrupted = NIL;
 	int64	   *changed;
 	TimestampTz since;
+	WaitEventSet *wait_set;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -2035,6 +2036,16 @@ chime_scheduler_main(Datum arg)
 	sched_wait_for_extension();
 	changed = MemoryContextAlloc(sched_runs_cxt, sizeof(int64) * CHIME_CHANGED_MAX);
 	sched_http_fd = chime_http_init();
+
+	/*
+	 * One wait set for the life of the scheduler: its latch, postmaster
+	 * death, and libcurl's sockets (the epoll set http.c keeps them in,
+	 * readable when one of them is ready).
+	 */
+	wait_set = CreateWaitEventSet(TopMemoryContext, 3);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, sched_http_fd, NULL, NULL);
 	(void) chime_take_changed(changed, &since);
 
 	sched_stop_orphans();
@@ -2091,11 +2102,11 @@ chime_scheduler_main(Datum arg)
 	{
 		long		timeout = -1;
 		long		retire;
-		int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
 		bool		reload_all = false;
 
 		MemoryContextReset(sched_scratch_cxt);
 		sched_cmd_cache = NULL;
+		chime_secret_forget();
 		sched_collect();
 		sched_fire_due(reboot);
 		reboot = NIL;
@@ -2141,20 +2152,18 @@ chime_scheduler_main(Datum arg)
 		}
 		if (chime_http_in_flight() > 0)
 		{
-			/* libcurl's sockets and timers, beside the latch */
+			/* libcurl's timers; its sockets are in the wait set */
 			long		left = chime_http_timeout();
 
-			events |= WL_SOCKET_READABLE;
 			if (left >= 0 && (timeout < 0 || left < timeout))
 				timeout = left;
 		}
-		if (timeout >= 0)
-			events |= WL_TIMEOUT;
 
-		if (events & WL_SOCKET_READABLE)
-			(void) WaitLatchOrSocket(MyLatch, events, sched_http_fd, timeout, PG_WAIT_EXTENSION);
-		else
-			(void) WaitLatch(MyLatch, events, timeout, PG_WAIT_EXTENSION);
+		{
+			WaitEvent	event;
+
+			(void) WaitEventSetWait(wait_set, timeout, &event, 1, PG_WAIT_EXTENSION);
+		}
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 

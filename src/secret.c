@@ -16,6 +16,8 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 
 #include "api.h"
 
@@ -63,6 +65,65 @@ chime_secret_refs(const char *text)
 	return names;
 }
 
+/* Secret values looked up since chime_secret_forget(), by owner and name */
+typedef struct SecretEntry
+{
+	char		key[2 * NAMEDATALEN + 2];	/* "owner\0name" */
+	char	   *value;			/* NULL: the owner has no such secret */
+} SecretEntry;
+
+static HTAB *secret_cache = NULL;
+static MemoryContext secret_cxt = NULL;
+
+/* Forget the values looked up (the scheduler, once per iteration). */
+void
+chime_secret_forget(void)
+{
+	if (secret_cxt)
+		MemoryContextReset(secret_cxt);
+	secret_cache = NULL;
+}
+
+/* The owner's secret 'name' (of length len), NULL if there is none */
+static char *
+secret_lookup(const char *owner, const char *name, int len)
+{
+	SecretEntry *e;
+	char		key[2 * NAMEDATALEN + 2];
+	bool		found;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	if (secret_cxt == NULL)
+		secret_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime secrets", ALLOCSET_SMALL_SIZES);
+	if (secret_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(SecretEntry);
+		ctl.hcxt = secret_cxt;
+		secret_cache = hash_create("pg_chime secrets", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(key, 0, sizeof(key));
+	strlcpy(key, owner, NAMEDATALEN);
+	memcpy(key + NAMEDATALEN + 1, name, Min(len, NAMEDATALEN));
+	e = hash_search(secret_cache, key, HASH_ENTER, &found);
+	if (found)
+		return e->value;
+	e->value = NULL;
+	values[0] = CStringGetTextDatum(owner);
+	values[1] = PointerGetDatum(cstring_to_text_with_len(name, len));
+	if (SPI_execute_with_args("SELECT value FROM cron.secret WHERE owner = $1 AND name = $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up a secret");
+	if (SPI_processed > 0)
+		e->value = MemoryContextStrdup(secret_cxt,
+									   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	return e->value;
+}
+
 /*
  * 'text' with each {{secret.NAME}} replaced by the value of the owner's
  * secret, at send time; NULL, with *missing set to the name, when the owner
@@ -83,23 +144,18 @@ chime_secret_expand(const char *text, const char *owner, char **missing)
 	{
 		const char *name = open + strlen(SECRET_OPEN);
 		const char *close = strstr(name, "}}");
-		Oid			types[2] = {TEXTOID, TEXTOID};
-		Datum		values[2];
+		char	   *value;
 
 		if (close == NULL)
 			break;
 		appendBinaryStringInfo(&out, p, open - p);
-		values[0] = CStringGetTextDatum(owner);
-		values[1] = PointerGetDatum(cstring_to_text_with_len(name, close - name));
-		if (SPI_execute_with_args("SELECT value FROM cron.secret WHERE owner = $1 AND name = $2",
-								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not look up a secret");
-		if (SPI_processed == 0)
+		value = secret_lookup(owner, name, (int) (close - name));
+		if (value == NULL)
 		{
 			*missing = pnstrdup(name, close - name);
 			return NULL;
 		}
-		appendStringInfoString(&out, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		appendStringInfoString(&out, value);
 		p = close + 2;
 	}
 	appendStringInfoString(&out, p);
