@@ -14,8 +14,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
-bindir=$("$PG_CONFIG" --bindir)
-pkglibdir=$("$PG_CONFIG" --pkglibdir)
+. "$here/common.sh"
 jobs=${BENCH_HTTP_JOBS:-10000}
 port=5493
 web_port=8093
@@ -26,17 +25,7 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
 	$sudo apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
 fi
 
-out=$(mktemp -d "${TMPDIR:-/tmp}/pg_chime_httpbench.XXXXXX")
-chmod 755 "$out"
-if [ "$(id -u)" = 0 ]; then
-	bench_user=postgres
-	id "$bench_user" >/dev/null 2>&1 || useradd --system --create-home "$bench_user"
-	as_user() { runuser -u "$bench_user" -- "$@"; }
-	chown "$bench_user" "$out"
-else
-	bench_user=$(id -un)
-	as_user() { "$@"; }
-fi
+bench_setup httpbench
 cleanup() {
 	[ -f "$out/data/postmaster.pid" ] && as_user "$bindir/pg_ctl" -D "$out/data" -m immediate stop >/dev/null 2>&1
 	[ -f "$out/nginx.pid" ] && kill "$(cat "$out/nginx.pid")" 2>/dev/null
@@ -81,8 +70,7 @@ for _ in 1 2 3; do
 done
 
 # pg_chime with its defaults (fsync off, as every benchmark here)
-make -s -C "$top" >/dev/null
-if [ -w "$pkglibdir" ]; then make -s -C "$top" install >/dev/null; else sudo make -s -C "$top" install >/dev/null; fi
+install_pg_chime
 as_user "$bindir/initdb" -D "$out/data" -A trust --no-sync >/dev/null
 cat >>"$out/data/postgresql.conf" <<CONF
 shared_preload_libraries = 'pg_chime'

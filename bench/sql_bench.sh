@@ -17,25 +17,14 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
-bindir=$("$PG_CONFIG" --bindir)
-pkglibdir=$("$PG_CONFIG" --pkglibdir)
+. "$here/common.sh"
 idle_jobs=${BENCH_IDLE_JOBS:-1000000}
 cron_idle_jobs=${BENCH_CRON_IDLE_JOBS:-100000}
 single_seconds=${BENCH_SINGLE_SECONDS:-60}
 cron_single_samples=${BENCH_CRON_SINGLE_SAMPLES:-2}
 idle_seconds=${BENCH_IDLE_SECONDS:-60}
 
-out=$(mktemp -d "${TMPDIR:-/tmp}/pg_chime_sqlbench.XXXXXX")
-chmod 755 "$out"
-if [ "$(id -u)" = 0 ]; then
-	bench_user=postgres
-	id "$bench_user" >/dev/null 2>&1 || useradd --system --create-home "$bench_user"
-	as_user() { runuser -u "$bench_user" -- "$@"; }
-	chown "$bench_user" "$out"
-else
-	bench_user=$(id -un)
-	as_user() { "$@"; }
-fi
+bench_setup sqlbench
 
 clusters=()
 cleanup() {
@@ -155,8 +144,7 @@ idle() {
 }
 
 # ---- pg_chime -------------------------------------------------------------
-make -s -C "$top" >/dev/null
-if [ -w "$pkglibdir" ]; then make -s -C "$top" install >/dev/null; else sudo make -s -C "$top" install >/dev/null; fi
+install_pg_chime
 start_cluster chime $CHIME pg_chime
 q $CHIME "CREATE EXTENSION pg_chime; $setup_sql" >/dev/null
 
