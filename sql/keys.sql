@@ -9,15 +9,20 @@ SET DateStyle = 'ISO, YMD';
 
 CREATE TABLE key_runs (job text, at timestamptz DEFAULT clock_timestamp());
 
+-- the daily jobs use a zone where it is about noon now, so that no local
+-- midnight falls while the test runs (Etc/GMT+N is N hours behind UTC)
+SELECT format('Etc/GMT%s%s', CASE WHEN n >= 0 THEN '+' ELSE '-' END, abs(n)) AS midday
+FROM (SELECT extract(hour FROM now() AT TIME ZONE 'UTC')::int - 12 AS n) s \gset
+
 -- a job every second, once per day: one run, the key claimed, and later
 -- occurrences start nothing and write nothing
 SELECT cron.schedule('daily-once', '* * * * * *', $$INSERT INTO key_runs VALUES ('daily-once')$$,
-                     once_per => 'day', timezone => 'America/New_York') AS daily \gset
+                     once_per => 'day', timezone => :'midday') AS daily \gset
 SELECT wait_for(format($$(SELECT state FROM cron.job_run_key WHERE jobid = %s) = 'succeeded'$$, :daily));
 SELECT wait_for(format($$clock_timestamp() > (SELECT finished_at FROM cron.job_run_key WHERE jobid = %s) + interval '2.5 seconds'$$, :daily));
 SELECT count(*) AS runs_of_the_day FROM key_runs WHERE job = 'daily-once';
 SELECT count(*) AS rows_of_the_day FROM cron.job_run_details WHERE jobid = :daily;
-SELECT k.run_key = to_char(now() AT TIME ZONE 'America/New_York', 'YYYY-MM-DD') AS key_is_local_date,
+SELECT k.run_key = to_char(now() AT TIME ZONE :'midday', 'YYYY-MM-DD') AS key_is_local_date,
        k.runid = r.runid AS key_names_its_run, r.run_key = k.run_key AS run_has_key,
        k.claimed_at <= r.start_time AS claimed_with_start, k.finished_at >= r.end_time AS finished
 FROM cron.job_run_key k JOIN cron.job_run_details r USING (jobid)
@@ -26,12 +31,13 @@ WHERE k.jobid = :daily;
 -- run_now on a claimed key is refused, naming the key
 \set VERBOSITY default
 SELECT run_key AS daily_key FROM cron.job_run_key WHERE jobid = :daily \gset
+SELECT set_config('regress.midday', :'midday', false) IS NOT NULL AS noted;
 DO $$
 BEGIN
     PERFORM cron.run_now('daily-once');
 EXCEPTION WHEN OTHERS THEN
     RAISE NOTICE 'run_now on a claimed key: % (names the key: %)', SQLSTATE,
-        position(to_char(now() AT TIME ZONE 'America/New_York', 'YYYY-MM-DD') IN SQLERRM) > 0;
+        position(to_char(now() AT TIME ZONE current_setting('regress.midday'), 'YYYY-MM-DD') IN SQLERRM) > 0;
 END $$;
 
 -- release_key: the owner (or a superuser) frees the key; run_now then runs
@@ -41,25 +47,26 @@ GRANT USAGE ON SCHEMA cron TO regress_key_owner, regress_key_other;
 GRANT INSERT ON key_runs TO regress_key_owner;
 SET ROLE regress_key_owner;
 SELECT cron.schedule('owned-daily', '0 0 1 1 *', $$INSERT INTO key_runs VALUES ('owned-daily')$$,
-                     once_per => 'day') AS owned \gset
+                     once_per => 'day', timezone => :'midday') AS owned \gset
 SELECT cron.run_now('owned-daily') AS first_manual \gset
 RESET ROLE;
 SELECT wait_for(format($$(SELECT state FROM cron.job_run_key WHERE jobid = %s) = 'succeeded'$$, :owned));
-SELECT r.trigger, r.run_key = to_char(now(), 'YYYY-MM-DD') AS key_of_today, k.state
+SELECT r.trigger, r.run_key = to_char(now() AT TIME ZONE :'midday', 'YYYY-MM-DD') AS key_of_today, k.state
 FROM cron.job_run_details r JOIN cron.job_run_key k USING (jobid) WHERE r.runid = :first_manual;
 SET ROLE regress_key_other;
 SELECT count(*) AS keys_seen_by_other FROM cron.job_run_key WHERE jobid = :owned;
 SELECT set_config('regress.owned', :'owned', false) IS NOT NULL AS noted;
 DO $$
 BEGIN
-    PERFORM cron.release_key(current_setting('regress.owned')::bigint, to_char(now(), 'YYYY-MM-DD'));
+    PERFORM cron.release_key(current_setting('regress.owned')::bigint,
+                             to_char(now() AT TIME ZONE current_setting('regress.midday'), 'YYYY-MM-DD'));
 EXCEPTION WHEN OTHERS THEN
     RAISE NOTICE 'release_key by another role: %', SQLSTATE;
 END $$;
 RESET ROLE;
 SET ROLE regress_key_owner;
-SELECT cron.release_key(:owned, to_char(now(), 'YYYY-MM-DD')) AS released;
-SELECT cron.release_key(:owned, to_char(now(), 'YYYY-MM-DD')) AS released_twice;
+SELECT cron.release_key(:owned, to_char(now() AT TIME ZONE :'midday', 'YYYY-MM-DD')) AS released;
+SELECT cron.release_key(:owned, to_char(now() AT TIME ZONE :'midday', 'YYYY-MM-DD')) AS released_twice;
 SELECT cron.run_now('owned-daily') AS second_manual \gset
 RESET ROLE;
 SELECT wait_for(format($$(SELECT status FROM cron.job_run_details WHERE runid = %s) = 'succeeded'$$, :second_manual));

@@ -79,6 +79,18 @@ SELECT count(*) AS once_runs FROM cron.job_run_details WHERE jobid = :once;
 SELECT count(*) AS next_runs_of_inactive FROM cron.next_runs(:once);
 SELECT cron.unschedule(:once);
 
+-- an instant that passes before the scheduling transaction commits (as
+-- cron.next_runs listed it there) still runs, late, as a catch-up run
+BEGIN;
+SELECT cron.schedule('before-commit', format('@at %s', to_char(now() + interval '1 second', 'YYYY-MM-DD HH24:MI:SS+00')),
+                     $$INSERT INTO ticks (jobid) VALUES (55)$$) AS before_commit \gset
+SELECT t AS instant FROM cron.next_runs(:before_commit) AS t \gset
+SELECT wait_for(format($$clock_timestamp() > %L::timestamptz + interval '1.5 seconds'$$, :'instant'));
+COMMIT;
+SELECT wait_for(format($$EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = %s AND status = 'succeeded')$$, :before_commit));
+SELECT status, trigger, scheduled_time = :'instant' AS nominal FROM cron.job_run_details WHERE jobid = :before_commit;
+SELECT cron.unschedule(:before_commit);
+
 -- retries: a failed attempt is made again after retry_delay, doubling,
 -- with the same scheduled_time; attempt counts from 1
 CREATE SEQUENCE flaky_calls;

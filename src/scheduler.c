@@ -497,9 +497,9 @@ sched_save_horizon(void)
  * Load the active SQL jobs and their next instants: all of them (ids
  * NULL), or those listed (the others are kept as they are).  A job loaded
  * before keeps going from the horizon; a job new to the scheduler (created
- * or activated) from the commit that made it, 'since' (0: the horizon),
- * so an occurrence that fell while the scheduler was busy starts late
- * rather than never.  At startup, @reboot jobs are returned in *reboot to
+ * or activated) from the start of the transaction that made it, 'since'
+ * (0: the horizon), so an occurrence that fell before that commit, or
+ * while the scheduler was busy, starts late rather than never.  At startup, @reboot jobs are returned in *reboot to
  * run once now, and 'handled' tells which jobs have runs recorded after
  * the horizon.
  */

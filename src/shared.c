@@ -93,12 +93,16 @@ chime_shared_init(void)
 static void
 shared_publish_changes(void)
 {
-	/* the commit instant, by pg_chime's clock */
-	TimestampTz committed = chime_now() - (GetCurrentTimestamp() - GetCurrentTransactionStopTimestamp());
+	/*
+	 * The start of the transaction, by pg_chime's clock: a new job runs the
+	 * occurrences after it, as cron.next_runs listed them in that
+	 * transaction, including those that passed before the commit.
+	 */
+	TimestampTz began = chime_now() - (GetCurrentTimestamp() - GetCurrentTransactionStartTimestamp());
 
 	SpinLockAcquire(&chime_shared->mutex);
-	if (chime_shared->changed_since == 0 || committed < chime_shared->changed_since)
-		chime_shared->changed_since = committed;
+	if (chime_shared->changed_since == 0 || began < chime_shared->changed_since)
+		chime_shared->changed_since = began;
 	if (shared_xact_all || chime_shared->nchanged + shared_xact_nids > CHIME_CHANGED_MAX)
 		chime_shared->reload_all = true;
 	else

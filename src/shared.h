@@ -27,7 +27,7 @@ typedef struct ChimeShared
 	/* The jobs changed since the scheduler last looked (under mutex) */
 	int			nchanged;
 	bool		reload_all;		/* too many to list, or a TRUNCATE */
-	TimestampTz changed_since;	/* pg_chime's clock at the first of those commits (0: none) */
+	TimestampTz changed_since;	/* pg_chime's clock at the start of the earliest of those transactions (0: none) */
 	int64		changed[CHIME_CHANGED_MAX];
 	pg_atomic_uint32 manual_runs;	/* set at commit of cron.run_now */
 } ChimeShared;

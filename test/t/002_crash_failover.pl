@@ -7,12 +7,16 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+my $midday = sprintf('Etc/GMT%+d', (gmtime)[2] - 12);
 my $node = PostgreSQL::Test::Cluster->new('primary');
 $node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pg_chime'
 cron.database_name = 'postgres'
 restart_after_crash = on
+# once_per day keys in a zone where it is about noon: no local midnight
+# falls while the test runs (Etc/GMT+N is N hours behind UTC)
+cron.timezone = '$midday'
 });
 $node->start;
 $node->safe_psql('postgres', q{

@@ -8,6 +8,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+my $midday = sprintf('Etc/GMT%+d', (gmtime)[2] - 12);
 my $node = PostgreSQL::Test::Cluster->new('keys');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
@@ -15,6 +16,9 @@ shared_preload_libraries = 'pg_chime'
 cron.database_name = 'postgres'
 restart_after_crash = on
 timezone = 'UTC'
+# once_per day keys in a zone where it is about noon: no local midnight
+# falls while the test runs (Etc/GMT+N is N hours behind UTC)
+cron.timezone = '$midday'
 });
 $node->start;
 $node->safe_psql('postgres', q{
