@@ -110,7 +110,7 @@ typedef struct SchedRun
 	char	   *concurrency_key;	/* held while it runs (NULL: none) */
 	ChimeHttpRequest *http;		/* an HTTP run's request (secrets in place) */
 	char	   *http_error;		/* why an HTTP run cannot even start */
-	char	   *msg;			/* ExecRequest + command */
+	char	   *msg;			/* ExecRequest + command (SQL runs; NULL for HTTP) */
 	Size		len;
 } SchedRun;
 
@@ -843,11 +843,6 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 		req.concurrency_id = chime_lock_id_text(concurrency_key);
 		(*sched_concurrency_count(concurrency_key, true))++;
 	}
-	run->len = sizeof(req) + clen;
-	run->msg = palloc(run->len);
-	memcpy(run->msg, &req, sizeof(req));
-	memcpy(run->msg + sizeof(req), command, clen);
-
 	if (http || http_error)
 	{
 		run->http = http;
@@ -855,10 +850,18 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 		run->marked_running = true;
 		sched_http_pending = lappend(sched_http_pending, run);
 	}
-	else if (ex)
-		ex->queue = lappend(ex->queue, run);
 	else
-		sched_backlog = lappend(sched_backlog, run);
+	{
+		/* the executor's request: ExecRequest, then the command */
+		run->len = sizeof(req) + clen;
+		run->msg = palloc(run->len);
+		memcpy(run->msg, &req, sizeof(req));
+		memcpy(run->msg + sizeof(req), command, clen);
+		if (ex)
+			ex->queue = lappend(ex->queue, run);
+		else
+			sched_backlog = lappend(sched_backlog, run);
+	}
 	MemoryContextSwitchTo(old);
 	return run;
 }
@@ -955,9 +958,12 @@ sched_flush_starts(void)
 			ExecRequest req;
 
 			run->runid = runids[i++];
-			memcpy(&req, run->msg, sizeof(req));
-			req.runid = run->runid;
-			memcpy(run->msg, &req, sizeof(req));
+			if (run->msg)
+			{
+				memcpy(&req, run->msg, sizeof(req));
+				req.runid = run->runid;
+				memcpy(run->msg, &req, sizeof(req));
+			}
 			/* the key's run is now this attempt */
 			if (run->run_key[0] != '\0')
 				chime_key_update(run->jobid, run->run_key, Max(run->runid, 0), "running",
@@ -1687,7 +1693,8 @@ sched_record_done(void)
 		pfree(d->message);
 		if (d->body)
 			pfree(d->body);
-		pfree(d->run->msg);
+		if (d->run->msg)
+			pfree(d->run->msg);
 		if (d->run->concurrency_key)
 			pfree(d->run->concurrency_key);
 		pfree(d->run);
