@@ -90,9 +90,10 @@ burst() {
 	q "$port" "SELECT count(cron.schedule('burst-' || i, '* * * * *', 'INSERT INTO bench_runs (jobid) VALUES (' || i || ')')) FROM generate_series(1, $n) i" >/dev/null
 	wait_until "$port" "SELECT count(DISTINCT jobid) >= $n OR now() > to_timestamp($m + 58) FROM bench_runs WHERE t >= to_timestamp($m) AND t < to_timestamp($m + 60)" 200 || true
 	q "$port" "SELECT count(cron.unschedule(jobid)) FROM cron.job" >/dev/null
-	q "$port" "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY l)::numeric, 3) || ' ' ||
-	                  round(percentile_cont(0.99) WITHIN GROUP (ORDER BY l)::numeric, 3) || ' ' ||
-	                  round(max(l)::numeric, 3) || ' ' || count(*)
+	# '-' for the figures when none started in the minute
+	q "$port" "SELECT concat_ws(' ', coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY l)::numeric, 3)::text, '-'),
+	                  coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY l)::numeric, 3)::text, '-'),
+	                  coalesce(round(max(l)::numeric, 3)::text, '-'), count(*))
 	           FROM (SELECT DISTINCT ON (jobid) extract(epoch FROM t - to_timestamp($m)) AS l
 	                 FROM bench_runs WHERE t >= to_timestamp($m) AND t < to_timestamp($m + 60)
 	                 ORDER BY jobid, t) s"
