@@ -499,9 +499,9 @@ sched_save_horizon(void)
  * before keeps going from the horizon; a job new to the scheduler (created
  * or activated) from the start of the transaction that made it, 'since'
  * (0: the horizon), so an occurrence that fell before that commit, or
- * while the scheduler was busy, starts late rather than never.  At startup, @reboot jobs are returned in *reboot to
- * run once now, and 'handled' tells which jobs have runs recorded after
- * the horizon.
+ * while the scheduler was busy, starts late rather than never.  At
+ * startup, @reboot jobs are returned in *reboot to run once now, and
+ * 'handled' tells which jobs have runs recorded after the horizon.
  */
 static void
 sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz since)
