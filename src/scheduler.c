@@ -428,6 +428,19 @@ sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid)
 	return cls;
 }
 
+/* A hash table keyed by the bytes of its keys, in cxt */
+static HTAB *
+sched_hash(const char *name, long nelem, Size keysize, Size entrysize, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = keysize;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = cxt;
+	return hash_create(name, nelem, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
 /*
  * Where the scheduler had got to before it (re)started: the persisted
  * horizon (never later than now), and in *handled the jobs whose
@@ -438,13 +451,9 @@ static int64
 sched_read_horizon(int64 now_s, HTAB **handled)
 {
 	int64		horizon = now_s;
-	HASHCTL		ctl;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = 2 * sizeof(int64);
-	ctl.hcxt = sched_scratch_cxt;
-	*handled = hash_create("pg_chime handled jobs", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	*handled = sched_hash("pg_chime handled jobs", 64, sizeof(int64), 2 * sizeof(int64),
+						  sched_scratch_cxt);
 
 	if (SPI_execute("SELECT extract(epoch FROM horizon)::int8, last_runid FROM cron.scheduler_state",
 					true, 1) != SPI_OK_SELECT)
@@ -530,11 +539,10 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 		old_jobs = sched_jobs;
 		sched_jobs_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime jobs",
 											   ALLOCSET_DEFAULT_SIZES);
+		sched_jobs = sched_hash("pg_chime jobs", 1024, sizeof(int64), sizeof(SchedJob),
+								sched_jobs_cxt);
 		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(SchedJob);
 		ctl.hcxt = sched_jobs_cxt;
-		sched_jobs = hash_create("pg_chime jobs", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		ctl.keysize = sizeof(char *);
 		ctl.entrysize = sizeof(SchedClass);
 		ctl.hash = sched_class_hash;
@@ -547,14 +555,8 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 	}
 	else
 	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(int64);
-		ctl.hcxt = sched_scratch_cxt;
-		known = hash_create("pg_chime known jobs", Max(nids, 16), &ctl,
-							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		known = sched_hash("pg_chime known jobs", Max(nids, 16), sizeof(int64), sizeof(int64),
+						   sched_scratch_cxt);
 		for (int i = 0; i < nids; i++)
 		{
 			if (hash_search(sched_jobs, &ids[i], HASH_FIND, NULL) != NULL)
@@ -1141,16 +1143,8 @@ sched_commands(SchedJob **jobs, int n)
 	MemoryContext old;
 
 	if (sched_cmd_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(SchedCommand);
-		ctl.hcxt = sched_scratch_cxt;
-		sched_cmd_cache = hash_create("pg_chime commands", Max(n, 256), &ctl,
-									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+		sched_cmd_cache = sched_hash("pg_chime commands", Max(n, 256), sizeof(int64),
+									 sizeof(SchedCommand), sched_scratch_cxt);
 	for (int i = 0; i < n; i++)
 		ids[i] = Int64GetDatum(jobs[i]->jobid);
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
@@ -2017,27 +2011,14 @@ chime_scheduler_main(Datum arg)
 	sched_jobs_cxt = NULL;		/* made by each full load */
 	sched_runs_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime runs", ALLOCSET_DEFAULT_SIZES);
 	sched_scratch_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime scratch", ALLOCSET_DEFAULT_SIZES);
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(SchedActive);
-		ctl.hcxt = sched_runs_cxt;
-		sched_active = hash_create("pg_chime active jobs", 256, &ctl,
-								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		ctl.entrysize = sizeof(int64);
-		sched_manual = hash_create("pg_chime manual runs", 64, &ctl,
-								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		ctl.keysize = sizeof(uint32);
-		ctl.entrysize = sizeof(SchedKeyCount);
-		sched_concurrency = hash_create("pg_chime concurrency keys", 64, &ctl,
-										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		ctl.keysize = sizeof(SchedRole);
-		ctl.entrysize = sizeof(SchedRole);
-		sched_roles = hash_create("pg_chime roles", 16, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+	sched_active = sched_hash("pg_chime active jobs", 256, sizeof(int64), sizeof(SchedActive),
+							  sched_runs_cxt);
+	sched_manual = sched_hash("pg_chime manual runs", 64, sizeof(int64), sizeof(int64),
+							  sched_runs_cxt);
+	sched_concurrency = sched_hash("pg_chime concurrency keys", 64, sizeof(uint32),
+								   sizeof(SchedKeyCount), sched_runs_cxt);
+	sched_roles = sched_hash("pg_chime roles", 16, sizeof(SchedRole), sizeof(SchedRole),
+							 sched_runs_cxt);
 	MemoryContextSwitchTo(sched_scratch_cxt);
 
 	sched_wait_for_extension();

@@ -7,8 +7,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ChimeTest;
 
-my $midday = sprintf('Etc/GMT%+d', (gmtime)[2] - 12);
 my $node = PostgreSQL::Test::Cluster->new('keys');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
@@ -16,10 +18,8 @@ shared_preload_libraries = 'pg_chime'
 cron.database_name = 'postgres'
 restart_after_crash = on
 timezone = 'UTC'
-# once_per day keys in a zone where it is about noon: no local midnight
-# falls while the test runs (Etc/GMT+N is N hours behind UTC)
-cron.timezone = '$midday'
 });
+$node->append_conf('postgresql.conf', midday_zone_conf());
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION pg_chime;

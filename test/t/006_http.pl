@@ -11,6 +11,9 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ChimeTest;
 
 my $server_script = dirname(abs_path(__FILE__)) . '/../fault_server.py';
 my $log = "${PostgreSQL::Test::Utils::tmp_check}/fault_server.log";
@@ -23,7 +26,6 @@ my $server = IPC::Run::start(['python3', $server_script, $port, $log],
 	'>', "$log.out", '2>', "$log.err");
 my $base = "http://127.0.0.1:$port";
 
-my $midday = sprintf('Etc/GMT%+d', (gmtime)[2] - 12);
 my $node = PostgreSQL::Test::Cluster->new('http');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
@@ -35,10 +37,8 @@ cron.max_retry_delay = '10s'
 timezone = 'UTC'
 # the test's own SQL (cron.set_secret with a value) is not logged
 log_statement = none
-# once_per day keys in a zone where it is about noon: no local midnight
-# falls while the test runs (Etc/GMT+N is N hours behind UTC)
-cron.timezone = '$midday'
 });
+$node->append_conf('postgresql.conf', midday_zone_conf());
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION pg_chime;
