@@ -10,7 +10,7 @@
 EXTENSION   = pg_chime
 # The one place the version is set; pg_chime.control and META.json are
 # made from their .in files with it.
-EXTVERSION  = 1.0
+EXTVERSION  = 1.1
 
 MODULE_big  = pg_chime
 OBJS        = src/pg_chime.o src/schedule.o src/occurrence.o src/zone_pg.o \
@@ -20,7 +20,7 @@ OBJS        = src/pg_chime.o src/schedule.o src/occurrence.o src/zone_pg.o \
 DATA        = $(wildcard extension/pg_chime--*.sql)
 EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
 
-REGRESS     = schedule_api errors next_runs dst runs keys
+REGRESS     = schedule_api errors next_runs dst runs keys commands
 REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check --load-extension=pg_chime
 
 PG_CONFIG  ?= pg_config

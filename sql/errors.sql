@@ -51,6 +51,12 @@ SELECT try($$SELECT cron.schedule('x', '@daily', 'SELECT 1', retry_delay => '-1 
 SELECT try($$SELECT cron.schedule('x', '@daily', 'SELECT 1', retry_delay => '1 month')$$);
 SELECT try($$SELECT cron.schedule('x', '@daily', 'SELECT 1', timeout => '-5 seconds')$$);
 SELECT try($$SELECT cron.schedule('x', '@daily', 'SELECT 1', catchup => '-1 minute')$$);
+-- values that would overflow the scheduler's arithmetic are refused
+SELECT try($$SELECT cron.schedule('x', '@daily', 'SELECT 1', retry_delay => '2000000000 days')$$);
+SELECT try($$SELECT cron.schedule('x', '@daily', 'SELECT 1', timeout => '1000000 days')$$);
+SELECT try($$SELECT cron.schedule('x', '@daily', 'SELECT 1', timeout => '25 days')$$);
+SELECT try($$SELECT cron.schedule('x', '@daily', 'SELECT 1', catchup => '40000 days')$$);
+SELECT count(*) AS written FROM cron.job WHERE jobname = 'x';
 SELECT try($$SELECT cron.schedule('x', '@daily', 'SELECT 1', dst_gap => 'later')$$);
 SELECT try($$SELECT cron.schedule('x', '@daily', 'SELECT 1', database => 'no_such_db')$$);
 SELECT try($$SELECT cron.schedule('x', '@daily', 'SELECT 1', username => 'no_such_role')$$);

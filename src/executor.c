@@ -3,30 +3,69 @@
  * executor.c
  *	  The SQL executor: a background worker connected to one database as
  *	  one role, that runs the commands the scheduler sends it, one at a
- *	  time, each in its own transaction, and sends back the command tag or
- *	  the error.
+ *	  time, and sends back the command tag or the error.
  *
- * Commands run the way the simple query protocol runs them: statement by
- * statement through a portal, an implicit transaction block around several
- * statements, so VACUUM works alone and is refused inside a list, as in
- * psql.  A run holds its job's advisory lock (unless its overlap is
- * 'allow') and its concurrency_key's; if another run holds one, it is
- * skipped.  After each run the session is reset (DISCARD ALL), so one
- * job's SET or advisory lock, or ours, never leaks into the next.  The executor ends when
- * the scheduler detaches from its queue.
+ * A command runs as PostgreSQL's simple query protocol runs a query string
+ * (exec_simple_query in src/backend/tcop/postgres.c), which is what psql
+ * sends: statement by statement through the unnamed portal, parse and plan
+ * trees in memory that outlives any transaction, each statement in its own
+ * transaction unless the string has several (then they form one implicit
+ * transaction block), and transaction control (BEGIN, COMMIT, ROLLBACK,
+ * SAVEPOINT) acting as it does there.  So VACUUM, CREATE INDEX
+ * CONCURRENTLY or a procedure that commits work when they are the whole
+ * command.  A command that leaves a transaction block open is rolled back
+ * and fails.  The statement timeout is the job's timeout, or else the
+ * role's and database's own statement_timeout, armed per statement.
+ *
+ * Every run starts as a new session of the role would: the session is
+ * reset after each run (DISCARD ALL: settings, SET ROLE, temporary
+ * tables, prepared statements, cursors, LISTEN, advisory locks), and
+ * before each run the executor checks that its role still exists as the
+ * same role and that the role's and database's settings (ALTER ROLE/
+ * DATABASE ... SET) are those it connected with; if not, it hands the run
+ * back (EXEC_STALE) and the scheduler gives it to a new executor.
+ *
+ * For jobs in the catalog's database, success is written in the command's
+ * last transaction (before a final COMMIT, or before the implicit
+ * commit), in a subtransaction of its own, so the job's effects and the
+ * record of its success commit together or not at all.  Commands whose
+ * commit may not be shared (CREATE DATABASE, ALTER SYSTEM) are recorded
+ * right after.  Failures are recorded by the scheduler, which decides on
+ * retries.
+ *
+ * A run holds its job's advisory lock (unless its overlap is 'allow') and
+ * its concurrency_key's; if another run holds one, it is skipped.  An
+ * idle executor leaves a database that is being dropped.  The executor
+ * ends when the scheduler detaches from its queue.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <unistd.h>
+#include <dirent.h>
+#include <fcntl.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
-#include "parser/analyze.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_db_role_setting.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
+#include "parser/analyze.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/dsm.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "storage/shm_mq.h"
@@ -34,9 +73,13 @@
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timeout.h"
 
 #include "compat.h"
@@ -44,21 +87,403 @@
 #include "locks.h"
 #include "pg_chime.h"
 
-/* Run the statements of 'command'; put the last command tag in 'tag'. */
+/* How often an idle executor looks whether its database is being dropped */
+#define EXEC_POLL_MS		1000
+
+static bool exec_xact_started = false;	/* as xact_started in postgres.c */
+static uint32 exec_settings_hash;	/* of the role's and database's settings at connection */
+static char exec_marker_path[MAXPGPATH];
+static int	exec_marker_fd = -1;
+
+/* ---- crash markers --------------------------------------------------- */
+
 static void
-exec_statements(const char *command, StringInfo tag)
+exec_marker_set(int64 runid)
 {
-	List	   *parsetrees = pg_parse_query(command);
-	bool		several = list_length(parsetrees) > 1;
+	char		buf[32];
+	int			len;
+
+	if (exec_marker_fd < 0)
+		return;
+	len = snprintf(buf, sizeof(buf), "%020lld\n", (long long) runid);
+	if (pwrite(exec_marker_fd, buf, len, 0) != len)
+		elog(LOG, "pg_chime executor: could not write \"%s\": %m", exec_marker_path);
+}
+
+static void
+exec_marker_remove(int code, Datum arg)
+{
+	if (exec_marker_fd >= 0)
+	{
+		close(exec_marker_fd);
+		exec_marker_fd = -1;
+		(void) unlink(exec_marker_path);
+	}
+}
+
+/*
+ * SIGQUIT: the postmaster ends every process after a crash, or for an
+ * immediate shutdown.  This executor did not crash: remove its marker
+ * (unlink is async-signal-safe) and exit as PostgreSQL's handler does.
+ */
+static void
+exec_quickdie(SIGNAL_ARGS)
+{
+	if (exec_marker_path[0] != '\0')
+		(void) unlink(exec_marker_path);
+	_exit(2);
+}
+
+static void
+exec_marker_open(void)
+{
+	if (MakePGDirectory(CHIME_CRASH_DIR) < 0 && errno != EEXIST)
+	{
+		elog(LOG, "pg_chime executor: could not create directory \"%s\": %m", CHIME_CRASH_DIR);
+		return;
+	}
+	snprintf(exec_marker_path, sizeof(exec_marker_path), "%s/executor.%d", CHIME_CRASH_DIR, MyProcPid);
+	exec_marker_fd = BasicOpenFile(exec_marker_path, O_RDWR | O_CREAT | O_TRUNC | PG_BINARY);
+	if (exec_marker_fd < 0)
+	{
+		elog(LOG, "pg_chime executor: could not create \"%s\": %m", exec_marker_path);
+		exec_marker_path[0] = '\0';
+		return;
+	}
+	on_proc_exit(exec_marker_remove, 0);
+	exec_marker_set(0);
+}
+
+List *
+chime_crashed_runs(void)
+{
+	List	   *runids = NIL;
+	DIR		   *dir = AllocateDir(CHIME_CRASH_DIR);
+	struct dirent *de;
+
+	if (dir == NULL)
+		return NIL;				/* no executor ever ran */
+	while ((de = ReadDir(dir, CHIME_CRASH_DIR)) != NULL)
+	{
+		char		path[MAXPGPATH];
+		char		buf[32];
+		int			fd;
+		int			len;
+
+		if (strncmp(de->d_name, "executor.", 9) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", CHIME_CRASH_DIR, de->d_name);
+		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+		if (fd >= 0)
+		{
+			len = read(fd, buf, sizeof(buf) - 1);
+			CloseTransientFile(fd);
+			if (len > 0)
+			{
+				int64		runid;
+
+				buf[len] = '\0';
+				runid = strtoi64(buf, NULL, 10);
+				if (runid > 0)
+				{
+					int64	   *p = palloc(sizeof(int64));
+
+					*p = runid;
+					runids = lappend(runids, p);
+				}
+			}
+		}
+		(void) unlink(path);
+	}
+	FreeDir(dir);
+	return runids;
+}
+
+/* ---- the session matches its role ------------------------------------ */
+
+/*
+ * A hash of the settings a new session of this role in this database
+ * would get from pg_db_role_setting (ALTER ROLE/DATABASE ... SET).
+ * Inside a transaction.
+ */
+static uint32
+exec_settings_now(void)
+{
+	Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	HeapTuple	tup;
+	uint32		h = 0;
+	Oid			role = GetSessionUserId();
+
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_db_role_setting s = (Form_pg_db_role_setting) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		config;
+
+		if ((s->setdatabase != MyDatabaseId && s->setdatabase != InvalidOid) ||
+			(s->setrole != role && s->setrole != InvalidOid))
+			continue;
+		config = heap_getattr(tup, Anum_pg_db_role_setting_setconfig, RelationGetDescr(rel), &isnull);
+		if (!isnull)
+		{
+			struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(config));
+
+			h = hash_combine(h, hash_bytes_uint32(s->setdatabase) ^ (hash_bytes_uint32(s->setrole) << 1));
+			h = hash_combine(h, hash_bytes((unsigned char *) VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v)));
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return h;
+}
+
+/*
+ * Is this session still what a new session of its role would be?  If the
+ * role is gone (dropped, or re-created under the same name), or its
+ * settings changed, returns false: with *gone and a message in 'result'
+ * when no role of that name exists any more.  Inside a transaction.
+ */
+static bool
+exec_session_current(const char *username, StringInfo result, bool *gone)
+{
+	*gone = false;
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(GetSessionUserId())))
+	{
+		if (!OidIsValid(get_role_oid(username, true)))
+		{
+			*gone = true;
+			appendStringInfo(result, "ERROR: 42704: role \"%s\" does not exist\n"
+							 "HINT: The job's role was dropped; drop the job or give it to another role.",
+							 username);
+		}
+		return false;
+	}
+	return exec_settings_now() == exec_settings_hash;
+}
+
+/* Is a DROP DATABASE (or another exclusive change of the database) waiting? */
+static bool
+exec_database_wanted(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+	if (LockAcquire(&tag, AccessShareLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, AccessShareLock, true);
+	return false;
+}
+
+/* ---- transactions and statements, as postgres.c has them ------------- */
+
+static void
+exec_start_xact(void)
+{
+	if (!exec_xact_started)
+	{
+		StartTransactionCommand();
+		exec_xact_started = true;
+	}
+	/* the statement timeout, per statement */
+	if (StatementTimeout > 0)
+	{
+		if (!get_timeout_active(STATEMENT_TIMEOUT))
+			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+	}
+	else if (get_timeout_active(STATEMENT_TIMEOUT))
+		disable_timeout(STATEMENT_TIMEOUT, false);
+}
+
+static void
+exec_disable_statement_timeout(void)
+{
+	if (get_timeout_active(STATEMENT_TIMEOUT))
+		disable_timeout(STATEMENT_TIMEOUT, false);
+}
+
+static void
+exec_finish_xact(void)
+{
+	exec_disable_statement_timeout();
+	if (exec_xact_started)
+	{
+		CommitTransactionCommand();
+		exec_xact_started = false;
+	}
+}
+
+/* A statement allowed in an aborted transaction block */
+static bool
+exec_is_exit_stmt(Node *stmt)
+{
+	TransactionStmt *t = (TransactionStmt *) stmt;
+
+	if (!IsA(stmt, TransactionStmt))
+		return false;
+	return t->kind == TRANS_STMT_COMMIT || t->kind == TRANS_STMT_PREPARE ||
+		t->kind == TRANS_STMT_ROLLBACK || t->kind == TRANS_STMT_ROLLBACK_TO;
+}
+
+/* COMMIT (or END) that ends the block: the last point inside it */
+static bool
+exec_is_commit(Node *stmt)
+{
+	return IsA(stmt, TransactionStmt) &&
+		((TransactionStmt *) stmt)->kind == TRANS_STMT_COMMIT &&
+		!((TransactionStmt *) stmt)->chain;
+}
+
+/*
+ * Can the outcome be written in the current transaction so that it
+ * commits with it?  Not in an aborted block, not when the transaction must
+ * commit at once (CREATE DATABASE), not in a read-only one.  'explicit_ok':
+ * an explicit block open now is about to be committed.
+ */
+static bool
+exec_can_record_here(bool explicit_ok)
+{
+	char		state = TransactionBlockStatusCode();
+
+	if (!IsTransactionState() || state == 'E' || (state == 'T' && !explicit_ok))
+		return false;
+	if ((MyXactFlags & XACT_FLAGS_NEEDIMMEDIATECOMMIT) || XactReadOnly)
+		return false;
+	return true;
+}
+
+/*
+ * Write the run's success (row and key) in the current transaction, in a
+ * subtransaction, as the catalog's owner with a pinned search_path: a
+ * failure to record (a lock, a trigger) never fails the job, it leaves the
+ * recording to the scheduler.  Returns whether it was written.
+ */
+static bool
+exec_record_success(const ExecRequest *req, const char *tag)
+{
+	static SPIPlanPtr run_plan = NULL;
+	static SPIPlanPtr key_plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+	Oid			saved_user;
+	int			saved_sec;
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		int			nest = NewGUCNestLevel();
+		Oid			types[5] = {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID, INT8OID};
+		Datum		values[5];
+
+		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+		(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("lock_timeout", "500", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		values[0] = Int64GetDatum(req->runid);
+		values[1] = CStringGetTextDatum(tag);
+		values[2] = TimestampTzGetDatum(chime_now());
+		values[3] = Int32GetDatum(MyProcPid);
+		values[4] = Int64GetDatum(req->jobid);
+		if (run_plan == NULL)
+		{
+			run_plan = SPI_prepare("UPDATE cron.job_run_details SET status = 'succeeded', "
+								   "return_message = $2, end_time = $3, job_pid = $4 "
+								   "WHERE runid OPERATOR(pg_catalog.=) $1 "
+								   "AND jobid OPERATOR(pg_catalog.=) $5", 5, types);
+			if (run_plan == NULL || SPI_keepplan(run_plan) != 0)
+				elog(ERROR, "could not prepare the run update");
+		}
+		if (SPI_execute_plan(run_plan, values, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+			elog(ERROR, "run " INT64_FORMAT " not found", req->runid);
+		if (req->run_key[0] != '\0')
+		{
+			Oid			ktypes[4] = {INT8OID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+			Datum		kvalues[4] = {values[0], CStringGetTextDatum(req->run_key), values[2], values[4]};
+
+			if (key_plan == NULL)
+			{
+				key_plan = SPI_prepare("UPDATE cron.job_run_key SET state = 'succeeded', runid = $1, "
+									   "finished_at = $3 WHERE jobid OPERATOR(pg_catalog.=) $4 "
+									   "AND run_key OPERATOR(pg_catalog.=) $2", 4, ktypes);
+				if (key_plan == NULL || SPI_keepplan(key_plan) != 0)
+					elog(ERROR, "could not prepare the key update");
+			}
+			if (SPI_execute_plan(key_plan, kvalues, NULL, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not update key %s", req->run_key);
+		}
+		PopActiveSnapshot();
+		SPI_finish();
+		AtEOXact_GUC(true, nest);
+		SetUserIdAndSecContext(saved_user, saved_sec);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		SetUserIdAndSecContext(saved_user, saved_sec);
+		elog(LOG, "pg_chime executor: run " INT64_FORMAT " succeeded; the scheduler records it (%s)",
+			 req->runid, edata->message);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ok;
+}
+
+/* The command tag as psql shows it: "INSERT 0 1", "UPDATE 2", "VACUUM" */
+static void
+exec_tag(const QueryCompletion *qc, StringInfo tag)
+{
+	resetStringInfo(tag);
+	appendStringInfoString(tag, GetCommandTagName(qc->commandTag));
+	if (qc->commandTag == CMDTAG_INSERT)
+		appendStringInfo(tag, " 0 " UINT64_FORMAT, qc->nprocessed);
+	else if (command_tag_display_rowcount(qc->commandTag))
+		appendStringInfo(tag, " " UINT64_FORMAT, qc->nprocessed);
+}
+
+/*
+ * Run the statements of 'command' as exec_simple_query does; 'tag' gets
+ * the last command tag.  Parse and plan trees live in per-statement
+ * contexts under the caller's (not a transaction's) memory, since a
+ * statement may end the transaction it began in.  *recorded tells
+ * whether the success was written with the last commit.
+ */
+static void
+exec_statements(const ExecRequest *req, const char *command, StringInfo tag, bool *recorded)
+{
+	MemoryContext run_cxt = CurrentMemoryContext;
+	List	   *parsetrees;
+	bool		implicit_block;
 	ListCell   *lc;
 
-	if (several)
-		BeginImplicitTransactionBlock();
+	exec_start_xact();
+	MemoryContextSwitchTo(run_cxt);
+	parsetrees = pg_parse_query(command);
+	implicit_block = list_length(parsetrees) > 1;
+
 	foreach(lc, parsetrees)
 	{
 		RawStmt    *parsetree = lfirst_node(RawStmt, lc);
+		bool		last = lnext(parsetrees, lc) == NULL;
 		CommandTag	commandtag = CreateCommandTag(parsetree->stmt);
 		bool		snapshot_set = false;
+		MemoryContext stmt_cxt;
+		MemoryContext xact_cxt;
 		List	   *querytrees;
 		List	   *plantrees;
 		Portal		portal;
@@ -66,15 +491,33 @@ exec_statements(const char *command, StringInfo tag)
 		QueryCompletion qc;
 		int16		format = 0;
 
+		if (IsAbortedTransactionBlockState() && !exec_is_exit_stmt(parsetree->stmt))
+			ereport(ERROR,
+					(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+					 errmsg("current transaction is aborted, commands ignored until end of transaction block")));
+
+		exec_start_xact();
+		if (implicit_block)
+			BeginImplicitTransactionBlock();
+		CHECK_FOR_INTERRUPTS();
+		xact_cxt = CurrentMemoryContext;
+
+		/* a final COMMIT: the success goes in just before it */
+		if (last && req->record && exec_is_commit(parsetree->stmt) && exec_can_record_here(true))
+			*recorded = exec_record_success(req, "COMMIT");
+
 		if (analyze_requires_snapshot(parsetree))
 		{
 			PushActiveSnapshot(GetTransactionSnapshot());
 			snapshot_set = true;
 		}
+		stmt_cxt = AllocSetContextCreate(run_cxt, "pg_chime statement", ALLOCSET_DEFAULT_SIZES);
+		MemoryContextSwitchTo(stmt_cxt);
 		querytrees = pg_analyze_and_rewrite_fixedparams(parsetree, command, NULL, 0, NULL);
 		plantrees = pg_plan_queries(querytrees, command, CURSOR_OPT_PARALLEL_OK, NULL);
 		if (snapshot_set)
 			PopActiveSnapshot();
+		CHECK_FOR_INTERRUPTS();
 
 		portal = CreatePortal("", true, true);
 		portal->visible = false;
@@ -82,104 +525,193 @@ exec_statements(const char *command, StringInfo tag)
 		PortalStart(portal, NULL, 0, InvalidSnapshot);
 		PortalSetResultFormat(portal, 1, &format);
 		receiver = CreateDestReceiver(DestNone);
+		MemoryContextSwitchTo(xact_cxt);
+
 		InitializeQueryCompletion(&qc);
 		(void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
 		receiver->rDestroy(receiver);
 		PortalDrop(portal, false);
+		exec_tag(&qc, tag);
 
-		resetStringInfo(tag);
-		appendStringInfoString(tag, GetCommandTagName(qc.commandTag));
-		if (qc.commandTag == CMDTAG_INSERT)
-			appendStringInfo(tag, " 0 " UINT64_FORMAT, qc.nprocessed);
-		else if (command_tag_display_rowcount(qc.commandTag))
-			appendStringInfo(tag, " " UINT64_FORMAT, qc.nprocessed);
-
-		if (lnext(parsetrees, lc) != NULL)
+		if (last)
+		{
+			/* outside an explicit block: the success commits with the command */
+			if (req->record && !*recorded && exec_can_record_here(false))
+				*recorded = exec_record_success(req, tag->data);
+			if (implicit_block)
+				EndImplicitTransactionBlock();
+			exec_finish_xact();
+		}
+		else if (IsA(parsetree->stmt, TransactionStmt))
+			exec_finish_xact();
+		else
+		{
 			CommandCounterIncrement();
+			exec_disable_statement_timeout();
+		}
+		MemoryContextSwitchTo(run_cxt);
+		MemoryContextDelete(stmt_cxt);
 	}
-	if (several)
-		EndImplicitTransactionBlock();
+	exec_finish_xact();
+	MemoryContextSwitchTo(run_cxt);
 }
 
 /*
- * Run one command in its own transaction with an optional statement
- * timeout, holding the run's advisory locks (released by the DISCARD ALL
- * after it).  Returns success; 'result' gets the command tag, or
- * "ERROR: <SQLSTATE>: <message>".  When a lock is held by another run,
- * nothing runs: *skipped is set and 'result' says why.
+ * 'result' gets "ERROR: <SQLSTATE>: <message>", and DETAIL, HINT and
+ * CONTEXT lines when the error has them.
  */
-static bool
-exec_run(const char *command, const ExecRequest *req, StringInfo result, bool *skipped)
+static void
+exec_error_message(const ErrorData *edata, StringInfo result)
+{
+	resetStringInfo(result);
+	appendStringInfo(result, "ERROR: %s: %s", unpack_sql_state(edata->sqlerrcode), edata->message);
+	if (edata->detail)
+		appendStringInfo(result, "\nDETAIL: %s", edata->detail);
+	if (edata->hint)
+		appendStringInfo(result, "\nHINT: %s", edata->hint);
+	if (edata->context)
+		appendStringInfo(result, "\nCONTEXT: %s", edata->context);
+}
+
+/* Leave nothing of this run's session state to the next. */
+static void
+exec_reset_session(void)
+{
+	StringInfoData ignore;
+	ExecRequest none;
+
+	memset(&none, 0, sizeof(none));
+	initStringInfo(&ignore);
+	SetCurrentStatementStartTimestamp();
+	exec_statements(&none, "DISCARD ALL", &ignore, &(bool){false});
+	pfree(ignore.data);
+}
+
+/*
+ * Run one command, holding the run's advisory locks (released by the
+ * session reset after it).  'result' gets the command tag, or the error.
+ */
+static ExecOutcome
+exec_run(const ExecRequest *req, const char *command, const char *username, StringInfo result,
+		 bool *recorded)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool ok = true;
-	int			timeout_ms = req->timeout_ms;
+	volatile ExecOutcome outcome = EXEC_SUCCEEDED;
+	bool		gone;
 
+	*recorded = false;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	*skipped = false;
+	if (!exec_session_current(username, result, &gone))
+	{
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+		return gone ? EXEC_FAILED : EXEC_STALE;
+	}
 	if (req->lock_job && !chime_lock_try(CHIME_LOCK_JOB, chime_lock_id_job(req->jobid), true))
 	{
 		appendStringInfo(result, "skipped: another run of job " INT64_FORMAT " is still going", req->jobid);
-		*skipped = true;
+		outcome = EXEC_SKIPPED;
 	}
 	else if (req->lock_concurrency &&
 			 !chime_lock_try(CHIME_LOCK_CONCURRENCY, req->concurrency_id, true))
 	{
 		appendStringInfoString(result, "skipped: another run holds its concurrency_key");
-		*skipped = true;
+		outcome = EXEC_SKIPPED;
 	}
-	if (*skipped)
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	if (outcome == EXEC_SKIPPED)
 	{
-		CommitTransactionCommand();
 		LockReleaseAll(USER_LOCKMETHOD, true);
-		return false;
+		return outcome;
+	}
+
+	/* the job's timeout is its statement_timeout, as if set at connection */
+	if (req->timeout_ms > 0)
+	{
+		char		ms[32];
+
+		snprintf(ms, sizeof(ms), "%d", req->timeout_ms);
+		SetConfigOption("statement_timeout", ms, PGC_SUSET, PGC_S_SESSION);
 	}
 	debug_query_string = command;
 	pgstat_report_activity(STATE_RUNNING, command);
-	if (timeout_ms > 0)
-		enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
+	exec_marker_set(req->runid);
 
 	PG_TRY();
 	{
-		exec_statements(command, result);
-		if (timeout_ms > 0)
-			disable_timeout(STATEMENT_TIMEOUT, false);
-		CommitTransactionCommand();
+		SetCurrentStatementStartTimestamp();
+		exec_statements(req, command, result, recorded);
+		if (IsTransactionOrTransactionBlock())
+		{
+			/* BEGIN without COMMIT: roll it back, as closing psql would */
+			AbortOutOfAnyTransaction();
+			exec_xact_started = false;
+			*recorded = false;
+			resetStringInfo(result);
+			appendStringInfoString(result, "ERROR: 25001: the command left a transaction block open; "
+								   "it was rolled back\n"
+								   "HINT: End the command with COMMIT, or leave out BEGIN.");
+			outcome = EXEC_FAILED;
+		}
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
-		if (timeout_ms > 0)
-			disable_timeout(STATEMENT_TIMEOUT, false);
+		/* as PostgresMain's error recovery */
+		HOLD_INTERRUPTS();
+		disable_all_timeouts(false);
+		QueryCancelPending = false;
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		AbortCurrentTransaction();
-		resetStringInfo(result);
-		appendStringInfo(result, "ERROR: %s: %s", unpack_sql_state(edata->sqlerrcode),
-						 edata->message);
+		AbortOutOfAnyTransaction();
+		exec_xact_started = false;
+		RESUME_INTERRUPTS();
+		exec_error_message(edata, result);
 		FreeErrorData(edata);
-		ok = false;
+		*recorded = false;
+		outcome = EXEC_FAILED;
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
 
-	/* leave nothing of this run's session state to the next */
+	/* a success the command's commit could not carry: right after it */
+	if (outcome == EXEC_SUCCEEDED && req->record && !*recorded)
 	{
-		StringInfoData ignore;
-
-		initStringInfo(&ignore);
-		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		exec_statements("DISCARD ALL", &ignore);
+		*recorded = exec_record_success(req, result->data);
 		CommitTransactionCommand();
-		pfree(ignore.data);
+		MemoryContextSwitchTo(cxt);
 	}
 
+	exec_reset_session();
+	exec_marker_set(0);
 	debug_query_string = NULL;
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return ok;
+	return outcome;
+}
+
+/* Send a reply; false when the scheduler is gone. */
+static bool
+exec_reply(shm_mq_handle *replies, int64 runid, ExecOutcome outcome, bool recorded, const char *msg)
+{
+	StringInfoData buf;
+	ExecReply	reply;
+	bool		sent;
+
+	memset(&reply, 0, sizeof(reply));
+	reply.runid = runid;
+	reply.outcome = (uint8) outcome;
+	reply.recorded = recorded;
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, (char *) &reply, sizeof(reply));
+	appendStringInfoString(&buf, msg);
+	sent = compat_shm_mq_send(replies, buf.len, buf.data, false) == SHM_MQ_SUCCESS;
+	pfree(buf.data);
+	return sent;
 }
 
 void
@@ -194,8 +726,11 @@ chime_executor_main(Datum arg)
 	shm_mq_handle *requests;
 	shm_mq_handle *replies;
 	MemoryContext run_cxt;
+	bool		stale = false;
 
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGQUIT, exec_quickdie);
 	BackgroundWorkerUnblockSignals();
 
 	seg = dsm_attach(handle);
@@ -215,6 +750,11 @@ chime_executor_main(Datum arg)
 
 	BackgroundWorkerInitializeConnection(database, username, 0);
 	pgstat_report_appname("pg_chime executor");
+	exec_marker_open();
+
+	StartTransactionCommand();
+	exec_settings_hash = exec_settings_now();
+	CommitTransactionCommand();
 
 	run_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime run", ALLOCSET_DEFAULT_SIZES);
 
@@ -226,12 +766,30 @@ chime_executor_main(Datum arg)
 		ExecRequest req;
 		char	   *command;
 		StringInfoData out;
-		ExecReply	reply;
-		bool		ok;
-		bool		skipped;
+		ExecOutcome outcome;
+		bool		recorded = false;
 
 		CHECK_FOR_INTERRUPTS();
-		res = shm_mq_receive(requests, &len, &data, false);
+		res = shm_mq_receive(requests, &len, &data, true);
+		if (res == SHM_MQ_WOULD_BLOCK)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 EXEC_POLL_MS, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+			}
+			if (exec_database_wanted())
+			{
+				elog(LOG, "pg_chime executor for %s leaves database \"%s\": it is being dropped or changed",
+					 username, database);
+				break;
+			}
+			continue;
+		}
 		if (res != SHM_MQ_SUCCESS)
 			break;				/* the scheduler let go of us */
 		if (len < sizeof(ExecRequest))
@@ -241,23 +799,18 @@ chime_executor_main(Datum arg)
 		MemoryContextSwitchTo(run_cxt);
 		memcpy(&req, data, sizeof(req));
 		command = pnstrdup((char *) data + sizeof(req), len - sizeof(req));
-
 		initStringInfo(&out);
-		ok = exec_run(command, &req, &out, &skipped);
+
+		/* once stale, every run goes back to the scheduler */
+		if (stale)
+			outcome = EXEC_STALE;
+		else
+			outcome = exec_run(&req, command, username, &out, &recorded);
 		MemoryContextSwitchTo(run_cxt);
-
-		reply.runid = req.runid;
-		reply.ok = ok;
-		reply.skipped = skipped;
-		{
-			StringInfoData msg;
-
-			initStringInfo(&msg);
-			appendBinaryStringInfo(&msg, (char *) &reply, sizeof(reply));
-			appendBinaryStringInfo(&msg, out.data, out.len);
-			if (compat_shm_mq_send(replies, msg.len, msg.data, false) != SHM_MQ_SUCCESS)
-				break;
-		}
+		if (outcome == EXEC_STALE)
+			stale = true;
+		if (!exec_reply(replies, req.runid, outcome, recorded, out.data))
+			break;
 	}
 	proc_exit(0);
 }

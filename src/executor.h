@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * executor.h
- *	  SQL executors: persistent background workers, one per (database,
- *	  role), fed runs by the scheduler through a pair of shm_mq queues.
+ *	  SQL executors: persistent background workers, one or more per
+ *	  (database, role), fed runs by the scheduler through a pair of shm_mq
+ *	  queues.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,6 +13,8 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+
+#include "occurrence.h"
 
 /* The executor's queue segment: a shm_toc with two shm_mq queues */
 #define PG_CHIME_TOC_MAGIC	0x63686d65
@@ -25,26 +28,56 @@ typedef struct ExecRequest
 {
 	int64		runid;
 	int64		jobid;
-	int32		timeout_ms;		/* 0: none */
+	int32		timeout_ms;		/* 0: the role's own statement_timeout */
 	bool		lock_job;		/* hold the job's lock: one instance at a time */
 	bool		lock_concurrency;	/* hold the concurrency key's lock */
+	bool		record;			/* write the success in the run's own commit */
 	uint32		concurrency_id; /* its lock id (locks.h) */
+	char		run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
 } ExecRequest;
 
+/* What became of a run */
+typedef enum ExecOutcome
+{
+	EXEC_SUCCEEDED,
+	EXEC_FAILED,
+	EXEC_SKIPPED,				/* not run: a lock was held by another run */
+	EXEC_STALE					/* not run: this session no longer matches its
+								 * role (settings changed, role re-created);
+								 * give the run to a new executor */
+} ExecOutcome;
+
 /*
- * What became of it; the message (command tag, error, or why it was
- * skipped) follows.
+ * The reply to a request; the message (command tag, error, or why it was
+ * not run) follows.  'recorded': the executor wrote the outcome itself,
+ * with the command's own effects (succeeded runs of jobs in the catalog's
+ * database), so the scheduler leaves the row and the key alone.
  */
 typedef struct ExecReply
 {
 	int64		runid;
-	bool		ok;
-	bool		skipped;		/* not run: a lock was held by another run */
+	uint8		outcome;		/* ExecOutcome */
+	bool		recorded;
 } ExecReply;
 
 /* How long an executor with nothing to do stays (milliseconds) */
 #define EXEC_IDLE_MS		(60 * 1000)
 
+/*
+ * Crash markers: while it runs a command, an executor keeps the runid in
+ * the file CHIME_CRASH_DIR/executor.<pid> (0 while idle).  The file goes
+ * when the executor exits in any orderly way, also when the postmaster
+ * tells it to quit because another process crashed; so a file left behind
+ * after a crash-restart names the run whose own process died.
+ */
+#define CHIME_CRASH_DIR		"pg_chime"
+
 extern PGDLLEXPORT void chime_executor_main(Datum arg);
+
+/*
+ * The runids that crash markers left behind name (the scheduler reads them
+ * at start, when no executor runs), removing the files.
+ */
+extern List *chime_crashed_runs(void);
 
 #endif							/* CHIME_EXECUTOR_H */

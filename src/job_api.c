@@ -218,17 +218,21 @@ job_check_word(JobArgs *a, JobColumn c, const char *const *words, const char *hi
 			 errhint("%s", hint)));
 }
 
-/* An interval option: no month part, at least 'min_us' long. */
+/*
+ * An interval option: no month part, at least 'min_us' and at most
+ * 'max_us' long (so that the scheduler's arithmetic never overflows).
+ */
 static void
-job_check_interval(const JobArgs *a, JobColumn c, int64 min_us, const char *hint)
+job_check_interval(const JobArgs *a, JobColumn c, int64 min_us, int64 max_us, const char *hint)
 {
 	Interval   *iv;
+	double		us;
 
 	if (!a->given[c] || a->isnull[c])
 		return;
 	iv = DatumGetIntervalP(a->value[c]);
-	if (iv->month != 0 ||
-		iv->time + (int64) iv->day * USECS_PER_DAY < min_us)
+	us = (double) iv->time + (double) iv->day * (double) USECS_PER_DAY;
+	if (iv->month != 0 || us < (double) min_us || us > (double) max_us)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid %s: %s", job_columns[c].name,
@@ -406,12 +410,12 @@ job_check_values(JobArgs *a)
 					 errmsg("invalid max_attempts: %d", n),
 					 errhint("max_attempts counts the first attempt and is from 1 to 100.")));
 	}
-	job_check_interval(a, JC_RETRY_DELAY, 0,
-					   "retry_delay is an interval of zero or more, without months, e.g. '10 seconds'.");
-	job_check_interval(a, JC_TIMEOUT, 1,
-					   "timeout is a positive interval without months, e.g. '2 minutes' (0 for none).");
-	job_check_interval(a, JC_CATCHUP, 0,
-					   "catchup is an interval of zero or more, without months, e.g. '1 minute' or '1 hour'.");
+	job_check_interval(a, JC_RETRY_DELAY, 0, CHIME_MAX_RETRY_DELAY_US,
+					   "retry_delay is an interval from 0 to 100 years, without months, e.g. '10 seconds'.");
+	job_check_interval(a, JC_TIMEOUT, 1, CHIME_MAX_TIMEOUT_US,
+					   "timeout is a positive interval of at most 24 days, without months, e.g. '2 minutes' (0 for none).");
+	job_check_interval(a, JC_CATCHUP, 0, CHIME_MAX_CATCHUP_US,
+					   "catchup is an interval from 0 to 100 years, without months, e.g. '1 minute' or '1 hour'.");
 	if ((value = job_text(a, JC_DST_GAP)) != NULL)
 	{
 		ChimeDstGap gap;

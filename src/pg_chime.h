@@ -25,6 +25,15 @@ extern bool chime_enable_superuser_jobs;
 extern bool chime_preloaded;
 extern int64 chime_max_retry_delay_us;
 
+/*
+ * The longest values of a job's interval options (microseconds): a timeout
+ * is a statement_timeout (an int of milliseconds); the others stay far
+ * from overflowing the scheduler's arithmetic.
+ */
+#define CHIME_MAX_TIMEOUT_US		((int64) 24 * USECS_PER_DAY)
+#define CHIME_MAX_RETRY_DELAY_US	((int64) 36525 * USECS_PER_DAY)
+#define CHIME_MAX_CATCHUP_US		((int64) 36525 * USECS_PER_DAY)
+
 /* pg_chime's "now": the real clock moved by cron.clock_skew. */
 extern TimestampTz chime_now(void);
 

@@ -148,17 +148,20 @@ chime_run_insert(const ChimeRunRow *row)
 /*
  * Finish runs, all with one statement: status ('succeeded', 'failed' or
  * 'skipped'), return message (NULL allowed), the pid that ran it (0: keep),
- * end time, and for HTTP runs the status (0: none) and the start of the
- * response body (NULL: none).
+ * end time, for HTTP runs the status (0: none) and the start of the
+ * response body (NULL: none), and when a failed run will be tried again
+ * (0: it will not).
  */
 void
 chime_run_finish(const int64 *runids, const char *const *statuses, char *const *messages,
-				 const int32 *pids, const int32 *http_status, char *const *bodies, int n,
-				 TimestampTz end_time)
+				 const int32 *pids, const int32 *http_status, char *const *bodies,
+				 const TimestampTz *retry_at, int n, TimestampTz end_time)
 {
-	Oid			types[7] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID,
-	INT4ARRAYOID, TEXTARRAYOID};
-	Datum		values[7];
+	Oid			types[8] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID,
+	INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		values[8];
+	Datum	   *ra = palloc(sizeof(Datum) * n);
+	bool	   *ra_nulls = palloc(sizeof(bool) * n);
 	Datum	   *hs = palloc(sizeof(Datum) * n);
 	Datum	   *bs = palloc(sizeof(Datum) * n);
 	bool	   *body_nulls = palloc(sizeof(bool) * n);
@@ -177,6 +180,8 @@ chime_run_finish(const int64 *runids, const char *const *statuses, char *const *
 		msg_nulls[i] = messages[i] == NULL;
 		msgs[i] = messages[i] ? CStringGetTextDatum(messages[i]) : (Datum) 0;
 		ps[i] = Int32GetDatum(pids[i]);
+		ra_nulls[i] = retry_at[i] == 0;
+		ra[i] = TimestampTzGetDatum(retry_at[i]);
 		hs[i] = Int32GetDatum(http_status[i]);
 		body_nulls[i] = bodies[i] == NULL;
 		/* a body that is not valid text is kept as its escaped bytes */
@@ -192,14 +197,17 @@ chime_run_finish(const int64 *runids, const char *const *statuses, char *const *
 												   TYPALIGN_INT));
 	values[3] = PointerGetDatum(construct_array(ps, n, INT4OID, 4, true, TYPALIGN_INT));
 	values[4] = TimestampTzGetDatum(end_time);
+	values[7] = PointerGetDatum(construct_md_array(ra, ra_nulls, 1, dims, lbs, TIMESTAMPTZOID, 8, true,
+												   TYPALIGN_DOUBLE));
 
 	if (SPI_execute_plan(chime_plan(&run_finish_plan,
 									"UPDATE cron.job_run_details r SET status = x.st, "
 									"return_message = x.msg, job_pid = coalesce(nullif(x.pid, 0), r.job_pid), "
-									"end_time = $5, http_status = nullif(x.hs, 0), response_body = x.b "
-									"FROM unnest($1, $2, $3, $4, $6, $7) AS x(id, st, msg, pid, hs, b) "
+									"end_time = $5, http_status = nullif(x.hs, 0), response_body = x.b, "
+									"retry_at = x.ra "
+									"FROM unnest($1, $2, $3, $4, $6, $7, $8) AS x(id, st, msg, pid, hs, b, ra) "
 									"WHERE r.runid = x.id",
-									7, types),
+									8, types),
 						 values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not finish %d runs", n);
 }
@@ -295,57 +303,212 @@ chime_run_running(const int64 *runids, const int32 *pids, int n)
 	}
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[1] = PointerGetDatum(construct_array(ps, n, INT4OID, 4, true, TYPALIGN_INT));
-	if (SPI_execute_with_args("UPDATE cron.job_run_details r SET status = 'running', job_pid = x.p "
-							  "FROM unnest($1, $2) AS x(id, p) "
-							  "WHERE r.runid = x.id AND r.status IN ('starting', 'running')",
+	/* rows an executor is finishing (locked by its commit) are passed over */
+	if (SPI_execute_with_args("UPDATE cron.job_run_details r SET status = 'running', job_pid = y.p "
+							  "FROM (SELECT d.runid, x.p FROM unnest($1, $2) AS x(id, p) "
+							  "JOIN cron.job_run_details d ON d.runid = x.id "
+							  "WHERE d.status IN ('starting', 'running') FOR UPDATE OF d SKIP LOCKED) y "
+							  "WHERE r.runid = y.runid",
 							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not mark %d runs running", n);
 }
 
 /*
- * At scheduler start no run can still be going: every row left 'starting'
- * or 'running' becomes 'failed'.  The runs so ended are appended to
- * *interrupted (ChimeInterrupted, allocated in 'cxt') so that they can be
- * retried.
+ * Set (at != 0) or clear when runs will be tried again.
  */
 void
-chime_run_reconcile(TimestampTz now, MemoryContext cxt, List **interrupted)
+chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n)
 {
-	Oid			types[1] = {TIMESTAMPTZOID};
-	Datum		values[1] = {TimestampTzGetDatum(now)};
+	Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		values[2];
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *ats = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
 
-	if (SPI_execute_with_args("UPDATE cron.job_run_details SET status = 'failed', end_time = $1, "
-							  "return_message = 'interrupted: the process running it ended "
-							  "(server or scheduler restart)' "
-							  "WHERE status IN ('starting', 'running') "
-							  "RETURNING jobid, scheduled_time, attempt, run_key",
-							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not reconcile interrupted runs");
+	static SPIPlanPtr plan = NULL;
 
+	for (int i = 0; i < n; i++)
+	{
+		ids[i] = Int64GetDatum(runids[i]);
+		ats[i] = TimestampTzGetDatum(at ? at[i] : 0);
+		nulls[i] = at == NULL || at[i] == 0;
+	}
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_md_array(ats, nulls, 1, dims, lbs, TIMESTAMPTZOID, 8, true,
+												   TYPALIGN_DOUBLE));
+	if (SPI_execute_plan(chime_plan(&plan,
+									"UPDATE cron.job_run_details r SET retry_at = x.at "
+									"FROM unnest($1, $2) AS x(id, at) WHERE r.runid = x.id",
+									2, types),
+						 values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not note the retries of %d runs", n);
+}
+
+/*
+ * A run read back from a row whose first five columns are runid, jobid,
+ * scheduled_time, attempt, run_key; appended to *list, in 'cxt'.
+ */
+static ChimeInterrupted *
+run_read_attempt(HeapTuple tup, TupleDesc desc, MemoryContext cxt, List **list)
+{
+	bool		isnull;
+	ChimeInterrupted *run = MemoryContextAllocZero(cxt, sizeof(ChimeInterrupted));
+	char	   *key = SPI_getvalue(tup, desc, 5);
+	MemoryContext old;
+
+	run->runid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	run->jobid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	run->due = chime_unix_from_timestamptz(DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull)));
+	run->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+	if (key)
+		strlcpy(run->run_key, key, sizeof(run->run_key));
+	old = MemoryContextSwitchTo(cxt);
+	*list = lappend(*list, run);
+	MemoryContextSwitchTo(old);
+	return run;
+}
+
+/*
+ * The retries planned before the scheduler stopped: failed attempts with
+ * retry_at set.  Appended to *pending (ChimeInterrupted, in 'cxt').
+ */
+void
+chime_run_pending_retries(MemoryContext cxt, List **pending)
+{
+	if (SPI_execute("SELECT runid, jobid, scheduled_time, attempt, run_key, retry_at "
+					"FROM cron.job_run_details WHERE retry_at IS NOT NULL",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the pending retries");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		ChimeInterrupted *run = MemoryContextAllocZero(cxt, sizeof(ChimeInterrupted));
-		char	   *key = SPI_getvalue(tup, desc, 4);
 
-		run->jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		run->due = chime_unix_from_timestamptz(DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull)));
-		run->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-		if (key)
-			strlcpy(run->run_key, key, sizeof(run->run_key));
-		{
-			MemoryContext old = MemoryContextSwitchTo(cxt);
+		run_read_attempt(tup, desc, cxt, pending)->retry_at =
+			DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
+	}
+}
 
-			*interrupted = lappend(*interrupted, run);
-			MemoryContextSwitchTo(old);
-		}
+/*
+ * A run whose own process crashed: was the job's attempt before it (by
+ * start time) cut short by a crash too?
+ */
+static bool
+run_crashed_before(int64 jobid, int64 runid)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(jobid), Int64GetDatum(runid)};
+	bool		crashed = false;
+
+	if (SPI_execute_with_args("SELECT return_message FROM cron.job_run_details "
+							  "WHERE jobid = $1 AND runid <> $2 AND status IN ('succeeded', 'failed') "
+							  "ORDER BY start_time DESC, runid DESC LIMIT 1",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the runs of job " INT64_FORMAT, jobid);
+	if (SPI_processed == 1)
+	{
+		char	   *msg = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		crashed = msg && strncmp(msg, RUN_CRASHED, strlen(RUN_CRASHED)) == 0;
+	}
+	return crashed;
+}
+
+/*
+ * At scheduler start no run can still be going: every row left 'starting'
+ * or 'running' becomes 'failed', but for manual runs recorded after
+ * 'started', which no scheduler can have taken yet.  Those whose runid 'crashed' lists (their
+ * executor's crash marker was left behind) say that their process crashed;
+ * a job whose attempt before that one crashed too is deactivated (the
+ * poison-job rule), with a WARNING.  The runs so ended are appended to
+ * *interrupted (ChimeInterrupted, allocated in 'cxt') so that they can be
+ * retried: 'crashed' is set for those retried once whatever max_attempts
+ * says, 'poisoned' for those of a deactivated job.
+ */
+void
+chime_run_reconcile(TimestampTz now, TimestampTz started, List *crashed, MemoryContext cxt,
+					List **interrupted)
+{
+	Oid			types[3] = {TIMESTAMPTZOID, INT8ARRAYOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	Datum	   *ids = palloc(sizeof(Datum) * (list_length(crashed) + 1));
+	int			n = 0;
+	ListCell   *lc;
+	SPITupleTable *rows;
+	uint64		nrows;
+
+	foreach(lc, crashed)
+		ids[n++] = Int64GetDatum(*(int64 *) lfirst(lc));
+	values[0] = TimestampTzGetDatum(now);
+	values[1] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[2] = TimestampTzGetDatum(started);
+
+	/*
+	 * Manual runs recorded after 'started' were never handed to anyone:
+	 * they are still to start, not interrupted.
+	 */
+	if (SPI_execute_with_args("UPDATE cron.job_run_details SET status = 'failed', end_time = $1, "
+							  "return_message = CASE WHEN runid = ANY ($2) THEN '" RUN_CRASHED " the process "
+							  "running it ended abnormally and the server restarted' "
+							  "ELSE 'interrupted: the process running it ended "
+							  "(server or scheduler restart)' END "
+							  "WHERE status IN ('starting', 'running') AND NOT (trigger = 'manual' "
+							  "AND status = 'starting' AND job_pid IS NULL AND start_time >= $3) "
+							  "RETURNING runid, jobid, scheduled_time, attempt, run_key, runid = ANY ($2)",
+							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not reconcile interrupted runs");
+
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		HeapTuple	tup = rows->vals[i];
+		TupleDesc	desc = rows->tupdesc;
+		bool		isnull;
+
+		run_read_attempt(tup, desc, cxt, interrupted)->crashed =
+			DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 	}
 
-	/* their keys failed with them (a retry takes its key up again) */
-	if (SPI_execute_with_args("UPDATE cron.job_run_key SET state = 'failed', finished_at = $1 "
-							  "WHERE state = 'running'",
+	/* the poison-job rule */
+	foreach(lc, *interrupted)
+	{
+		ChimeInterrupted *run = lfirst(lc);
+		Oid			ptypes[2] = {INT8OID, INT8OID};
+		Datum		pvalues[2] = {Int64GetDatum(run->jobid), Int64GetDatum(run->runid)};
+
+		if (!run->crashed || !run_crashed_before(run->jobid, run->runid))
+			continue;
+		run->poisoned = true;
+		if (SPI_execute_with_args("UPDATE cron.job SET active = false WHERE jobid = $1 "
+								  "RETURNING coalesce(jobname, ''), username",
+								  1, ptypes, pvalues, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "could not deactivate job " INT64_FORMAT, run->jobid);
+		if (SPI_processed == 1)
+			ereport(WARNING,
+					(errmsg("pg_chime: job " INT64_FORMAT " (%s, role %s) deactivated: two attempts in a row "
+							"crashed the process running them", run->jobid,
+							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+					 errhint("See the server log for the crashes; cron.alter_job(" INT64_FORMAT
+							 ", active => true) lets it run again.", run->jobid)));
+		if (SPI_execute_with_args("UPDATE cron.job_run_details SET return_message = return_message || "
+								  "'; the job was deactivated: its previous attempt crashed too' "
+								  "WHERE runid = $2 AND jobid = $1",
+								  2, ptypes, pvalues, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record the deactivation of job " INT64_FORMAT, run->jobid);
+	}
+
+	/*
+	 * Their keys failed with them (a retry takes its key up again); keys
+	 * with a retry still to be made stay as they are.
+	 */
+	if (SPI_execute_with_args("UPDATE cron.job_run_key k SET state = 'failed', finished_at = $1 "
+							  "WHERE state = 'running' AND NOT EXISTS (SELECT 1 FROM cron.job_run_details r "
+							  "WHERE r.jobid = k.jobid AND r.retry_at IS NOT NULL AND r.run_key = k.run_key)",
 							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not reconcile the keys of interrupted runs");
 }

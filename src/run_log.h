@@ -38,23 +38,33 @@ extern int64 chime_run_insert(const ChimeRunRow *row);
 extern void chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
 extern void chime_run_finish(const int64 *runids, const char *const *statuses,
 							 char *const *messages, const int32 *pids,
-							 const int32 *http_status, char *const *bodies, int n,
-							 TimestampTz end_time);
+							 const int32 *http_status, char *const *bodies,
+							 const TimestampTz *retry_at, int n, TimestampTz end_time);
+extern void chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n);
 extern bool chime_key_claim(int64 jobid, const char *run_key, TimestampTz now);
 extern void chime_key_update(int64 jobid, const char *run_key, int64 runid, const char *state,
 							 TimestampTz now);
 extern bool chime_key_claimed(int64 jobid, const char *run_key);
 extern void chime_run_add_occurrence(int64 runid);
 extern void chime_run_running(const int64 *runids, const int32 *pids, int n);
-/* A run that a restart interrupted */
+/* The start of return_message of a run whose own process crashed */
+#define RUN_CRASHED "crashed:"
+
+/* A run that a restart interrupted, or whose retry was pending */
 typedef struct ChimeInterrupted
 {
+	int64		runid;
 	int64		jobid;
 	int64		due;			/* its occurrence, Unix seconds */
 	int32		attempt;
+	bool		crashed;		/* its process crashed: retried once anyway */
+	bool		poisoned;		/* and the one before too: the job is deactivated */
+	TimestampTz retry_at;		/* a pending retry: when */
 	char		run_key[CHIME_RUN_KEY_LEN]; /* "" if none */
 } ChimeInterrupted;
 
-extern void chime_run_reconcile(TimestampTz now, MemoryContext cxt, List **interrupted);
+extern void chime_run_reconcile(TimestampTz now, TimestampTz started, List *crashed,
+								MemoryContext cxt, List **interrupted);
+extern void chime_run_pending_retries(MemoryContext cxt, List **pending);
 
 #endif							/* CHIME_RUN_LOG_H */

@@ -47,6 +47,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "utils/acl.h"
+
 #include "api.h"
 #include "compat.h"
 #include "executor.h"
@@ -104,6 +108,7 @@ typedef struct SchedRun
 	int64		jobid;
 	int64		due;			/* the occurrence (Unix seconds) */
 	int32		attempt;
+	int64		from_runid;		/* a retry: the failed attempt before it (0: none) */
 	SchedRole  *role;
 	bool		marked_running; /* its row names the executor's pid */
 	char		run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
@@ -126,6 +131,7 @@ typedef struct SchedExecutor
 	List	   *queue;			/* SchedRun waiting to be sent */
 	List	   *inflight;		/* SchedRun sent, in order */
 	TimestampTz idle_since;
+	bool		retiring;		/* stale: takes no more runs, goes once idle */
 } SchedExecutor;
 
 /* Per-job state that outlives a reload of the job list */
@@ -148,7 +154,9 @@ static pairingheap *sched_heap;
 static List *sched_executors = NIL;
 static List *sched_backlog = NIL;	/* SchedRun with no executor yet */
 static int64 sched_horizon;		/* every occurrence up to here is handled */
-static TimestampTz sched_no_slot_until = 0; /* no executor can start before then */
+static TimestampTz sched_no_slot_until = 0; /* no executor can start before then
+											 * (0: the last one started) */
+static TimestampTz sched_slot_warned = 0;	/* when slots were last said to be short */
 static int64 sched_unlogged_runid = 0;	/* runids while cron.log_run is off */
 
 /*
@@ -167,6 +175,8 @@ typedef struct SchedDone
 	SchedRun   *run;			/* freed once recorded */
 	bool		ok;
 	bool		skipped;
+	bool		recorded;		/* the executor wrote the row and key itself */
+	bool		lost;			/* its executor exited before replying */
 	char	   *message;
 	int			pid;
 	bool		http;			/* an HTTP run: the fields below apply */
@@ -185,11 +195,19 @@ typedef struct SchedRetry
 	int64		due;			/* the occurrence it belongs to */
 	int32		attempt;		/* the attempt to make (1: a first attempt put off) */
 	TimestampTz at;
+	int64		from_runid;		/* the failed attempt, whose retry_at says when (0: none) */
+	bool		buffered;		/* a buffer_one run let go by the end of the one before */
+	bool		crashed;		/* follows a crash of its process: made even past max_attempts */
 	char		run_key[CHIME_RUN_KEY_LEN];
 } SchedRetry;
 
 static List *sched_retries = NIL;
 static HTAB *sched_manual;		/* runids of manual runs handed over */
+
+/* After a failure to record: no recording before then (0: none), and the pause */
+static TimestampTz sched_log_wait_until = 0;
+static Oid	sched_extension = InvalidOid;	/* the pg_chime extension we run for */
+static int	sched_log_backoff_ms = 0;
 
 /*
  * What a job runs, read when it starts (inside a transaction): the command,
@@ -222,7 +240,13 @@ static List *sched_deactivate = NIL;	/* @at jobs that have had their run */
 /* How many due jobs one transaction starts before handing them over */
 #define SCHED_CHUNK 64
 
-static void sched_fire_retries(TimestampTz now);
+static List *sched_fire_retries(TimestampTz now);
+static ErrorData *sched_catch(void);
+static void sched_recording_failed(const char *what);
+static void sched_recording_failed_with(const char *what, ErrorData *edata);
+static bool sched_log_waiting(void);
+static void sched_http_forget(SchedRun *run);
+static List *sched_http_pending;
 static void sched_send(void);
 static void sched_read_replies(void);
 static void sched_http_collect(void);
@@ -368,6 +392,31 @@ sched_job_remove(int64 jobid)
 }
 
 /*
+ * An interval column as microseconds (NULL: 0); false when it is negative
+ * or longer than max_us.  Computed in double, so no stored value can
+ * overflow it.
+ */
+static bool
+sched_interval_us(HeapTuple tup, TupleDesc desc, int col, int64 max_us, int64 *us)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	Interval   *iv;
+	double		v;
+
+	*us = 0;
+	if (isnull)
+		return true;
+	iv = DatumGetIntervalP(d);
+	v = (double) iv->time + (double) iv->day * (double) USECS_PER_DAY +
+		(double) iv->month * (double) (DAYS_PER_MONTH * USECS_PER_DAY);
+	if (v < 0 || v > (double) max_us)
+		return false;
+	*us = (int64) v;
+	return true;
+}
+
+/*
  * The class of a job row (columns as in sched_load's query), found or
  * made; NULL, with a warning, if the row cannot be scheduled.
  */
@@ -384,6 +433,8 @@ sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid)
 	char	   *window = SPI_getvalue(tup, desc, 6);
 	char	   *gap = SPI_getvalue(tup, desc, 7);
 	ChimeError	err;
+	int64		timeout_us;
+	int64		catchup_us;
 
 	if (zone == NULL)
 		zone = chime_timezone;
@@ -414,12 +465,23 @@ sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid)
 				 errdetail("schedule \"%s\", time zone \"%s\"", schedule, zone)));
 		return NULL;
 	}
+	if (!sched_interval_us(tup, desc, 9, CHIME_MAX_TIMEOUT_US, &timeout_us) ||
+		!sched_interval_us(tup, desc, 10, CHIME_MAX_CATCHUP_US, &catchup_us) ||
+		!sched_interval_us(tup, desc, 12, CHIME_MAX_RETRY_DELAY_US, &cls->retry_delay_us))
+	{
+		/* a row written around the API's range checks */
+		cls->timing.zone = NULL;
+		ereport(WARNING,
+				(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
+				 errdetail("Its timeout, catchup or retry_delay is out of range."),
+				 errhint("Set them with cron.alter_job.")));
+		return NULL;
+	}
 	cls->role = sched_role(SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4));
 	cls->overlap = SPI_getvalue(tup, desc, 8)[0];
-	cls->timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
-	cls->catchup_s = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
+	cls->timeout_ms = (int32) ((timeout_us + 999) / 1000);
+	cls->catchup_s = catchup_us / USECS_PER_SEC;
 	cls->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
-	cls->retry_delay_us = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
 	(void) chime_parse_once_per(SPI_getvalue(tup, desc, 13), &cls->once_per);
 	cls->concurrency_key = SPI_getvalue(tup, desc, 14);
 	if (cls->concurrency_key)
@@ -585,9 +647,8 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 	initStringInfo(&sql);
 	appendStringInfoString(&sql,
 						   "SELECT jobid, schedule, database, username, timezone, run_window, "
-						   "dst_gap, overlap, coalesce(extract(epoch FROM timeout) * 1000, 0)::int4, "
-						   "extract(epoch FROM catchup)::int8, max_attempts, "
-						   "(extract(epoch FROM retry_delay) * 1000000)::int8, once_per, concurrency_key, kind "
+						   "dst_gap, overlap, timeout, catchup, max_attempts, "
+						   "retry_delay, once_per, concurrency_key, kind "
 						   "FROM cron.job WHERE (active OR "
 						   "(jobid = ANY ($1) AND schedule ~* '^\\s*@at\\s'))");
 	if (ids != NULL)
@@ -710,13 +771,30 @@ sched_executor_start(SchedRole *role)
 
 	if (!RegisterDynamicBackgroundWorker(&w, &ex->handle))
 	{
-		/* every worker slot is taken: try again in a second, or when one ends */
+		/*
+		 * Every worker slot is taken: idle executors of other roles give
+		 * way (sched_retire_idle), and we are woken when a worker ends;
+		 * try again shortly in any case.
+		 */
+		TimestampTz now = GetCurrentTimestamp();
+
 		dsm_detach(ex->seg);
 		pfree(ex);
 		MemoryContextSwitchTo(old);
-		sched_no_slot_until = GetCurrentTimestamp() + USECS_PER_SEC;
+		sched_no_slot_until = now + 200 * 1000;
+		if (now >= sched_slot_warned + 60 * USECS_PER_SEC)
+		{
+			ereport(WARNING,
+					(errmsg("pg_chime: no background worker slot is free for an executor of role %s in database %s",
+							role->username, role->database),
+					 errdetail("%d executors run; max_worker_processes is %d.",
+							   list_length(sched_executors), max_worker_processes),
+					 errhint("Raise max_worker_processes; until then idle executors give way to waiting runs.")));
+			sched_slot_warned = now;
+		}
 		return NULL;
 	}
+	sched_no_slot_until = 0;
 	shm_mq_set_handle(ex->requests, ex->handle);
 	shm_mq_set_handle(ex->replies, ex->handle);
 	ex->idle_since = GetCurrentTimestamp();
@@ -747,7 +825,8 @@ sched_executor_for(SchedRole *role)
 	{
 		SchedExecutor *ex = lfirst(lc);
 
-		if (ex->role == role && (best == NULL || sched_executor_load(ex) < best_load))
+		if (ex->role == role && !ex->retiring &&
+			(best == NULL || sched_executor_load(ex) < best_load))
 		{
 			best = ex;
 			best_load = sched_executor_load(ex);
@@ -815,6 +894,7 @@ sched_concurrency_count(const char *key, bool create)
  */
 static List *sched_http_pending = NIL;	/* HTTP runs to start (SchedRun) */
 
+
 static SchedRun *
 sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout_ms, char overlap,
 				const char *concurrency_key, const char *run_key, SchedExecutor *ex,
@@ -838,6 +918,9 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 	req.jobid = jobid;
 	req.timeout_ms = timeout_ms;
 	req.lock_job = overlap != 'a';
+	req.record = runid > 0 && strcmp(role->database, chime_database_name) == 0;
+	if (run_key)
+		strlcpy(req.run_key, run_key, sizeof(req.run_key));
 	if (concurrency_key)
 	{
 		run->concurrency_key = pstrdup(concurrency_key);
@@ -959,11 +1042,15 @@ sched_flush_starts(void)
 			SchedRun   *run = ((SchedStart *) lfirst(lc))->run;
 			ExecRequest req;
 
+			if (run->from_runid > 0)
+				chime_run_set_retry(&run->from_runid, NULL, 1);
+
 			run->runid = runids[i++];
 			if (run->msg)
 			{
 				memcpy(&req, run->msg, sizeof(req));
 				req.runid = run->runid;
+				req.record = run->runid > 0 && strcmp(run->role->database, chime_database_name) == 0;
 				memcpy(run->msg, &req, sizeof(req));
 			}
 			/* the key's run is now this attempt */
@@ -997,9 +1084,13 @@ sched_insert_row(const ChimeRunRow *row)
 	return chime_log_run ? chime_run_insert(row) : 0;
 }
 
-/* Make an attempt later: at 'at', inside the key it belongs to. */
-static void
-sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, TimestampTz at)
+/*
+ * Make an attempt later: at 'at', inside the key it belongs to; a retry
+ * names the failed attempt it follows (from_runid).
+ */
+static SchedRetry *
+sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, TimestampTz at,
+			int64 from_runid)
 {
 	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
 	SchedRetry *r = palloc0(sizeof(SchedRetry));
@@ -1008,10 +1099,12 @@ sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, Timestam
 	r->due = due;
 	r->attempt = attempt;
 	r->at = at;
+	r->from_runid = from_runid;
 	if (run_key)
 		strlcpy(r->run_key, run_key, sizeof(r->run_key));
 	sched_retries = lappend(sched_retries, r);
 	MemoryContextSwitchTo(old);
+	return r;
 }
 
 /* Record a skipped occurrence: one row per streak of them */
@@ -1038,7 +1131,7 @@ sched_skip(SchedActive *active, ChimeRunRow *row, const char *message)
  */
 static void
 sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
-				const char *trigger, int32 attempt, const char *run_key)
+				const char *trigger, int32 attempt, const char *run_key, int64 from_runid)
 {
 	SchedActive *active = sched_active_for(job->jobid, true);
 	const SchedClass *cls = job->cls;
@@ -1064,7 +1157,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 		if (attempt > 1)
 		{
 			/* an attempt inside a key waits for the run in its way */
-			sched_defer(job->jobid, due, attempt, key, now + USECS_PER_SEC);
+			sched_defer(job->jobid, due, attempt, key, now + USECS_PER_SEC, from_runid);
 			return;
 		}
 		if (busy && cls->overlap == 'b' && active->buffered_due == 0)
@@ -1082,7 +1175,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 		/* cron.run_now or cron.release_key may be at it: try again in a second */
 		if (!chime_lock_try(CHIME_LOCK_RUN_KEY, chime_lock_id_run_key(job->jobid, key), false))
 		{
-			sched_defer(job->jobid, due, 1, key, now + USECS_PER_SEC);
+			sched_defer(job->jobid, due, 1, key, now + USECS_PER_SEC, 0);
 			return;
 		}
 		if (!chime_key_claim(job->jobid, key, now))
@@ -1119,6 +1212,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 
 		start->run = sched_queue_run(job->jobid, cls->role, command, cls->timeout_ms, cls->overlap,
 									 cls->concurrency_key, key, ex, 0, due, attempt, http, http_error);
+		start->run->from_runid = from_runid;
 		start->row = row;
 		start->row.run_key = start->run->run_key;
 		sched_starts = lappend(sched_starts, start);
@@ -1219,7 +1313,7 @@ sched_fire_group(SchedJob *job, const char *command, const char *key, int64 firs
 	}
 	if (latest != 0)
 		sched_start_run(job, command, latest, now,
-						(coalesced > 1 || now_s - latest >= 1) ? "catchup" : "schedule", 1, NULL);
+						(coalesced > 1 || now_s - latest >= 1) ? "catchup" : "schedule", 1, NULL, 0);
 }
 
 /*
@@ -1284,18 +1378,24 @@ sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
  * trigger 'manual' that are not handed over yet.  They wait in the backlog
  * for an executor.
  */
-static void
+static bool
 sched_start_manual(void)
 {
 	SPITupleTable *rows;
 	uint64		n;
+	List	   *volatile taken = NIL;
+	volatile bool ok = true;
 
+	PG_TRY();
+	{
 	sched_begin("pg_chime: starting manual runs");
-	if (SPI_execute("SELECT r.runid, r.jobid, chime_epoch, j.command, j.database, j.username, "
-					"coalesce(extract(epoch FROM j.timeout) * 1000, 0)::int4, j.overlap, "
-					"j.concurrency_key, r.run_key, j.kind "
-					"FROM cron.job_run_details r JOIN cron.job j USING (jobid), "
-					"LATERAL (SELECT extract(epoch FROM r.scheduled_time)::int8 AS chime_epoch) e "
+	SpinLockAcquire(&chime_shared->mutex);
+	chime_shared->manual_read_at = chime_now();
+	SpinLockRelease(&chime_shared->mutex);
+	/* the partial index job_run_details_manual_idx has exactly these rows */
+	if (SPI_execute("SELECT r.runid, r.jobid, r.scheduled_time, j.command, j.database, j.username, "
+					"j.timeout, j.overlap, j.concurrency_key, r.run_key, j.kind "
+					"FROM cron.job_run_details r JOIN cron.job j USING (jobid) "
 					"WHERE r.trigger = 'manual' AND r.status = 'starting' AND r.job_pid IS NULL",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read manual runs");
@@ -1310,14 +1410,20 @@ sched_start_manual(void)
 		bool		found;
 		int64		runid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		int32		timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		int64		timeout_us;
+		int32		timeout_ms;
 		char	   *username = SPI_getvalue(tup, desc, 6);
 		ChimeHttpRequest *http = NULL;
 		char	   *http_error = NULL;
+		SchedRun   *run;
+		MemoryContext old;
 
-		(void) hash_search(sched_manual, &runid, HASH_ENTER, &found);
+		(void) hash_search(sched_manual, &runid, HASH_FIND, &found);
 		if (found)
 			continue;
+		if (!sched_interval_us(tup, desc, 7, CHIME_MAX_TIMEOUT_US, &timeout_us))
+			timeout_us = CHIME_MAX_TIMEOUT_US;
+		timeout_ms = (int32) ((timeout_us + 999) / 1000);
 		if (strcmp(SPI_getvalue(tup, desc, 11), "http") == 0)
 		{
 			int32		pid = MyProcPid;
@@ -1326,13 +1432,158 @@ sched_start_manual(void)
 			chime_run_running(&runid, &pid, 1);
 		}
 		sched_active_for(jobid, true)->running++;
-		(void) sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), username),
+		run = sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), username),
 							   SPI_getvalue(tup, desc, 4), timeout_ms,
 							   SPI_getvalue(tup, desc, 8)[0], SPI_getvalue(tup, desc, 9),
 							   SPI_getvalue(tup, desc, 10), NULL, runid,
-							   DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)), 1, http, http_error);
+							   chime_unix_from_timestamptz(DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull))),
+							   1, http, http_error);
+		old = MemoryContextSwitchTo(sched_scratch_cxt);
+		taken = lappend(taken, run);
+		MemoryContextSwitchTo(old);
+		(void) hash_search(sched_manual, &runid, HASH_ENTER, NULL);
 	}
 	sched_commit();
+	}
+	PG_CATCH();
+	{
+		ListCell   *lc;
+		ErrorData  *edata = sched_catch();
+
+		foreach(lc, taken)
+		{
+			SchedRun   *run = lfirst(lc);
+			SchedActive *active = sched_active_for(run->jobid, false);
+
+			(void) hash_search(sched_manual, &run->runid, HASH_REMOVE, NULL);
+			sched_backlog = list_delete_ptr(sched_backlog, run);
+			sched_http_pending = list_delete_ptr(sched_http_pending, run);
+			if (active)
+				active->running--;
+			if (run->concurrency_key)
+				(*sched_concurrency_count(run->concurrency_key, true))--;
+			sched_http_forget(run);
+		}
+		sched_recording_failed_with("take the manual runs", edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * A transaction that starts runs failed: undo what it did in memory, so
+ * that it can be made again.  The runs it queued are dropped (their rows
+ * were rolled back), the jobs from the first one it handled go back into
+ * the heap at the instants they had ('orig_due'), the retries it took are
+ * planned again, and skipped streaks start a new row.
+ */
+static void
+sched_undo_starts(SchedJob **due, const int64 *orig_due, int first, int ndue, List *fired)
+{
+	ListCell   *lc;
+
+	foreach(lc, sched_starts)
+	{
+		SchedRun   *run = ((SchedStart *) lfirst(lc))->run;
+		SchedActive *active = sched_active_for(run->jobid, false);
+		ListCell   *ec;
+
+		foreach(ec, sched_executors)
+		{
+			SchedExecutor *ex = lfirst(ec);
+
+			ex->queue = list_delete_ptr(ex->queue, run);
+		}
+		sched_backlog = list_delete_ptr(sched_backlog, run);
+		sched_http_pending = list_delete_ptr(sched_http_pending, run);
+		if (active)
+			active->running--;
+		if (run->concurrency_key)
+			(*sched_concurrency_count(run->concurrency_key, true))--;
+		sched_http_forget(run);
+		if (run->msg)
+			pfree(run->msg);
+		pfree(run);
+	}
+	sched_starts = NIL;
+	sched_deactivate = NIL;
+	for (int i = first; i < ndue; i++)
+	{
+		SchedJob   *job = due[i];
+		SchedActive *active = sched_active_for(job->jobid, false);
+
+		if (job->in_heap)
+			pairingheap_remove(sched_heap, &job->node);
+		job->due = orig_due[i];
+		pairingheap_add(sched_heap, &job->node);
+		job->in_heap = true;
+		if (active)
+			active->skip_runid = 0;
+	}
+	MemoryContextSwitchTo(sched_runs_cxt);
+	sched_retries = list_concat(sched_retries, fired);
+	MemoryContextSwitchTo(sched_scratch_cxt);
+}
+
+/*
+ * A unit of the scheduler's work failed: roll its transaction back and
+ * wait before recording anything again (1 s, doubling up to 5 s).  The
+ * run log may be full, locked or refusing rows; nothing stops.
+ */
+static ErrorData *
+sched_catch(void)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(sched_scratch_cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	return edata;
+}
+
+static void
+sched_recording_failed(const char *what)
+{
+	sched_recording_failed_with(what, sched_catch());
+}
+
+/* The same, once the error is caught (sched_catch) */
+static void
+sched_recording_failed_with(const char *what, ErrorData *edata)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		gone;
+
+	AbortCurrentTransaction();
+
+	/* DROP EXTENSION (and maybe CREATE again): start over, waiting for it */
+	StartTransactionCommand();
+	gone = get_extension_oid("pg_chime", true) != sched_extension;
+	CommitTransactionCommand();
+	if (gone)
+	{
+		elog(LOG, "pg_chime scheduler: the extension was dropped; restarting");
+		proc_exit(1);
+	}
+	pgstat_report_activity(STATE_IDLE, NULL);
+	sched_log_backoff_ms = sched_log_backoff_ms == 0 ? 1000 : Min(sched_log_backoff_ms * 2, 5000);
+	sched_log_wait_until = now + (int64) sched_log_backoff_ms * 1000;
+	ereport(WARNING,
+			(errmsg("pg_chime: could not %s: %s", what, edata->message),
+			 errdetail("Nothing is lost: pg_chime tries again in %d ms; due runs wait and then "
+					   "start late (within catchup) or are recorded missed.", sched_log_backoff_ms)));
+	FreeErrorData(edata);
+	MemoryContextSwitchTo(sched_scratch_cxt);
+}
+
+/* Is recording waiting after a failure? */
+static bool
+sched_log_waiting(void)
+{
+	if (sched_log_wait_until == 0)
+		return false;
+	return GetCurrentTimestamp() < sched_log_wait_until;
 }
 
 /*
@@ -1340,17 +1591,27 @@ sched_start_manual(void)
  * SCHED_CHUNK: each is recorded in one transaction and handed over before
  * the next, so executors start on the first runs at once, and finished
  * runs are collected in between.  The horizon is saved with the last.
+ * *reboot (the @reboot jobs, at startup) is emptied once they started.
+ * When a transaction fails (the run log unavailable), what it started is
+ * undone and tried again after a pause: returns false.
  */
-static void
-sched_fire_due(List *reboot)
+static bool
+sched_fire_due(List **reboot)
 {
 	TimestampTz now = chime_now();
 	int64		now_s = sched_now_unix(now);
 	SchedJob  **due;
+	int64	   *orig_due;
 	int			ndue = 0;
 	int			size = 64;
+	volatile int first = 0;
+	List	   *volatile fired = NIL;
 	ListCell   *lc;
+	volatile bool ok = true;
+	int64		old_horizon = sched_horizon;
 
+	if (sched_log_waiting())
+		return false;
 	due = palloc(sizeof(SchedJob *) * size);
 	while (!pairingheap_is_empty(sched_heap))
 	{
@@ -1367,21 +1628,29 @@ sched_fire_due(List *reboot)
 		}
 		due[ndue++] = job;
 	}
+	if (ndue == 0 && *reboot == NIL &&
+		!(sched_retries != NIL && sched_next_retry() <= now))
+	{
+		sched_horizon = now_s;
+		return true;
+	}
+	orig_due = palloc(sizeof(int64) * Max(ndue, 1));
+	for (int i = 0; i < ndue; i++)
+		orig_due[i] = due[i]->due;
 
-	if (ndue > 0 || reboot != NIL ||
-		(sched_retries != NIL && sched_next_retry() <= now))
+	PG_TRY();
 	{
 		sched_begin("pg_chime: starting due runs");
-		sched_fire_retries(now);
-		foreach(lc, reboot)
+		fired = sched_fire_retries(now);
+		foreach(lc, *reboot)
 		{
 			SchedJob   *job = lfirst(lc);
 			char	   *command = sched_command(job);
 
 			if (command)
-				sched_start_run(job, command, now_s, now, "schedule", 1, NULL);
+				sched_start_run(job, command, now_s, now, "schedule", 1, NULL, 0);
 		}
-		for (int first = 0; first < ndue; first += SCHED_CHUNK)
+		for (first = 0; first < ndue; first += SCHED_CHUNK)
 		{
 			int			n = Min(SCHED_CHUNK, ndue - first);
 			HTAB	   *commands;
@@ -1390,6 +1659,9 @@ sched_fire_due(List *reboot)
 			{
 				/* recording ended runs waits until every due run has started */
 				sched_commit();
+				list_free_deep(fired);
+				fired = NIL;
+				*reboot = NIL;
 				sched_read_replies();
 				sched_send();
 				sched_begin("pg_chime: starting due runs");
@@ -1407,8 +1679,27 @@ sched_fire_due(List *reboot)
 		sched_horizon = now_s;
 		sched_save_horizon();
 		sched_commit();
+		*reboot = NIL;
 	}
-	sched_horizon = now_s;
+	PG_CATCH();
+	{
+		int			from = Min(first, ndue);
+		ErrorData  *edata = sched_catch();
+
+		sched_horizon = old_horizon;
+		/* before the abort: the starts are listed in the transaction's memory */
+		sched_undo_starts(due, orig_due, from, ndue, fired);
+		sched_recording_failed_with("record the runs that are due", edata);
+		fired = NIL;
+		ok = false;
+	}
+	PG_END_TRY();
+	if (!ok)
+		return false;
+	list_free_deep(fired);
+	sched_log_backoff_ms = 0;
+	sched_log_wait_until = 0;
+	return true;
 }
 
 /*
@@ -1434,36 +1725,41 @@ sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt)
 }
 
 /*
- * After a failed attempt: plan the next one if the job allows more and
- * the error is one a retry can change (not SQLSTATE class 42, a syntax or
- * access rule error; for HTTP, a transport error, a timeout, 429 or 5xx).
+ * After a failed attempt: when to make the next one (0: never), if the
+ * job allows more and the error is one a retry can change (not SQLSTATE
+ * class 42, a syntax or access rule error; for HTTP, a transport error, a
+ * timeout, 429 or 5xx).
  */
-static bool
-sched_plan_retry(const SchedDone *d, TimestampTz now)
+static TimestampTz
+sched_retry_at(const SchedDone *d, TimestampTz now)
 {
 	SchedRun   *run = d->run;
 	SchedJob   *job = hash_search(sched_jobs, &run->jobid, HASH_FIND, NULL);
 	int64		delay;
 
-	if (job == NULL || run->attempt >= job->cls->max_attempts)
-		return false;
+	if (d->ok || d->skipped || job == NULL || run->attempt >= job->cls->max_attempts)
+		return 0;
 	if (d->http ? !d->http_retry : (d->message && strncmp(d->message, "ERROR: 42", 9) == 0))
-		return false;
+		return 0;
 	/* an HTTP server's Retry-After, if longer, within cron.max_retry_delay */
 	delay = sched_retry_delay_us(job, run->due, run->attempt);
 	if (d->retry_after_us > delay)
 		delay = Min(d->retry_after_us, chime_max_retry_delay_us);
-	sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key, now + delay);
-	return true;
+	return now + delay;
 }
 
-/* Start the retries whose time has come (inside a transaction). */
-static void
+/*
+ * Start the retries whose time has come (inside a transaction); returns
+ * them, so that they can be planned again if the transaction fails.
+ */
+static List *
 sched_fire_retries(TimestampTz now)
 {
 	ListCell   *lc;
 	List	   *due = NIL;
 	int64		now_s = sched_now_unix(now);
+
+	MemoryContext old = MemoryContextSwitchTo(sched_scratch_cxt);
 
 	foreach(lc, sched_retries)
 	{
@@ -1472,8 +1768,10 @@ sched_fire_retries(TimestampTz now)
 		if (r->at > now)
 			continue;
 		sched_retries = foreach_delete_current(sched_retries, lc);
+		/* outlives the transaction: planned again if it fails */
 		due = lappend(due, r);
 	}
+	MemoryContextSwitchTo(old);
 	foreach(lc, due)
 	{
 		SchedRetry *r = lfirst(lc);
@@ -1482,7 +1780,12 @@ sched_fire_retries(TimestampTz now)
 
 		/* a job removed ends its retries */
 		if (command == NULL)
-			;
+		{
+			if (r->from_runid > 0)
+				chime_run_set_retry(&r->from_runid, NULL, 1);
+		}
+		else if (r->buffered)
+			sched_start_run(job, command, r->due, now, "schedule", 1, NULL, 0);
 		else if (r->attempt == 1)
 		{
 			/* a first attempt put off: it is a late occurrence now */
@@ -1496,10 +1799,11 @@ sched_fire_retries(TimestampTz now)
 		}
 		/* a closed window ends them too */
 		else if (chime_in_window(&job->cls->timing.window, job->cls->timing.zone, now_s))
-			sched_start_run(job, command, r->due, now, "retry", r->attempt, r->run_key);
-		pfree(r);
+			sched_start_run(job, command, r->due, now, "retry", r->attempt, r->run_key, r->from_runid);
+		else if (r->from_runid > 0)
+			chime_run_set_retry(&r->from_runid, NULL, 1);
 	}
-	list_free(due);
+	return due;
 }
 
 /* When the next retry is due, or 0 if none is planned. */
@@ -1532,6 +1836,7 @@ sched_executor_lost(SchedExecutor *ex, List **done)
 
 		d->run = run;
 		d->ok = false;
+		d->lost = true;
 		d->message = psprintf("failed: the executor for role %s in database %s exited "
 							  "before the run finished (see the server log)",
 							  ex->role->username, ex->role->database);
@@ -1558,6 +1863,7 @@ static void
 sched_read_replies(void)
 {
 	List	   *lost = NIL;
+	List	   *stale = NIL;
 	ListCell   *lc;
 	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
 
@@ -1584,10 +1890,22 @@ sched_read_replies(void)
 			if (ex->inflight == NIL)
 				elog(ERROR, "pg_chime: executor %d replied for run " INT64_FORMAT " it was not given",
 					 ex->pid, reply.runid);
+			if (reply.outcome == EXEC_STALE)
+			{
+				/* its session no longer fits the role: a new executor runs it */
+				SchedRun   *run = linitial(ex->inflight);
+
+				ex->inflight = list_delete_first(ex->inflight);
+				run->marked_running = false;
+				stale = lappend(stale, run);
+				ex->retiring = true;
+				continue;
+			}
 			d = palloc0(sizeof(SchedDone));
 			d->run = linitial(ex->inflight);
-			d->ok = reply.ok;
-			d->skipped = reply.skipped;
+			d->ok = reply.outcome == EXEC_SUCCEEDED;
+			d->skipped = reply.outcome == EXEC_SKIPPED;
+			d->recorded = reply.recorded;
 			d->message = pnstrdup((char *) data + sizeof(reply), len - sizeof(reply));
 			d->pid = ex->pid;
 			ex->inflight = list_delete_first(ex->inflight);
@@ -1599,15 +1917,51 @@ sched_read_replies(void)
 	foreach(lc, lost)
 		sched_executor_lost(lfirst(lc), &sched_done);
 	list_free(lost);
+	/* runs handed back go first, in their order; a retiring executor's queue too */
+	foreach(lc, sched_executors)
+	{
+		SchedExecutor *ex = lfirst(lc);
+
+		if (ex->retiring && ex->queue != NIL)
+		{
+			stale = list_concat(stale, ex->queue);
+			ex->queue = NIL;
+		}
+	}
+	sched_backlog = list_concat(stale, sched_backlog);
 	MemoryContextSwitchTo(old);
 	sched_http_collect();
 }
 
 /*
- * Record the runs in sched_done, in one transaction: their rows, their
- * keys ('succeeded'; 'failed' unless a retry is planned; released when the
- * run was skipped), their retries, and the buffered runs their end lets
- * go.
+ * A run lost with its executor: when the executor could not connect
+ * because its role or database is gone, say so (an error a retry cannot
+ * change).  Inside a transaction.
+ */
+static void
+sched_lost_message(SchedDone *d)
+{
+	SchedRole  *role = d->run->role;
+
+	if (!OidIsValid(get_role_oid(role->username, true)))
+		d->message = MemoryContextStrdup(sched_runs_cxt,
+										 psprintf("ERROR: 42704: role \"%s\" does not exist\n"
+												  "HINT: The job's role was dropped; drop the job or give it to another role.",
+												  role->username));
+	else if (!OidIsValid(get_database_oid(role->database, true)))
+		d->message = MemoryContextStrdup(sched_runs_cxt,
+										 psprintf("ERROR: 3D000: database \"%s\" does not exist",
+												  role->database));
+}
+
+/*
+ * Record the runs in sched_done, in one transaction: their rows (with when
+ * a failed one will be retried), their keys ('succeeded'; 'failed' unless
+ * a retry is planned; released when the run was skipped).  Runs whose
+ * executor recorded them with their own commit are left as they are.
+ * Once that commits: their retries are planned, their counts drop, and
+ * the buffered runs their end lets go are started.  If it fails, the runs
+ * stay in sched_done and are recorded after a pause.
  */
 static void
 sched_record_done(void)
@@ -1619,11 +1973,15 @@ sched_record_done(void)
 	int32	   *pids;
 	int32	   *http_status;
 	char	  **bodies;
+	TimestampTz *retry_at;
+	TimestampTz *plan;
 	int			nrec = 0;
+	int			i;
 	ListCell   *lc;
 	TimestampTz now;
+	volatile bool ok = true;
 
-	if (n == 0)
+	if (n == 0 || sched_log_waiting())
 		return;
 	runids = palloc(sizeof(int64) * n);
 	statuses = palloc(sizeof(char *) * n);
@@ -1631,67 +1989,94 @@ sched_record_done(void)
 	pids = palloc(sizeof(int32) * n);
 	http_status = palloc(sizeof(int32) * n);
 	bodies = palloc(sizeof(char *) * n);
+	retry_at = palloc(sizeof(TimestampTz) * n);
+	plan = palloc(sizeof(TimestampTz) * n);
 
 	now = chime_now();
-	sched_begin("pg_chime: recording finished runs");
+	i = 0;
 	foreach(lc, sched_done)
-	{
-		SchedDone  *d = lfirst(lc);
+		plan[i++] = sched_retry_at(lfirst(lc), now);
 
-		if (d->run->runid <= 0)
-			continue;
-		runids[nrec] = d->run->runid;
-		statuses[nrec] = d->skipped ? "skipped" : d->ok ? "succeeded" : "failed";
-		messages[nrec] = d->message;
-		http_status[nrec] = d->http_status;
-		bodies[nrec] = d->body;
-		pids[nrec++] = d->pid;
+	PG_TRY();
+	{
+		sched_begin("pg_chime: recording finished runs");
+		i = 0;
+		foreach(lc, sched_done)
+		{
+			SchedDone  *d = lfirst(lc);
+			TimestampTz at = plan[i++];
+
+			if (d->run->runid <= 0 || d->recorded)
+				continue;
+			if (d->lost)
+				sched_lost_message(d);
+			runids[nrec] = d->run->runid;
+			statuses[nrec] = d->skipped ? "skipped" : d->ok ? "succeeded" : "failed";
+			messages[nrec] = d->message;
+			http_status[nrec] = d->http_status;
+			bodies[nrec] = d->body;
+			retry_at[nrec] = at;
+			pids[nrec++] = d->pid;
+		}
+		if (nrec > 0)
+			chime_run_finish(runids, statuses, messages, pids, http_status, bodies, retry_at, nrec, now);
+		i = 0;
+		foreach(lc, sched_done)
+		{
+			SchedDone  *d = lfirst(lc);
+			SchedRun   *run = d->run;
+			TimestampTz at = plan[i++];
+
+			if (run->run_key[0] != '\0' && !d->recorded)
+				chime_key_update(run->jobid, run->run_key, Max(run->runid, 0),
+								 d->skipped ? NULL : d->ok ? "succeeded" : at != 0 ? "running" : "failed",
+								 now);
+		}
+		sched_commit();
 	}
-	if (nrec > 0)
-		chime_run_finish(runids, statuses, messages, pids, http_status, bodies, nrec, now);
+	PG_CATCH();
+	{
+		sched_recording_failed("record the runs that ended");
+		ok = false;
+	}
+	PG_END_TRY();
+	if (!ok)
+		return;
+	sched_log_backoff_ms = 0;
+	sched_log_wait_until = 0;
+
+	i = 0;
 	foreach(lc, sched_done)
 	{
 		SchedDone  *d = lfirst(lc);
 		SchedRun   *run = d->run;
 		SchedActive *active = sched_active_for(run->jobid, false);
-		bool		retry = false;
+		TimestampTz at = plan[i++];
 
 		(void) hash_search(sched_manual, &run->runid, HASH_REMOVE, NULL);
 		if (run->concurrency_key)
 			(*sched_concurrency_count(run->concurrency_key, true))--;
-		if (!d->ok && !d->skipped)
-			retry = sched_plan_retry(d, now);
-		if (run->run_key[0] != '\0')
-			chime_key_update(run->jobid, run->run_key, Max(run->runid, 0),
-							 d->skipped ? NULL : d->ok ? "succeeded" : retry ? "running" : "failed", now);
+		if (at != 0)
+			sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key, at, Max(run->runid, 0));
 		if (active)
 		{
 			active->running--;
 			if (active->running == 0 && active->buffered_due != 0)
 			{
-				SchedJob   *job = hash_search(sched_jobs, &run->jobid, HASH_FIND, NULL);
-				int64		buffered = active->buffered_due;
-				char	   *command = job ? sched_command(job) : NULL;
+				SchedRetry *r = sched_defer(run->jobid, active->buffered_due, 1, NULL, now, 0);
 
+				r->buffered = true;
 				active->buffered_due = 0;
-				if (command)
-					sched_start_run(job, command, buffered, now, "schedule", 1, NULL);
 			}
 		}
-	}
-	sched_commit();
-	foreach(lc, sched_done)
-	{
-		SchedDone  *d = lfirst(lc);
-
 		pfree(d->message);
 		if (d->body)
 			pfree(d->body);
-		if (d->run->msg)
-			pfree(d->run->msg);
-		if (d->run->concurrency_key)
-			pfree(d->run->concurrency_key);
-		pfree(d->run);
+		if (run->msg)
+			pfree(run->msg);
+		if (run->concurrency_key)
+			pfree(run->concurrency_key);
+		pfree(run);
 	}
 	list_free_deep(sched_done);
 	sched_done = NIL;
@@ -1885,10 +2270,7 @@ sched_mark_running(void)
 		{
 			SchedRun   *run = lfirst(rc);
 
-			if (run->marked_running)
-				continue;
-			run->marked_running = true;
-			if (run->runid <= 0)
+			if (run->marked_running || run->runid <= 0)
 				continue;
 			if (n == size)
 			{
@@ -1901,11 +2283,35 @@ sched_mark_running(void)
 		}
 	}
 
-	if (n > 0)
+	if (n > 0 && !sched_log_waiting())
 	{
-		sched_begin("pg_chime: recording started runs");
-		chime_run_running(runids, pids, n);
-		sched_commit();
+		volatile bool ok = true;
+
+		PG_TRY();
+		{
+			sched_begin("pg_chime: recording started runs");
+			chime_run_running(runids, pids, n);
+			sched_commit();
+		}
+		PG_CATCH();
+		{
+			sched_recording_failed("record the runs that started");
+			ok = false;
+		}
+		PG_END_TRY();
+		if (!ok)
+			return;
+	}
+	/* also those not recorded (cron.log_run off) */
+	foreach(lc, sched_executors)
+	{
+		SchedExecutor *ex = lfirst(lc);
+		ListCell   *rc;
+
+		if (ex->pid == 0)
+			continue;
+		foreach(rc, ex->inflight)
+			((SchedRun *) lfirst(rc))->marked_running = true;
 	}
 }
 
@@ -1929,8 +2335,9 @@ sched_retire_idle(void)
 			continue;
 		left = EXEC_IDLE_MS - (long) ((now - ex->idle_since) / 1000);
 		/* an idle executor also gives way to runs of another role waiting */
-		if (left <= 0 || (sched_backlog != NIL &&
-						  list_length(sched_executors) >= chime_max_running_jobs))
+		if (left <= 0 || ex->retiring ||
+			(sched_backlog != NIL &&
+			 (list_length(sched_executors) >= chime_max_running_jobs || sched_no_slot_until != 0)))
 		{
 			if (left > 0)
 				next = 0;		/* come back at once to start their executor */
@@ -1995,6 +2402,9 @@ chime_scheduler_main(Datum arg)
 {
 	List	   *reboot = NIL;
 	List	   *interrupted = NIL;
+	List	   *pending = NIL;
+	List	   *crashed;
+	TimestampTz started;
 	int64	   *changed;
 	TimestampTz since;
 	WaitEventSet *wait_set;
@@ -2005,6 +2415,13 @@ chime_scheduler_main(Datum arg)
 
 	BackgroundWorkerInitializeConnection(chime_database_name, NULL, 0);
 	pgstat_report_appname("pg_chime scheduler");
+
+	/*
+	 * The scheduler never waits long for a lock a session holds on its
+	 * tables: shorter than deadlock_timeout, so that in a deadlock with
+	 * DDL (DROP EXTENSION) it is the scheduler that gives way.
+	 */
+	SetConfigOption("lock_timeout", "500", PGC_SUSET, PGC_S_OVERRIDE);
 	chime_set_scheduler(MyLatch);
 	on_proc_exit(sched_on_exit, 0);
 
@@ -2022,6 +2439,9 @@ chime_scheduler_main(Datum arg)
 	MemoryContextSwitchTo(sched_scratch_cxt);
 
 	sched_wait_for_extension();
+	StartTransactionCommand();
+	sched_extension = get_extension_oid("pg_chime", false);
+	CommitTransactionCommand();
 	changed = MemoryContextAlloc(sched_runs_cxt, sizeof(int64) * CHIME_CHANGED_MAX);
 	sched_http_fd = chime_http_init();
 
@@ -2037,31 +2457,51 @@ chime_scheduler_main(Datum arg)
 	(void) chime_take_changed(changed, &since);
 
 	sched_stop_orphans();
+	crashed = chime_crashed_runs();
+	/* a manual run recorded since then cannot have been taken by a scheduler */
+	SpinLockAcquire(&chime_shared->mutex);
+	started = Max(chime_shared->started_at, chime_shared->manual_read_at);
+	SpinLockRelease(&chime_shared->mutex);
 	sched_begin("pg_chime: reconciling interrupted runs");
-	chime_run_reconcile(chime_now(), sched_runs_cxt, &interrupted);
+	chime_run_reconcile(chime_now(), started, crashed, sched_runs_cxt, &interrupted);
+	chime_run_pending_retries(sched_runs_cxt, &pending);
 	sched_commit();
 	if (interrupted != NIL)
 		elog(LOG, "pg_chime: %d interrupted runs marked failed", list_length(interrupted));
 
 	/*
-	 * Interrupted attempts are retried as their job's policy allows.  They
-	 * are listed before loading the jobs, so that an @at job, inactive once
-	 * it has run, is loaded for its retry; their time is set once the job's
-	 * policy is known.
+	 * Interrupted attempts are retried as their job's policy allows (one
+	 * whose process crashed, once whatever max_attempts says), and the
+	 * retries planned before the restart are made when they were due.
+	 * They are listed before loading the jobs, so that an @at job,
+	 * inactive once it has run, is loaded for its retry; the time of an
+	 * interrupted one is set once the job's policy is known, and saved.
 	 */
 	{
 		ListCell   *lc;
 		TimestampTz now = chime_now();
 		HTAB	   *handled;
+		int64	   *ids;
+		TimestampTz *ats;
+		int			nids = 0;
 
-		MemoryContextSwitchTo(sched_runs_cxt);
 		foreach(lc, interrupted)
 		{
 			ChimeInterrupted *run = lfirst(lc);
 
-			sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key, 0);
+			if (!run->poisoned)
+				sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key, 0,
+							run->runid)->crashed = run->crashed;
+		}
+		foreach(lc, pending)
+		{
+			ChimeInterrupted *run = lfirst(lc);
+
+			sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key,
+						Max(run->retry_at, 1), run->runid);
 		}
 		list_free_deep(interrupted);
+		list_free_deep(pending);
 		MemoryContextSwitchTo(sched_scratch_cxt);
 
 		/* occurrences since the last scheduler handled them: catch up */
@@ -2070,18 +2510,31 @@ chime_scheduler_main(Datum arg)
 		sched_commit();
 		sched_load(NULL, 0, &reboot, handled, 0);
 
+		ids = palloc(sizeof(int64) * (list_length(sched_retries) + 1));
+		ats = palloc(sizeof(TimestampTz) * (list_length(sched_retries) + 1));
 		foreach(lc, sched_retries)
 		{
 			SchedRetry *r = lfirst(lc);
 			SchedJob   *job = hash_search(sched_jobs, &r->jobid, HASH_FIND, NULL);
 
-			if (job == NULL || r->attempt > job->cls->max_attempts)
+			if (job == NULL || (r->attempt > job->cls->max_attempts && !r->crashed))
 			{
+				ids[nids] = r->from_runid;
+				ats[nids++] = 0;
 				sched_retries = foreach_delete_current(sched_retries, lc);
 				pfree(r);
+				continue;
 			}
-			else
+			if (r->at == 0)
 				r->at = now + sched_retry_delay_us(job, r->due, r->attempt - 1);
+			ids[nids] = r->from_runid;
+			ats[nids++] = r->at;
+		}
+		if (nids > 0)
+		{
+			sched_begin("pg_chime: saving the retries to make");
+			chime_run_set_retry(ids, ats, nids);
+			sched_commit();
 		}
 	}
 	elog(LOG, "pg_chime scheduler started");
@@ -2091,13 +2544,13 @@ chime_scheduler_main(Datum arg)
 		long		timeout = -1;
 		long		retire;
 		bool		reload_all = false;
+		static bool manual_pending = false;
 
 		MemoryContextReset(sched_scratch_cxt);
 		sched_cmd_cache = NULL;
 		chime_secret_forget();
 		sched_collect();
-		sched_fire_due(reboot);
-		reboot = NIL;
+		(void) sched_fire_due(&reboot);
 		sched_send();
 		/* the runs that ended while due runs were starting */
 		sched_record_done();
@@ -2138,6 +2591,14 @@ chime_scheduler_main(Datum arg)
 			if (timeout < 0 || left < timeout)
 				timeout = left;
 		}
+		if (sched_log_wait_until != 0)
+		{
+			/* recording failed: try again after the pause */
+			long		left = (long) Max(0, (sched_log_wait_until - GetCurrentTimestamp() + 999) / 1000);
+
+			if (timeout < 0 || left < timeout)
+				timeout = left;
+		}
 		if (chime_http_in_flight() > 0)
 		{
 			/* libcurl's timers; its sockets are in the wait set */
@@ -2164,15 +2625,18 @@ chime_scheduler_main(Datum arg)
 		if (reload_all || pg_atomic_read_u32(&chime_shared->jobs_changed) != 0)
 		{
 			int			n = chime_take_changed(changed, &since);
+			List	   *none = NIL;
 
 			/* occurrences up to now belong to the old job list */
-			sched_fire_due(NIL);
+			(void) sched_fire_due(&none);
 			if (reload_all || n < 0)
 				sched_load(NULL, 0, NULL, NULL, since);
 			else if (n > 0)
 				sched_load(changed, n, NULL, NULL, since);
 		}
 		if (pg_atomic_exchange_u32(&chime_shared->manual_runs, 0) != 0)
-			sched_start_manual();
+			manual_pending = true;
+		if (manual_pending && !sched_log_waiting())
+			manual_pending = !sched_start_manual();
 	}
 }

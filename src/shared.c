@@ -71,6 +71,8 @@ shared_startup(void)
 		chime_shared->changed_since = 0;
 		pg_atomic_init_u32(&chime_shared->jobs_changed, 0);
 		pg_atomic_init_u32(&chime_shared->manual_runs, 0);
+		chime_shared->started_at = chime_now();
+		chime_shared->manual_read_at = 0;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

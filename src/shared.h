@@ -30,6 +30,14 @@ typedef struct ChimeShared
 	TimestampTz changed_since;	/* pg_chime's clock at the start of the earliest of those transactions (0: none) */
 	int64		changed[CHIME_CHANGED_MAX];
 	pg_atomic_uint32 manual_runs;	/* set at commit of cron.run_now */
+
+	/*
+	 * Manual runs recorded after the later of these were never taken by a
+	 * scheduler: when shared memory was made (server start, crash-restart),
+	 * and when a scheduler last read the manual runs (under mutex).
+	 */
+	TimestampTz started_at;
+	TimestampTz manual_read_at;
 } ChimeShared;
 
 extern ChimeShared *chime_shared;

@@ -3,7 +3,7 @@
 \pset format unaligned
 \pset tuples_only true
 BEGIN;
-SELECT plan(48);
+SELECT plan(50);
 
 SELECT has_schema('cron');
 SELECT has_table('cron', 'job', 'cron.job exists');
@@ -19,7 +19,9 @@ SELECT columns_are('cron', 'job', ARRAY[
 SELECT columns_are('cron', 'job_run_details', ARRAY[
     'jobid', 'runid', 'job_pid', 'database', 'username', 'command', 'status',
     'return_message', 'start_time', 'end_time', 'scheduled_time', 'attempt', 'run_key',
-    'trigger', 'http_status', 'response_body', 'occurrences']);
+    'trigger', 'http_status', 'response_body', 'occurrences', 'retry_at']);
+SELECT has_index('cron', 'job_run_details', 'job_run_details_retry_idx', 'pending retries are indexed');
+SELECT has_index('cron', 'job_run_details', 'job_run_details_manual_idx', 'manual runs to start are indexed');
 SELECT columns_are('cron', 'job_run_key', ARRAY[
     'jobid', 'run_key', 'runid', 'state', 'claimed_at', 'finished_at']);
 SELECT columns_are('cron', 'secret', ARRAY['owner', 'name', 'value', 'created_at', 'updated_at']);

@@ -44,7 +44,7 @@ kill 'KILL', $exec_pid;
 poll_until($node, qq{SELECT status = 'failed' FROM cron.job_run_details WHERE runid = $runid},
 	'the run of the killed executor is failed');
 like($node->safe_psql('postgres', qq{SELECT return_message FROM cron.job_run_details WHERE runid = $runid}),
-	qr/interrupted|exited/, 'with a message saying why');
+	qr/crashed|interrupted|exited/, 'with a message saying why');
 poll_until($node, q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pg_chime scheduler'},
 	'the scheduler is back');
 $node->safe_psql('postgres', q{SELECT cron.unschedule('sleeper')});

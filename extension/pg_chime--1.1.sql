@@ -1,0 +1,256 @@
+/* pg_chime 1.1: schema cron, the job catalog and the SQL API */
+
+\echo Use "CREATE EXTENSION pg_chime" to load this file. \quit
+
+CREATE SCHEMA cron;
+
+-- Refuse to install where the scheduler will not read the jobs, or when the
+-- library is not preloaded (the scheduler could not start).
+CREATE FUNCTION cron._check_installable() RETURNS void
+    LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'chime_check_installable';
+SELECT cron._check_installable();
+REVOKE ALL ON FUNCTION cron._check_installable() FROM PUBLIC;
+
+CREATE SEQUENCE cron.jobid_seq;
+CREATE SEQUENCE cron.runid_seq;
+
+CREATE TABLE cron.job (
+    jobid           bigint PRIMARY KEY DEFAULT pg_catalog.nextval('cron.jobid_seq'),
+    schedule        text NOT NULL,
+    command         text NOT NULL,
+    nodename        text NOT NULL DEFAULT 'localhost',
+    nodeport        int NOT NULL DEFAULT pg_catalog.current_setting('port')::int,
+    database        text NOT NULL DEFAULT pg_catalog.current_database(),
+    username        text NOT NULL DEFAULT CURRENT_USER,
+    active          boolean NOT NULL DEFAULT true,
+    jobname         text,
+    kind            text NOT NULL DEFAULT 'sql' CHECK (kind IN ('sql', 'http')),
+    timezone        text,
+    run_window      text,
+    once_per        text CHECK (once_per IN ('day', 'week', 'month')),
+    overlap         text NOT NULL DEFAULT 'skip' CHECK (overlap IN ('skip', 'buffer_one', 'allow')),
+    concurrency_key text,
+    max_attempts    int NOT NULL DEFAULT 1 CHECK (max_attempts BETWEEN 1 AND 100),
+    retry_delay     interval NOT NULL DEFAULT '10 seconds',
+    timeout         interval,
+    catchup         interval NOT NULL DEFAULT '1 minute',
+    dst_gap         text NOT NULL DEFAULT 'end' CHECK (dst_gap IN ('end', 'skip', 'shift')),
+    url             text,
+    method          text,
+    headers         jsonb,
+    body            text,
+    CONSTRAINT jobname_username_uniq UNIQUE (jobname, username),
+    CONSTRAINT http_has_url CHECK ((kind = 'http') = (url IS NOT NULL))
+);
+ALTER SEQUENCE cron.jobid_seq OWNED BY cron.job.jobid;
+
+CREATE TABLE cron.job_run_details (
+    jobid           bigint,
+    runid           bigint PRIMARY KEY DEFAULT pg_catalog.nextval('cron.runid_seq'),
+    job_pid         int,
+    database        text,
+    username        text,
+    command         text,
+    status          text CHECK (status IN ('starting', 'running', 'succeeded', 'failed', 'skipped', 'missed')),
+    return_message  text,
+    start_time      timestamptz,
+    end_time        timestamptz,
+    scheduled_time  timestamptz,
+    attempt         int NOT NULL DEFAULT 1,
+    run_key         text,
+    trigger         text CHECK (trigger IN ('schedule', 'catchup', 'retry', 'manual')),
+    http_status     int,
+    response_body   text,
+    occurrences     int NOT NULL DEFAULT 1,
+    retry_at        timestamptz
+);
+ALTER SEQUENCE cron.runid_seq OWNED BY cron.job_run_details.runid;
+CREATE INDEX job_run_details_jobid_start_time_idx ON cron.job_run_details (jobid, start_time);
+-- failed attempts whose retry is still to be made (read at scheduler start)
+CREATE INDEX job_run_details_retry_idx ON cron.job_run_details (jobid)
+    WHERE retry_at IS NOT NULL;
+-- manual runs recorded by cron.run_now that no executor has taken yet
+CREATE INDEX job_run_details_manual_idx ON cron.job_run_details (runid)
+    WHERE trigger = 'manual' AND status = 'starting' AND job_pid IS NULL;
+
+CREATE TABLE cron.job_run_key (
+    jobid           bigint NOT NULL REFERENCES cron.job (jobid) ON DELETE CASCADE,
+    run_key         text NOT NULL,
+    runid           bigint,
+    state           text NOT NULL CHECK (state IN ('running', 'succeeded', 'failed')),
+    claimed_at      timestamptz NOT NULL,
+    finished_at     timestamptz,
+    PRIMARY KEY (jobid, run_key)
+);
+
+-- Where the scheduler has got to: every occurrence up to 'horizon' has been
+-- handled.  After a restart or a promotion, occurrences after it start
+-- under catchup or are recorded missed.  Runs recorded after last_runid
+-- tell which of them a crash interrupted after they were handled.
+CREATE TABLE cron.scheduler_state (
+    id              boolean PRIMARY KEY DEFAULT true CHECK (id),
+    horizon         timestamptz NOT NULL,
+    last_runid      bigint NOT NULL
+);
+
+CREATE TABLE cron.secret (
+    owner           text NOT NULL DEFAULT CURRENT_USER,
+    name            text NOT NULL,
+    value           text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (owner, name)
+);
+
+-- pg_dump keeps the jobs (not the run history, keys or secret values)
+SELECT pg_catalog.pg_extension_config_dump('cron.job', '');
+SELECT pg_catalog.pg_extension_config_dump('cron.jobid_seq', '');
+
+-- Row-level security: every role sees and changes only its own rows.
+-- Writes go through the API functions; roles get read access only
+-- (and may delete their own run history, as in pg_cron).
+ALTER TABLE cron.job ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cron.job_run_details ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cron.job_run_key ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cron.secret ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cron.scheduler_state ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY cron_job_policy ON cron.job
+    USING (username = CURRENT_USER);
+CREATE POLICY cron_job_run_details_policy ON cron.job_run_details
+    USING (username = CURRENT_USER);
+CREATE POLICY cron_job_run_key_policy ON cron.job_run_key
+    USING (EXISTS (SELECT 1 FROM cron.job j
+                   WHERE j.jobid = job_run_key.jobid AND j.username = CURRENT_USER));
+CREATE POLICY cron_secret_policy ON cron.secret
+    USING (owner = CURRENT_USER);
+
+GRANT SELECT ON cron.job TO PUBLIC;
+GRANT SELECT, DELETE ON cron.job_run_details TO PUBLIC;
+GRANT SELECT ON cron.job_run_key TO PUBLIC;
+GRANT SELECT (owner, name, created_at, updated_at) ON cron.secret TO PUBLIC;
+
+-- Every change to cron.job, however it is made, tells the scheduler which
+-- jobs to reload when the transaction commits.
+CREATE FUNCTION cron._job_changed() RETURNS trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_job_changed';
+REVOKE ALL ON FUNCTION cron._job_changed() FROM PUBLIC;
+CREATE TRIGGER job_changed AFTER INSERT OR UPDATE OR DELETE ON cron.job
+    FOR EACH ROW EXECUTE FUNCTION cron._job_changed();
+CREATE TRIGGER job_truncated AFTER TRUNCATE ON cron.job
+    FOR EACH STATEMENT EXECUTE FUNCTION cron._job_changed();
+
+-- The API.  These are C functions running as the caller: they check the
+-- caller's rights themselves and write the tables as the extension owner.
+
+CREATE FUNCTION cron.schedule(schedule text, command text)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_unnamed';
+
+CREATE FUNCTION cron.schedule(job_name text, schedule text, command text,
+                              timezone text DEFAULT NULL,
+                              run_window text DEFAULT NULL,
+                              once_per text DEFAULT NULL,
+                              overlap text DEFAULT NULL,
+                              concurrency_key text DEFAULT NULL,
+                              max_attempts int DEFAULT NULL,
+                              retry_delay interval DEFAULT NULL,
+                              timeout interval DEFAULT NULL,
+                              catchup interval DEFAULT NULL,
+                              dst_gap text DEFAULT NULL,
+                              database text DEFAULT NULL,
+                              username text DEFAULT NULL,
+                              active boolean DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_named';
+
+CREATE FUNCTION cron.schedule_in_database(job_name text, schedule text, command text,
+                                          database text,
+                                          username text DEFAULT NULL,
+                                          active boolean DEFAULT true)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_in_database';
+
+CREATE FUNCTION cron.schedule_http(job_name text, schedule text, url text,
+                                   method text DEFAULT 'POST',
+                                   headers jsonb DEFAULT '{}',
+                                   body text DEFAULT NULL,
+                                   timezone text DEFAULT NULL,
+                                   run_window text DEFAULT NULL,
+                                   once_per text DEFAULT NULL,
+                                   overlap text DEFAULT NULL,
+                                   concurrency_key text DEFAULT NULL,
+                                   max_attempts int DEFAULT NULL,
+                                   retry_delay interval DEFAULT NULL,
+                                   timeout interval DEFAULT NULL,
+                                   catchup interval DEFAULT NULL,
+                                   dst_gap text DEFAULT NULL,
+                                   database text DEFAULT NULL,
+                                   username text DEFAULT NULL,
+                                   active boolean DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_http';
+
+CREATE FUNCTION cron.unschedule(job_id bigint)
+    RETURNS boolean
+    LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'chime_unschedule_id';
+
+CREATE FUNCTION cron.unschedule(job_name text)
+    RETURNS boolean
+    LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'chime_unschedule_name';
+
+CREATE FUNCTION cron.alter_job(job_id bigint,
+                               schedule text DEFAULT NULL,
+                               command text DEFAULT NULL,
+                               database text DEFAULT NULL,
+                               username text DEFAULT NULL,
+                               active boolean DEFAULT NULL,
+                               timezone text DEFAULT NULL,
+                               run_window text DEFAULT NULL,
+                               once_per text DEFAULT NULL,
+                               overlap text DEFAULT NULL,
+                               concurrency_key text DEFAULT NULL,
+                               max_attempts int DEFAULT NULL,
+                               retry_delay interval DEFAULT NULL,
+                               timeout interval DEFAULT NULL,
+                               catchup interval DEFAULT NULL,
+                               dst_gap text DEFAULT NULL,
+                               url text DEFAULT NULL,
+                               method text DEFAULT NULL,
+                               headers jsonb DEFAULT NULL,
+                               body text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_alter_job';
+
+CREATE FUNCTION cron.next_runs(schedule text,
+                               timezone text DEFAULT NULL,
+                               after timestamptz DEFAULT NULL,
+                               count int DEFAULT 10,
+                               dst_gap text DEFAULT 'end',
+                               run_window text DEFAULT NULL)
+    RETURNS SETOF timestamptz
+    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'chime_next_runs_schedule';
+
+CREATE FUNCTION cron.next_runs(job_id bigint, count int DEFAULT 10)
+    RETURNS SETOF timestamptz
+    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'chime_next_runs_job';
+
+CREATE FUNCTION cron.set_secret(name text, value text)
+    RETURNS void
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_set_secret';
+
+CREATE FUNCTION cron.drop_secret(name text)
+    RETURNS boolean
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_drop_secret';
+
+CREATE FUNCTION cron.run_now(job_id bigint, ignore_window boolean DEFAULT false)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_run_now_id';
+
+CREATE FUNCTION cron.release_key(job_id bigint, run_key text)
+    RETURNS boolean
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_release_key';
+
+CREATE FUNCTION cron.run_now(job_name text, ignore_window boolean DEFAULT false)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_run_now_name';
