@@ -8,6 +8,19 @@ ALTER TABLE cron.job_run_details ADD COLUMN retry_at timestamptz;
 CREATE INDEX job_run_details_retry_idx ON cron.job_run_details (jobid)
     WHERE retry_at IS NOT NULL;
 
--- The scheduler finds the manual runs to start without reading the history.
-CREATE INDEX job_run_details_manual_idx ON cron.job_run_details (runid)
-    WHERE trigger = 'manual' AND status = 'starting' AND job_pid IS NULL;
+-- A run in another database notes its last transaction before committing
+-- it, so that a restarted scheduler knows whether it committed.
+ALTER TABLE cron.job_run_details ADD COLUMN commit_xid xid8;
+
+-- A run's success, written by its executor in the run's own transaction
+-- (so the job's effects and the record that it ran commit together); the
+-- scheduler folds these rows into job_run_details and deletes them.
+CREATE TABLE cron.run_commit (
+    runid           bigint NOT NULL,
+    jobid           bigint NOT NULL,
+    run_key         text,
+    message         text NOT NULL,
+    end_time        timestamptz NOT NULL,
+    job_pid         int NOT NULL
+);
+ALTER TABLE cron.run_commit ENABLE ROW LEVEL SECURITY;

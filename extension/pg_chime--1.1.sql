@@ -62,16 +62,26 @@ CREATE TABLE cron.job_run_details (
     http_status     int,
     response_body   text,
     occurrences     int NOT NULL DEFAULT 1,
-    retry_at        timestamptz
+    retry_at        timestamptz,
+    commit_xid      xid8
 );
 ALTER SEQUENCE cron.runid_seq OWNED BY cron.job_run_details.runid;
 CREATE INDEX job_run_details_jobid_start_time_idx ON cron.job_run_details (jobid, start_time);
 -- failed attempts whose retry is still to be made (read at scheduler start)
 CREATE INDEX job_run_details_retry_idx ON cron.job_run_details (jobid)
     WHERE retry_at IS NOT NULL;
--- manual runs recorded by cron.run_now that no executor has taken yet
-CREATE INDEX job_run_details_manual_idx ON cron.job_run_details (runid)
-    WHERE trigger = 'manual' AND status = 'starting' AND job_pid IS NULL;
+
+-- A run's success, written by its executor in the run's own transaction
+-- (so the job's effects and the record that it ran commit together); the
+-- scheduler folds these rows into job_run_details and deletes them.
+CREATE TABLE cron.run_commit (
+    runid           bigint NOT NULL,
+    jobid           bigint NOT NULL,
+    run_key         text,
+    message         text NOT NULL,
+    end_time        timestamptz NOT NULL,
+    job_pid         int NOT NULL
+);
 
 CREATE TABLE cron.job_run_key (
     jobid           bigint NOT NULL REFERENCES cron.job (jobid) ON DELETE CASCADE,
@@ -114,6 +124,7 @@ ALTER TABLE cron.job_run_details ENABLE ROW LEVEL SECURITY;
 ALTER TABLE cron.job_run_key ENABLE ROW LEVEL SECURITY;
 ALTER TABLE cron.secret ENABLE ROW LEVEL SECURITY;
 ALTER TABLE cron.scheduler_state ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cron.run_commit ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY cron_job_policy ON cron.job
     USING (username = CURRENT_USER);

@@ -27,8 +27,10 @@
  *
  * For jobs in the catalog's database, success is written in the command's
  * last transaction (before a final COMMIT, or before the implicit
- * commit), in a subtransaction of its own, so the job's effects and the
- * record of its success commit together or not at all.  Commands whose
+ * commit), as a row of cron.run_commit, so the job's effects and the
+ * record of its success commit together or not at all.  For jobs in
+ * another database, the last transaction's id is noted on the run row
+ * before it commits (exec_confirm_commit).  Commands whose
  * commit may not be shared (CREATE DATABASE, ALTER SYSTEM) are recorded
  * right after.  Failures are recorded by the scheduler, which decides on
  * retries.
@@ -47,13 +49,18 @@
 #include <fcntl.h>
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_db_role_setting.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/prepare.h"
+#include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -76,6 +83,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
 #include "utils/snapmgr.h"
@@ -91,6 +99,9 @@
 #define EXEC_POLL_MS		1000
 
 static bool exec_xact_started = false;	/* as xact_started in postgres.c */
+static shm_mq_handle *exec_requests;
+static shm_mq_handle *exec_replies;
+static List *exec_waiting = NIL;	/* requests read while waiting for an EXEC_ACK */
 static uint32 exec_settings_hash;	/* of the role's and database's settings at connection */
 static char exec_marker_path[MAXPGPATH];
 static int	exec_marker_fd = -1;
@@ -338,7 +349,8 @@ exec_is_commit(Node *stmt)
  * Can the outcome be written in the current transaction so that it
  * commits with it?  Not in an aborted block, not when the transaction must
  * commit at once (CREATE DATABASE), not in a read-only one.  'explicit_ok':
- * an explicit block open now is about to be committed.
+ * a block open now (explicit or implicit: both say 'T') is about to be
+ * committed; else one is open only if BEGIN left it so.
  */
 static bool
 exec_can_record_here(bool explicit_ok)
@@ -353,75 +365,59 @@ exec_can_record_here(bool explicit_ok)
 }
 
 /*
- * Write the run's success (row and key) in the current transaction, in a
- * subtransaction, as the catalog's owner with a pinned search_path: a
- * failure to record (a lock, a trigger) never fails the job, it leaves the
- * recording to the scheduler.  Returns whether it was written.
+ * cron.run_commit, where a run's success is written in the run's own
+ * transaction (0 until looked up, and again after a failure).
+ */
+static Oid	exec_run_commit_relid = InvalidOid;
+
+/*
+ * Write the run's success in the current transaction: one row of
+ * cron.run_commit (runid, jobid, run_key, message, end_time, job_pid),
+ * inserted straight into the heap (the table has no index and no trigger
+ * of pg_chime's; this is the cheapest durable write there is), in a
+ * subtransaction: a failure to write (the table locked or gone, the disk
+ * full) never fails the job, it leaves the recording to the scheduler.
+ * The scheduler folds these rows into cron.job_run_details with the run's
+ * reply, or at its start if it never got the reply.  Returns whether the
+ * row was written.
  */
 static bool
 exec_record_success(const ExecRequest *req, const char *tag)
 {
-	static SPIPlanPtr run_plan = NULL;
-	static SPIPlanPtr key_plan = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
-	Oid			saved_user;
-	int			saved_sec;
 
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	if (!OidIsValid(exec_run_commit_relid))
+	{
+		Oid			nsp = get_namespace_oid("cron", true);
+
+		exec_run_commit_relid = OidIsValid(nsp) ? get_relname_relid("run_commit", nsp) : InvalidOid;
+		if (!OidIsValid(exec_run_commit_relid))
+			return false;
+	}
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		int			nest = NewGUCNestLevel();
-		Oid			types[5] = {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID, INT8OID};
-		Datum		values[5];
+		Relation	rel = table_open(exec_run_commit_relid, RowExclusiveLock);
+		TupleDesc	desc = RelationGetDescr(rel);
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+		HeapTuple	tup;
 
-		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-		(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-		(void) set_config_option("lock_timeout", "500", PGC_SUSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
+		if (desc->natts != 6)
+			elog(ERROR, "cron.run_commit does not have the columns pg_chime writes");
 		values[0] = Int64GetDatum(req->runid);
-		values[1] = CStringGetTextDatum(tag);
-		values[2] = TimestampTzGetDatum(chime_now());
-		values[3] = Int32GetDatum(MyProcPid);
-		values[4] = Int64GetDatum(req->jobid);
-		if (run_plan == NULL)
-		{
-			run_plan = SPI_prepare("UPDATE cron.job_run_details SET status = 'succeeded', "
-								   "return_message = $2, end_time = $3, job_pid = $4 "
-								   "WHERE runid OPERATOR(pg_catalog.=) $1 "
-								   "AND jobid OPERATOR(pg_catalog.=) $5", 5, types);
-			if (run_plan == NULL || SPI_keepplan(run_plan) != 0)
-				elog(ERROR, "could not prepare the run update");
-		}
-		if (SPI_execute_plan(run_plan, values, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
-			elog(ERROR, "run " INT64_FORMAT " not found", req->runid);
-		if (req->run_key[0] != '\0')
-		{
-			Oid			ktypes[4] = {INT8OID, TEXTOID, TIMESTAMPTZOID, INT8OID};
-			Datum		kvalues[4] = {values[0], CStringGetTextDatum(req->run_key), values[2], values[4]};
-
-			if (key_plan == NULL)
-			{
-				key_plan = SPI_prepare("UPDATE cron.job_run_key SET state = 'succeeded', runid = $1, "
-									   "finished_at = $3 WHERE jobid OPERATOR(pg_catalog.=) $4 "
-									   "AND run_key OPERATOR(pg_catalog.=) $2", 4, ktypes);
-				if (key_plan == NULL || SPI_keepplan(key_plan) != 0)
-					elog(ERROR, "could not prepare the key update");
-			}
-			if (SPI_execute_plan(key_plan, kvalues, NULL, false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "could not update key %s", req->run_key);
-		}
-		PopActiveSnapshot();
-		SPI_finish();
-		AtEOXact_GUC(true, nest);
-		SetUserIdAndSecContext(saved_user, saved_sec);
+		values[1] = Int64GetDatum(req->jobid);
+		nulls[2] = req->run_key[0] == '\0';
+		values[2] = nulls[2] ? (Datum) 0 : CStringGetTextDatum(req->run_key);
+		values[3] = CStringGetTextDatum(tag);
+		values[4] = TimestampTzGetDatum(chime_now());
+		values[5] = Int32GetDatum(MyProcPid);
+		tup = heap_form_tuple(desc, values, nulls);
+		simple_heap_insert(rel, tup);
+		table_close(rel, NoLock);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -432,7 +428,7 @@ exec_record_success(const ExecRequest *req, const char *tag)
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-		SetUserIdAndSecContext(saved_user, saved_sec);
+		exec_run_commit_relid = InvalidOid;
 		elog(LOG, "pg_chime executor: run " INT64_FORMAT " succeeded; the scheduler records it (%s)",
 			 req->runid, edata->message);
 		FreeErrorData(edata);
@@ -442,6 +438,59 @@ exec_record_success(const ExecRequest *req, const char *tag)
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
 	return ok;
+}
+
+static bool exec_reply(shm_mq_handle *replies, int64 runid, ExecOutcome outcome, bool recorded,
+					   uint64 xid, const char *msg);
+
+/*
+ * Before the last commit of a run whose success the scheduler records (a
+ * job in another database): send the transaction's id, and wait until the
+ * scheduler has written it on the run row.  Then, whatever ends the
+ * scheduler, the row tells whether the run committed (pg_xact_status), so
+ * it is never run again when it did.  Runs sent meanwhile are kept for
+ * later.
+ */
+static void
+exec_confirm_commit(const ExecRequest *req)
+{
+	FullTransactionId fxid = GetTopFullTransactionId();
+
+	exec_disable_statement_timeout();
+	if (!exec_reply(exec_replies, req->runid, EXEC_COMMITTING, false, U64FromFullTransactionId(fxid), ""))
+		ereport(ERROR,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("the scheduler stopped before the run could commit; it was rolled back")));
+	for (;;)
+	{
+		Size		len;
+		void	   *data;
+		shm_mq_result res = shm_mq_receive(exec_requests, &len, &data, true);
+		ExecRequest msg;
+
+		if (res == SHM_MQ_WOULD_BLOCK)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		if (res != SHM_MQ_SUCCESS || len < sizeof(ExecRequest))
+			ereport(ERROR,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("the scheduler stopped before the run could commit; it was rolled back")));
+		memcpy(&msg, data, sizeof(msg));
+		if (msg.kind == EXEC_ACK && msg.runid == req->runid)
+			return;
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+			StringInfo	copy = makeStringInfo();
+
+			appendBinaryStringInfo(copy, data, len);
+			exec_waiting = lappend(exec_waiting, copy);
+			MemoryContextSwitchTo(old);
+		}
+	}
 }
 
 /* The command tag as psql shows it: "INSERT 0 1", "UPDATE 2", "VACUUM" */
@@ -503,8 +552,13 @@ exec_statements(const ExecRequest *req, const char *command, StringInfo tag, boo
 		xact_cxt = CurrentMemoryContext;
 
 		/* a final COMMIT: the success goes in just before it */
-		if (last && req->record && exec_is_commit(parsetree->stmt) && exec_can_record_here(true))
-			*recorded = exec_record_success(req, "COMMIT");
+		if (last && exec_is_commit(parsetree->stmt) && exec_can_record_here(true))
+		{
+			if (req->record)
+				*recorded = exec_record_success(req, "COMMIT");
+			else if (req->confirm)
+				exec_confirm_commit(req);
+		}
 
 		if (analyze_requires_snapshot(parsetree))
 		{
@@ -535,11 +589,17 @@ exec_statements(const ExecRequest *req, const char *command, StringInfo tag, boo
 
 		if (last)
 		{
-			/* outside an explicit block: the success commits with the command */
-			if (req->record && !*recorded && exec_can_record_here(false))
-				*recorded = exec_record_success(req, tag->data);
+			/*
+			 * Outside an explicit block (an implicit one ends here, so that
+			 * one left open by BEGIN is told apart): the success commits
+			 * with the command.
+			 */
 			if (implicit_block)
 				EndImplicitTransactionBlock();
+			if (req->record && !*recorded && exec_can_record_here(false))
+				*recorded = exec_record_success(req, tag->data);
+			else if (req->confirm && !exec_is_commit(parsetree->stmt) && exec_can_record_here(false))
+				exec_confirm_commit(req);
 			exec_finish_xact();
 		}
 		else if (IsA(parsetree->stmt, TransactionStmt))
@@ -573,18 +633,31 @@ exec_error_message(const ErrorData *edata, StringInfo result)
 		appendStringInfo(result, "\nCONTEXT: %s", edata->context);
 }
 
-/* Leave nothing of this run's session state to the next. */
+/*
+ * Leave nothing of this run's session state to the next: what DISCARD ALL
+ * does (portals, SET SESSION AUTHORIZATION, every setting, prepared
+ * statements, LISTEN, advisory locks, temporary tables, sequence caches),
+ * but for DISCARD PLANS: cached plans are not visible to a job (they
+ * revalidate themselves), and keeping them saves re-planning pg_chime's
+ * own statements and a job's PL/pgSQL at every run.
+ */
 static void
 exec_reset_session(void)
 {
-	StringInfoData ignore;
-	ExecRequest none;
+	MemoryContext cxt = CurrentMemoryContext;
 
-	memset(&none, 0, sizeof(none));
-	initStringInfo(&ignore);
 	SetCurrentStatementStartTimestamp();
-	exec_statements(&none, "DISCARD ALL", &ignore, &(bool){false});
-	pfree(ignore.data);
+	StartTransactionCommand();
+	PortalHashTableDeleteAll();
+	SetPGVariable("session_authorization", NIL, false);
+	ResetAllOptions();
+	DropAllPreparedStatements();
+	Async_UnlistenAll();
+	LockReleaseAll(USER_LOCKMETHOD, true);
+	ResetTempTableNamespace();
+	ResetSequenceCaches();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
 }
 
 /*
@@ -600,15 +673,26 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 	bool		gone;
 
 	*recorded = false;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (!exec_session_current(username, result, &gone))
+
+	/*
+	 * The job's timeout is its statement_timeout, as if set at connection:
+	 * outside any transaction, so that a ROLLBACK in the command keeps it.
+	 */
+	if (req->timeout_ms > 0)
 	{
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(cxt);
-		return gone ? EXEC_FAILED : EXEC_STALE;
+		char		ms[32];
+
+		snprintf(ms, sizeof(ms), "%d", req->timeout_ms);
+		SetConfigOption("statement_timeout", ms, PGC_SUSET, PGC_S_SESSION);
 	}
-	if (req->lock_job && !chime_lock_try(CHIME_LOCK_JOB, chime_lock_id_job(req->jobid), true))
+
+	/* the checks and the locks in the command's first transaction */
+	SetCurrentStatementStartTimestamp();
+	exec_start_xact();
+	MemoryContextSwitchTo(cxt);
+	if (!exec_session_current(username, result, &gone))
+		outcome = gone ? EXEC_FAILED : EXEC_STALE;
+	else if (req->lock_job && !chime_lock_try(CHIME_LOCK_JOB, chime_lock_id_job(req->jobid), true))
 	{
 		appendStringInfo(result, "skipped: another run of job " INT64_FORMAT " is still going", req->jobid);
 		outcome = EXEC_SKIPPED;
@@ -619,21 +703,12 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 		appendStringInfoString(result, "skipped: another run holds its concurrency_key");
 		outcome = EXEC_SKIPPED;
 	}
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(cxt);
-	if (outcome == EXEC_SKIPPED)
+	if (outcome != EXEC_SUCCEEDED)
 	{
-		LockReleaseAll(USER_LOCKMETHOD, true);
+		exec_finish_xact();
+		MemoryContextSwitchTo(cxt);
+		exec_reset_session();
 		return outcome;
-	}
-
-	/* the job's timeout is its statement_timeout, as if set at connection */
-	if (req->timeout_ms > 0)
-	{
-		char		ms[32];
-
-		snprintf(ms, sizeof(ms), "%d", req->timeout_ms);
-		SetConfigOption("statement_timeout", ms, PGC_SUSET, PGC_S_SESSION);
 	}
 	debug_query_string = command;
 	pgstat_report_activity(STATE_RUNNING, command);
@@ -696,7 +771,8 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 
 /* Send a reply; false when the scheduler is gone. */
 static bool
-exec_reply(shm_mq_handle *replies, int64 runid, ExecOutcome outcome, bool recorded, const char *msg)
+exec_reply(shm_mq_handle *replies, int64 runid, ExecOutcome outcome, bool recorded, uint64 xid,
+		   const char *msg)
 {
 	StringInfoData buf;
 	ExecReply	reply;
@@ -706,6 +782,7 @@ exec_reply(shm_mq_handle *replies, int64 runid, ExecOutcome outcome, bool record
 	reply.runid = runid;
 	reply.outcome = (uint8) outcome;
 	reply.recorded = recorded;
+	reply.xid = xid;
 	initStringInfo(&buf);
 	appendBinaryStringInfo(&buf, (char *) &reply, sizeof(reply));
 	appendStringInfoString(&buf, msg);
@@ -727,6 +804,7 @@ chime_executor_main(Datum arg)
 	shm_mq_handle *replies;
 	MemoryContext run_cxt;
 	bool		stale = false;
+	StringInfo	held = NULL;	/* the request being read, when it was kept aside */
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -747,6 +825,8 @@ chime_executor_main(Datum arg)
 	mq = shm_toc_lookup(toc, EXEC_KEY_REPLIES, false);
 	shm_mq_set_sender(mq, MyProc);
 	replies = shm_mq_attach(mq, seg, NULL);
+	exec_requests = requests;
+	exec_replies = replies;
 
 	BackgroundWorkerInitializeConnection(database, username, 0);
 	pgstat_report_appname("pg_chime executor");
@@ -770,7 +850,17 @@ chime_executor_main(Datum arg)
 		bool		recorded = false;
 
 		CHECK_FOR_INTERRUPTS();
-		res = shm_mq_receive(requests, &len, &data, true);
+		if (exec_waiting != NIL)
+		{
+			/* one that came while a run waited to commit */
+			held = linitial(exec_waiting);
+			exec_waiting = list_delete_first(exec_waiting);
+			data = held->data;
+			len = held->len;
+			res = SHM_MQ_SUCCESS;
+		}
+		else
+			res = shm_mq_receive(requests, &len, &data, true);
 		if (res == SHM_MQ_WOULD_BLOCK)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -795,10 +885,18 @@ chime_executor_main(Datum arg)
 		if (len < sizeof(ExecRequest))
 			elog(ERROR, "pg_chime executor: short request");
 
+		memcpy(&req, data, sizeof(req));
 		MemoryContextReset(run_cxt);
 		MemoryContextSwitchTo(run_cxt);
-		memcpy(&req, data, sizeof(req));
 		command = pnstrdup((char *) data + sizeof(req), len - sizeof(req));
+		if (held)
+		{
+			pfree(held->data);
+			pfree(held);
+			held = NULL;
+		}
+		if (req.kind != EXEC_RUN)
+			continue;			/* an answer that came too late: its run was rolled back */
 		initStringInfo(&out);
 
 		/* once stale, every run goes back to the scheduler */
@@ -809,7 +907,7 @@ chime_executor_main(Datum arg)
 		MemoryContextSwitchTo(run_cxt);
 		if (outcome == EXEC_STALE)
 			stale = true;
-		if (!exec_reply(replies, req.runid, outcome, recorded, out.data))
+		if (!exec_reply(replies, req.runid, outcome, recorded, 0, out.data))
 			break;
 	}
 	proc_exit(0);

@@ -23,15 +23,22 @@
 #define EXEC_KEY_REPLIES	2	/* executor -> scheduler */
 #define EXEC_QUEUE_SIZE		(64 * 1024)
 
+/* What the scheduler sends: a run, or the answer to EXEC_COMMITTING */
+#define EXEC_RUN	0
+#define EXEC_ACK	1
+
 /* A run to execute; the command follows the header. */
 typedef struct ExecRequest
 {
+	uint8		kind;			/* EXEC_RUN, or EXEC_ACK (no command) */
 	int64		runid;
 	int64		jobid;
 	int32		timeout_ms;		/* 0: the role's own statement_timeout */
 	bool		lock_job;		/* hold the job's lock: one instance at a time */
 	bool		lock_concurrency;	/* hold the concurrency key's lock */
 	bool		record;			/* write the success in the run's own commit */
+	bool		confirm;		/* else: have the last transaction's id recorded
+								 * before committing it (EXEC_COMMITTING) */
 	uint32		concurrency_id; /* its lock id (locks.h) */
 	char		run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
 } ExecRequest;
@@ -42,22 +49,25 @@ typedef enum ExecOutcome
 	EXEC_SUCCEEDED,
 	EXEC_FAILED,
 	EXEC_SKIPPED,				/* not run: a lock was held by another run */
-	EXEC_STALE					/* not run: this session no longer matches its
+	EXEC_STALE,					/* not run: this session no longer matches its
 								 * role (settings changed, role re-created);
 								 * give the run to a new executor */
+	EXEC_COMMITTING				/* not an end: the run's last transaction is
+								 * 'xid'; record it, then answer EXEC_ACK */
 } ExecOutcome;
 
 /*
  * The reply to a request; the message (command tag, error, or why it was
- * not run) follows.  'recorded': the executor wrote the outcome itself,
- * with the command's own effects (succeeded runs of jobs in the catalog's
- * database), so the scheduler leaves the row and the key alone.
+ * not run) follows.  'recorded': the executor wrote the success with the
+ * command's own effects, as a row of cron.run_commit, which the scheduler
+ * deletes when it records the run.
  */
 typedef struct ExecReply
 {
 	int64		runid;
 	uint8		outcome;		/* ExecOutcome */
 	bool		recorded;
+	uint64		xid;			/* EXEC_COMMITTING: the full transaction id */
 } ExecReply;
 
 /* How long an executor with nothing to do stays (milliseconds) */

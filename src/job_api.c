@@ -989,7 +989,7 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 	runid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (key[0] != '\0')
 		chime_key_update(jobid, key, runid, "running", now);
-	chime_manual_run_requested();
+	chime_manual_run_requested(runid);
 	return runid;
 }
 

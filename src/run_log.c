@@ -371,6 +371,56 @@ run_read_attempt(HeapTuple tup, TupleDesc desc, MemoryContext cxt, List **list)
 }
 
 /*
+ * The runs recorded now: their cron.run_commit rows (written by their
+ * executors with the runs' own commits) are no longer needed.
+ */
+void
+chime_run_commit_forget(const int64 *runids, int n)
+{
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+
+	static SPIPlanPtr plan = NULL;
+
+	for (int i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(runids[i]);
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	if (SPI_execute_plan(chime_plan(&plan, "DELETE FROM cron.run_commit WHERE runid = ANY ($1)", 1, types),
+						 values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not clear %d committed runs", n);
+}
+
+/*
+ * Note the transaction that is about to commit each run (a job in another
+ * database), before it commits.
+ */
+void
+chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n)
+{
+	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *xs = palloc(sizeof(Datum) * n);
+
+	static SPIPlanPtr plan = NULL;
+
+	for (int i = 0; i < n; i++)
+	{
+		ids[i] = Int64GetDatum(runids[i]);
+		xs[i] = Int64GetDatum((int64) xids[i]);
+	}
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(xs, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	if (SPI_execute_plan(chime_plan(&plan,
+									"UPDATE cron.job_run_details r SET commit_xid = x.xid::text::pg_catalog.xid8 "
+									"FROM unnest($1, $2) AS x(id, xid) WHERE r.runid = x.id",
+									2, types),
+						 values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not note the transactions of %d runs", n);
+}
+
+/*
  * The retries planned before the scheduler stopped: failed attempts with
  * retry_at set.  Appended to *pending (ChimeInterrupted, in 'cxt').
  */
@@ -447,18 +497,42 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, List *crashed, MemoryC
 	values[2] = TimestampTzGetDatum(started);
 
 	/*
-	 * Manual runs recorded after 'started' were never handed to anyone:
-	 * they are still to start, not interrupted.
+	 * First the runs whose success their executors wrote with their own
+	 * commits (cron.run_commit) and the scheduler never recorded: they
+	 * succeeded, and so did their keys.
 	 */
-	if (SPI_execute_with_args("UPDATE cron.job_run_details SET status = 'failed', end_time = $1, "
-							  "return_message = CASE WHEN runid = ANY ($2) THEN '" RUN_CRASHED " the process "
+	if (SPI_execute_with_args("WITH c AS (DELETE FROM cron.run_commit RETURNING *), "
+							  "runs AS (UPDATE cron.job_run_details r SET status = 'succeeded', "
+							  "return_message = c.message, end_time = c.end_time, job_pid = c.job_pid "
+							  "FROM c WHERE r.runid = c.runid AND r.status IN ('starting', 'running')) "
+							  "UPDATE cron.job_run_key k SET state = 'succeeded', runid = c.runid, "
+							  "finished_at = c.end_time FROM c WHERE k.jobid = c.jobid AND k.run_key = c.run_key",
+							  0, NULL, NULL, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not read the runs that committed");
+
+	/*
+	 * Manual runs recorded after 'started' were never handed to anyone:
+	 * they are still to start, not interrupted.  A run of another database
+	 * that noted its last transaction (commit_xid) before committing it
+	 * succeeded if that transaction committed; its key too.
+	 */
+	if (SPI_execute_with_args("WITH ended AS (UPDATE cron.job_run_details SET end_time = $1, "
+							  "status = CASE WHEN pg_catalog.pg_xact_status(commit_xid) = 'committed' "
+							  "THEN 'succeeded' ELSE 'failed' END, "
+							  "return_message = CASE WHEN pg_catalog.pg_xact_status(commit_xid) = 'committed' "
+							  "THEN 'committed (its end was recorded when the scheduler restarted)' "
+							  "WHEN runid = ANY ($2) THEN '" RUN_CRASHED " the process "
 							  "running it ended abnormally and the server restarted' "
 							  "ELSE 'interrupted: the process running it ended "
 							  "(server or scheduler restart)' END "
 							  "WHERE status IN ('starting', 'running') AND NOT (trigger = 'manual' "
 							  "AND status = 'starting' AND job_pid IS NULL AND start_time >= $3) "
-							  "RETURNING runid, jobid, scheduled_time, attempt, run_key, runid = ANY ($2)",
-							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+							  "RETURNING runid, jobid, scheduled_time, attempt, run_key, runid = ANY ($2) AS crashed, status), "
+							  "keys AS (UPDATE cron.job_run_key k SET state = 'succeeded', runid = e.runid, finished_at = $1 "
+							  "FROM ended e WHERE e.status = 'succeeded' AND k.jobid = e.jobid AND k.run_key = e.run_key) "
+							  "SELECT runid, jobid, scheduled_time, attempt, run_key, crashed FROM ended "
+							  "WHERE status = 'failed'",
+							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not reconcile interrupted runs");
 
 	rows = SPI_tuptable;

@@ -41,6 +41,8 @@ extern void chime_run_finish(const int64 *runids, const char *const *statuses,
 							 const int32 *http_status, char *const *bodies,
 							 const TimestampTz *retry_at, int n, TimestampTz end_time);
 extern void chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n);
+extern void chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n);
+extern void chime_run_commit_forget(const int64 *runids, int n);
 extern bool chime_key_claim(int64 jobid, const char *run_key, TimestampTz now);
 extern void chime_key_update(int64 jobid, const char *run_key, int64 runid, const char *state,
 							 TimestampTz now);

@@ -175,7 +175,7 @@ typedef struct SchedDone
 	SchedRun   *run;			/* freed once recorded */
 	bool		ok;
 	bool		skipped;
-	bool		recorded;		/* the executor wrote the row and key itself */
+	bool		recorded;		/* its success is in cron.run_commit too */
 	bool		lost;			/* its executor exited before replying */
 	char	   *message;
 	int			pid;
@@ -187,6 +187,17 @@ typedef struct SchedDone
 } SchedDone;
 
 static List *sched_done = NIL;	/* runs ended, not recorded yet (sched_runs_cxt) */
+
+/* A run about to commit in another database, waiting for its EXEC_ACK */
+typedef struct SchedConfirm
+{
+	SchedExecutor *ex;
+	int64		runid;
+	uint64		xid;			/* its last transaction (FullTransactionId) */
+	bool		noted;			/* written on its row */
+} SchedConfirm;
+
+static List *sched_confirms = NIL;	/* in sched_runs_cxt */
 
 /* A failed attempt to make again */
 typedef struct SchedRetry
@@ -203,6 +214,7 @@ typedef struct SchedRetry
 
 static List *sched_retries = NIL;
 static HTAB *sched_manual;		/* runids of manual runs handed over */
+static bool sched_manual_all = false;	/* look for every manual run still to start */
 
 /* After a failure to record: no recording before then (0: none), and the pause */
 static TimestampTz sched_log_wait_until = 0;
@@ -918,7 +930,9 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 	req.jobid = jobid;
 	req.timeout_ms = timeout_ms;
 	req.lock_job = overlap != 'a';
+	req.kind = EXEC_RUN;
 	req.record = runid > 0 && strcmp(role->database, chime_database_name) == 0;
+	req.confirm = runid > 0 && !req.record;
 	if (run_key)
 		strlcpy(req.run_key, run_key, sizeof(req.run_key));
 	if (concurrency_key)
@@ -1051,6 +1065,7 @@ sched_flush_starts(void)
 				memcpy(&req, run->msg, sizeof(req));
 				req.runid = run->runid;
 				req.record = run->runid > 0 && strcmp(run->role->database, chime_database_name) == 0;
+				req.confirm = run->runid > 0 && !req.record;
 				memcpy(run->msg, &req, sizeof(req));
 			}
 			/* the key's run is now this attempt */
@@ -1389,16 +1404,33 @@ sched_start_manual(void)
 	PG_TRY();
 	{
 	sched_begin("pg_chime: starting manual runs");
-	SpinLockAcquire(&chime_shared->mutex);
-	chime_shared->manual_read_at = chime_now();
-	SpinLockRelease(&chime_shared->mutex);
-	/* the partial index job_run_details_manual_idx has exactly these rows */
-	if (SPI_execute("SELECT r.runid, r.jobid, r.scheduled_time, j.command, j.database, j.username, "
-					"j.timeout, j.overlap, j.concurrency_key, r.run_key, j.kind "
-					"FROM cron.job_run_details r JOIN cron.job j USING (jobid) "
-					"WHERE r.trigger = 'manual' AND r.status = 'starting' AND r.job_pid IS NULL",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read manual runs");
+	{
+		int64	   *ids = palloc(sizeof(int64) * CHIME_MANUAL_MAX);
+		int			nids = sched_manual_all ? -1 : chime_take_manual(ids);
+		Datum	   *d = palloc(sizeof(Datum) * (Max(nids, 0) + 1));
+		Oid			types[1] = {INT8ARRAYOID};
+		Datum		values[1];
+
+		if (sched_manual_all)
+			(void) chime_take_manual(ids);
+		sched_manual_all = false;
+		for (int i = 0; i < nids; i++)
+			d[i] = Int64GetDatum(ids[i]);
+		values[0] = PointerGetDatum(construct_array(d, Max(nids, 0), INT8OID, 8, true, TYPALIGN_DOUBLE));
+
+		/*
+		 * By runid (the primary key) the runs cron.run_now named; all those
+		 * still to start only when there were too many to name.
+		 */
+		if (SPI_execute_with_args(psprintf("SELECT r.runid, r.jobid, r.scheduled_time, j.command, j.database, "
+										   "j.username, j.timeout, j.overlap, j.concurrency_key, r.run_key, j.kind "
+										   "FROM cron.job_run_details r JOIN cron.job j USING (jobid) "
+										   "WHERE r.trigger = 'manual' AND r.status = 'starting' "
+										   "AND r.job_pid IS NULL%s",
+										   nids >= 0 ? " AND r.runid = ANY ($1)" : ""),
+								  nids >= 0 ? 1 : 0, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read manual runs");
+	}
 	/* kept: reading an HTTP job's request runs statements of its own */
 	rows = SPI_tuptable;
 	n = SPI_processed;
@@ -1465,6 +1497,8 @@ sched_start_manual(void)
 			sched_http_forget(run);
 		}
 		sched_recording_failed_with("take the manual runs", edata);
+		/* the runids it took are gone with it: look for all next time */
+		sched_manual_all = true;
 		ok = false;
 	}
 	PG_END_TRY();
@@ -1843,6 +1877,16 @@ sched_executor_lost(SchedExecutor *ex, List **done)
 		d->pid = ex->pid;
 		*done = lappend(*done, d);
 	}
+	foreach(lc, sched_confirms)
+	{
+		SchedConfirm *c = lfirst(lc);
+
+		if (c->ex == ex)
+		{
+			sched_confirms = foreach_delete_current(sched_confirms, lc);
+			pfree(c);
+		}
+	}
 	/* runs not sent yet go back to the head of the backlog */
 	foreach(lc, ex->queue)
 		((SchedRun *) lfirst(lc))->marked_running = false;
@@ -1890,6 +1934,17 @@ sched_read_replies(void)
 			if (ex->inflight == NIL)
 				elog(ERROR, "pg_chime: executor %d replied for run " INT64_FORMAT " it was not given",
 					 ex->pid, reply.runid);
+			if (reply.outcome == EXEC_COMMITTING)
+			{
+				/* a run in another database: note its transaction, then let it commit */
+				SchedConfirm *c = palloc0(sizeof(SchedConfirm));
+
+				c->ex = ex;
+				c->runid = reply.runid;
+				c->xid = reply.xid;
+				sched_confirms = lappend(sched_confirms, c);
+				continue;
+			}
 			if (reply.outcome == EXEC_STALE)
 			{
 				/* its session no longer fits the role: a new executor runs it */
@@ -1957,8 +2012,9 @@ sched_lost_message(SchedDone *d)
 /*
  * Record the runs in sched_done, in one transaction: their rows (with when
  * a failed one will be retried), their keys ('succeeded'; 'failed' unless
- * a retry is planned; released when the run was skipped).  Runs whose
- * executor recorded them with their own commit are left as they are.
+ * a retry is planned; released when the run was skipped); the
+ * cron.run_commit rows of those whose executor wrote their success with
+ * their own commit go.
  * Once that commits: their retries are planned, their counts drop, and
  * the buffered runs their end lets go are started.  If it fails, the runs
  * stay in sched_done and are recorded after a pause.
@@ -1975,6 +2031,8 @@ sched_record_done(void)
 	char	  **bodies;
 	TimestampTz *retry_at;
 	TimestampTz *plan;
+	int64	   *committed;
+	int			ncommitted = 0;
 	int			nrec = 0;
 	int			i;
 	ListCell   *lc;
@@ -1991,6 +2049,7 @@ sched_record_done(void)
 	bodies = palloc(sizeof(char *) * n);
 	retry_at = palloc(sizeof(TimestampTz) * n);
 	plan = palloc(sizeof(TimestampTz) * n);
+	committed = palloc(sizeof(int64) * n);
 
 	now = chime_now();
 	i = 0;
@@ -2006,8 +2065,10 @@ sched_record_done(void)
 			SchedDone  *d = lfirst(lc);
 			TimestampTz at = plan[i++];
 
-			if (d->run->runid <= 0 || d->recorded)
+			if (d->run->runid <= 0)
 				continue;
+			if (d->recorded)
+				committed[ncommitted++] = d->run->runid;
 			if (d->lost)
 				sched_lost_message(d);
 			runids[nrec] = d->run->runid;
@@ -2020,6 +2081,8 @@ sched_record_done(void)
 		}
 		if (nrec > 0)
 			chime_run_finish(runids, statuses, messages, pids, http_status, bodies, retry_at, nrec, now);
+		if (ncommitted > 0)
+			chime_run_commit_forget(committed, ncommitted);
 		i = 0;
 		foreach(lc, sched_done)
 		{
@@ -2027,7 +2090,7 @@ sched_record_done(void)
 			SchedRun   *run = d->run;
 			TimestampTz at = plan[i++];
 
-			if (run->run_key[0] != '\0' && !d->recorded)
+			if (run->run_key[0] != '\0')
 				chime_key_update(run->jobid, run->run_key, Max(run->runid, 0),
 								 d->skipped ? NULL : d->ok ? "succeeded" : at != 0 ? "running" : "failed",
 								 now);
@@ -2080,6 +2143,70 @@ sched_record_done(void)
 	}
 	list_free_deep(sched_done);
 	sched_done = NIL;
+}
+
+/*
+ * Runs about to commit in another database: write their transaction ids on
+ * their rows (one transaction), then tell each executor to commit.  A
+ * restarted scheduler finds by the id whether such a run committed.
+ */
+static void
+sched_confirm(void)
+{
+	int			n = list_length(sched_confirms);
+	int64	   *runids;
+	uint64	   *xids;
+	int			i = 0;
+	ListCell   *lc;
+	volatile bool ok = true;
+
+	if (n == 0)
+		return;
+	runids = palloc(sizeof(int64) * n);
+	xids = palloc(sizeof(uint64) * n);
+	foreach(lc, sched_confirms)
+	{
+		SchedConfirm *c = lfirst(lc);
+
+		if (c->noted)
+			continue;
+		runids[i] = c->runid;
+		xids[i++] = c->xid;
+	}
+	if (i > 0)
+	{
+		if (sched_log_waiting())
+			return;
+		PG_TRY();
+		{
+			sched_begin("pg_chime: noting the runs about to commit");
+			chime_run_set_commit_xid(runids, xids, i);
+			sched_commit();
+		}
+		PG_CATCH();
+		{
+			sched_recording_failed("note the runs about to commit");
+			ok = false;
+		}
+		PG_END_TRY();
+		if (!ok)
+			return;
+		foreach(lc, sched_confirms)
+			((SchedConfirm *) lfirst(lc))->noted = true;
+	}
+	foreach(lc, sched_confirms)
+	{
+		SchedConfirm *c = lfirst(lc);
+		ExecRequest ack;
+
+		memset(&ack, 0, sizeof(ack));
+		ack.kind = EXEC_ACK;
+		ack.runid = c->runid;
+		if (compat_shm_mq_send(c->ex->requests, sizeof(ack), &ack, true) == SHM_MQ_WOULD_BLOCK)
+			continue;			/* its queue is full: again when woken */
+		sched_confirms = foreach_delete_current(sched_confirms, lc);
+		pfree(c);
+	}
 }
 
 /* Read the executors' replies and record them. */
@@ -2550,6 +2677,7 @@ chime_scheduler_main(Datum arg)
 		sched_cmd_cache = NULL;
 		chime_secret_forget();
 		sched_collect();
+		sched_confirm();
 		(void) sched_fire_due(&reboot);
 		sched_send();
 		/* the runs that ended while due runs were starting */

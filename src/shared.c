@@ -35,6 +35,11 @@ static bool shared_xact_all = false;	/* the scheduler must reload every job */
 static int64 *shared_xact_ids = NULL;	/* the jobs changed, in TopMemoryContext */
 static int	shared_xact_nids = 0;
 static bool shared_xact_manual = false;
+static bool shared_xact_manual_all = false;	/* too many manual runs to list */
+static int64 *shared_xact_manual_ids = NULL;	/* their runids, in TopMemoryContext */
+static int	shared_xact_nmanual = 0;
+
+static void shared_publish_manual(void);
 static bool shared_callback_registered = false;
 static shmem_startup_hook_type shared_prev_startup_hook = NULL;
 #if PG_VERSION_NUM >= 150000
@@ -73,6 +78,8 @@ shared_startup(void)
 		pg_atomic_init_u32(&chime_shared->manual_runs, 0);
 		chime_shared->started_at = chime_now();
 		chime_shared->manual_read_at = 0;
+		chime_shared->nmanual = 0;
+		chime_shared->manual_all = false;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -131,7 +138,7 @@ shared_xact_callback(XactEvent event, void *arg)
 				if (shared_xact_changed)
 					shared_publish_changes();
 				if (shared_xact_manual)
-					pg_atomic_write_u32(&chime_shared->manual_runs, 1);
+					shared_publish_manual();
 				SpinLockAcquire(&chime_shared->mutex);
 				latch = chime_shared->scheduler_latch;
 				SpinLockRelease(&chime_shared->mutex);
@@ -140,11 +147,15 @@ shared_xact_callback(XactEvent event, void *arg)
 			}
 			shared_xact_changed = shared_xact_manual = shared_xact_all = false;
 			shared_xact_nids = 0;
+			shared_xact_nmanual = 0;
+			shared_xact_manual_all = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			shared_xact_changed = shared_xact_manual = shared_xact_all = false;
 			shared_xact_nids = 0;
+			shared_xact_nmanual = 0;
+			shared_xact_manual_all = false;
 			break;
 		default:
 			break;
@@ -235,10 +246,53 @@ chime_job_changed(PG_FUNCTION_ARGS)
 }
 
 void
-chime_manual_run_requested(void)
+chime_manual_run_requested(int64 runid)
 {
 	shared_register_callback();
 	shared_xact_manual = true;
+	if (shared_xact_nmanual >= CHIME_MANUAL_MAX)
+	{
+		shared_xact_manual_all = true;
+		return;
+	}
+	if (shared_xact_manual_ids == NULL)
+		shared_xact_manual_ids = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * CHIME_MANUAL_MAX);
+	shared_xact_manual_ids[shared_xact_nmanual++] = runid;
+}
+
+/* Hand this transaction's manual runs to the scheduler (at commit). */
+static void
+shared_publish_manual(void)
+{
+	SpinLockAcquire(&chime_shared->mutex);
+	if (shared_xact_manual_all || chime_shared->nmanual + shared_xact_nmanual > CHIME_MANUAL_MAX)
+		chime_shared->manual_all = true;
+	else
+	{
+		memcpy(chime_shared->manual + chime_shared->nmanual, shared_xact_manual_ids,
+			   sizeof(int64) * shared_xact_nmanual);
+		chime_shared->nmanual += shared_xact_nmanual;
+	}
+	SpinLockRelease(&chime_shared->mutex);
+	pg_atomic_write_u32(&chime_shared->manual_runs, 1);
+}
+
+int
+chime_take_manual(int64 *ids)
+{
+	int			n;
+
+	pg_atomic_write_u32(&chime_shared->manual_runs, 0);
+	SpinLockAcquire(&chime_shared->mutex);
+	n = chime_shared->manual_all ? -1 : chime_shared->nmanual;
+	if (n > 0)
+		memcpy(ids, chime_shared->manual, sizeof(int64) * n);
+	chime_shared->nmanual = 0;
+	chime_shared->manual_all = false;
+	/* a manual run recorded from now on cannot have been taken before */
+	chime_shared->manual_read_at = chime_now();
+	SpinLockRelease(&chime_shared->mutex);
+	return n;
 }
 
 void

@@ -17,6 +17,8 @@
 
 /* How many changed job ids are passed to the scheduler before it reloads all */
 #define CHIME_CHANGED_MAX 4096
+/* How many manual runs are passed by id before the scheduler looks for all */
+#define CHIME_MANUAL_MAX 1024
 
 typedef struct ChimeShared
 {
@@ -38,6 +40,11 @@ typedef struct ChimeShared
 	 */
 	TimestampTz started_at;
 	TimestampTz manual_read_at;
+
+	/* The manual runs recorded since the scheduler last took them (under mutex) */
+	int			nmanual;
+	bool		manual_all;		/* too many to list */
+	int64		manual[CHIME_MANUAL_MAX];
 } ChimeShared;
 
 extern ChimeShared *chime_shared;
@@ -58,8 +65,15 @@ extern void chime_jobs_changed(int64 jobid);
  */
 extern int	chime_take_changed(int64 *ids, TimestampTz *since);
 
-/* Note that this transaction asked for manual runs (cron.run_now). */
-extern void chime_manual_run_requested(void);
+/* Note that this transaction recorded a manual run (cron.run_now). */
+extern void chime_manual_run_requested(int64 runid);
+
+/*
+ * The scheduler takes the manual runs recorded since its last call: the
+ * number of runids copied to ids[] (at most CHIME_MANUAL_MAX), or -1 when
+ * it must look for all of them.
+ */
+extern int	chime_take_manual(int64 *ids);
 
 /* The scheduler registers its latch here; NULL on exit. */
 extern void chime_set_scheduler(Latch *latch);

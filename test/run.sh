@@ -214,8 +214,13 @@ for t in "$work"/test/t/*.pl; do
 	as_user mkdir -p "$work/tap/$name"
 	(cd "$work" && as_user env PG_REGRESS="$pg_regress" TESTDIR="$work/tap/$name" \
 		PERL5LIB="$perl_lib" prove -I "$perl_lib" -v "$t") >"$work/tap/$name.log" 2>&1
+	rc=$?
 	sed -E 's/^ *//' "$work/tap/$name.log" >"$work/tap/$name.tap"
 	read -r p f < <(tap_count "$work/tap/$name.tap")
+	# a script that died (no plan line with done_testing) failed, whatever it passed
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		f=1
+	fi
 	grep -E '^not ok|^#|Dubious|Bad plan' "$work/tap/$name.log" | head -40
 	record "tap $name" "$p" "$f"
 done

@@ -3,7 +3,7 @@
 \pset format unaligned
 \pset tuples_only true
 BEGIN;
-SELECT plan(50);
+SELECT plan(51);
 
 SELECT has_schema('cron');
 SELECT has_table('cron', 'job', 'cron.job exists');
@@ -19,9 +19,8 @@ SELECT columns_are('cron', 'job', ARRAY[
 SELECT columns_are('cron', 'job_run_details', ARRAY[
     'jobid', 'runid', 'job_pid', 'database', 'username', 'command', 'status',
     'return_message', 'start_time', 'end_time', 'scheduled_time', 'attempt', 'run_key',
-    'trigger', 'http_status', 'response_body', 'occurrences', 'retry_at']);
+    'trigger', 'http_status', 'response_body', 'occurrences', 'retry_at', 'commit_xid']);
 SELECT has_index('cron', 'job_run_details', 'job_run_details_retry_idx', 'pending retries are indexed');
-SELECT has_index('cron', 'job_run_details', 'job_run_details_manual_idx', 'manual runs to start are indexed');
 SELECT columns_are('cron', 'job_run_key', ARRAY[
     'jobid', 'run_key', 'runid', 'state', 'claimed_at', 'finished_at']);
 SELECT columns_are('cron', 'secret', ARRAY['owner', 'name', 'value', 'created_at', 'updated_at']);
@@ -74,6 +73,9 @@ SELECT is((SELECT count(*) FROM pg_class
           0::bigint, 'every cron table has row-level security');
 SELECT ok(NOT has_table_privilege('public', 'cron.scheduler_state', 'SELECT'),
           'the scheduler''s state is not public');
+SELECT has_table('cron', 'run_commit', 'cron.run_commit exists');
+SELECT ok(NOT has_table_privilege('public', 'cron.run_commit', 'SELECT,INSERT,UPDATE,DELETE'),
+          'cron.run_commit is not public');
 SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'cron'::regnamespace AND prosecdef),
           0::bigint, 'no cron function is SECURITY DEFINER');
 SELECT ok(NOT has_column_privilege('public', 'cron.secret', 'value', 'SELECT'), 'secret values are write-only');

@@ -92,6 +92,43 @@ is($copy->safe_psql('postgres', q{SELECT jobid || ' ' || jobname || ' ' || timez
 is($copy->safe_psql('postgres', q{SELECT cron.schedule('after-restore', '@daily', 'SELECT 1')}),
 	'3', 'new job ids continue after the restored ones');
 
+# ALTER EXTENSION pg_chime UPDATE takes a 1.0 install to 1.1, jobs and runs
+# kept, with the catalog of a fresh 1.1 install
+my $catalog = q{
+	SELECT string_agg(x, E'\n' ORDER BY x) FROM (
+	  SELECT 'column ' || c.relname || '.' || a.attname || ' ' || a.attnum || ' ' ||
+	         format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' ' ||
+	         coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+	  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+	  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+	  WHERE c.relnamespace = 'cron'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+	  UNION ALL SELECT 'index ' || pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+	  WHERE c.relnamespace = 'cron'::regnamespace
+	  UNION ALL SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+	  FROM pg_constraint WHERE connamespace = 'cron'::regnamespace
+	  UNION ALL SELECT 'function ' || oid::regprocedure || ' ' || md5(pg_get_functiondef(oid)) || ' ' ||
+	         coalesce(proacl::text, '') FROM pg_proc WHERE pronamespace = 'cron'::regnamespace
+	  UNION ALL SELECT 'relation ' || relname || ' ' || relkind::text || ' ' || relrowsecurity || ' ' || coalesce(relacl::text, '')
+	  FROM pg_class WHERE relnamespace = 'cron'::regnamespace
+	  UNION ALL SELECT 'policy ' || polrelid::regclass || ' ' || polname || ' ' || pg_get_expr(polqual, polrelid) FROM pg_policy
+	  UNION ALL SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger
+	  WHERE tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'cron'::regnamespace) AND NOT tgisinternal
+	  UNION ALL SELECT 'dumped ' || extconfig::regclass[]::text FROM pg_extension WHERE extname = 'pg_chime'
+	) s(x)};
+$copy->safe_psql('postgres', q{DROP EXTENSION pg_chime; CREATE EXTENSION pg_chime});
+my $fresh = $copy->safe_psql('postgres', $catalog);
+$copy->safe_psql('postgres', q{DROP EXTENSION pg_chime; CREATE EXTENSION pg_chime VERSION '1.0';
+	SELECT cron.schedule('kept', '0 3 * * *', 'SELECT 1');
+	INSERT INTO cron.job_run_details (jobid, command, status) VALUES (1, 'SELECT 1', 'succeeded')});
+is($copy->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'pg_chime'}), '1.0',
+	'version 1.0 installs');
+$copy->safe_psql('postgres', 'ALTER EXTENSION pg_chime UPDATE');
+is($copy->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'pg_chime'}), '1.1',
+	'ALTER EXTENSION UPDATE goes to 1.1');
+is($copy->safe_psql('postgres', q{SELECT (SELECT jobname FROM cron.job) || ' ' || (SELECT count(*) FROM cron.job_run_details)}),
+	'kept 1', 'jobs and runs are kept');
+is($copy->safe_psql('postgres', $catalog), $fresh, 'the upgraded catalog is that of a fresh 1.1 install');
+
 $copy->stop;
 $node->stop;
 done_testing();

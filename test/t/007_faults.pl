@@ -85,20 +85,32 @@ is($restarts, 2, 'poison: two crash-restarts, no more');
 # ---- whatever ends the scheduler, a once_per key runs once ----------------
 # Eight once_per jobs start together, each sleeping a different time
 # before its effect; the scheduler is ended while some are running and
-# some have committed.
-for my $how ('terminate', 'error', 'kill')
+# some have committed.  In the catalog's database the success commits
+# with the job; in another one the run's transaction id is noted first.
+$node->safe_psql('postgres', 'CREATE DATABASE elsewhere');
+$node->safe_psql('elsewhere', 'CREATE TABLE effects (job text, at timestamptz DEFAULT clock_timestamp())');
+for my $how ('terminate', 'error', 'kill', 'elsewhere')
 {
 	my $old = scheduler_pid();
+	my $db = $how eq 'elsewhere' ? 'elsewhere' : 'postgres';
 	$node->safe_psql('postgres', qq{
 		SELECT cron.schedule('$how-' || i, '* * * * * *',
 		       format(\$\$SELECT pg_sleep(%s); INSERT INTO effects VALUES ('$how-%s')\$\$, i * 0.25, i),
-		       once_per => 'day', max_attempts => 5, retry_delay => '1 second')
+		       once_per => 'day', max_attempts => 5, retry_delay => '1 second', database => '$db')
 		FROM generate_series(1, 8) i;
 	});
-	poll_until(qq{SELECT count(*) >= 2 FROM effects WHERE job LIKE '$how-%'}, "$how: some runs have committed");
-	if ($how eq 'terminate')
+	ok($node->poll_query_until($db, qq{SELECT count(*) >= 2 FROM effects WHERE job LIKE '$how-%'}),
+		"$how: some runs have committed");
+	if ($how eq 'terminate' || $how eq 'elsewhere')
 	{
-		$node->safe_psql('postgres', "SELECT pg_terminate_backend($old)");
+		# three times in a row, each as soon as the new scheduler is up
+		for my $round (1 .. 3)
+		{
+			$node->safe_psql('postgres', "SELECT pg_terminate_backend($old)");
+			$node->poll_query_until('postgres', qq{SELECT count(*) = 1 FROM pg_stat_activity
+				WHERE backend_type = 'pg_chime scheduler' AND pid <> $old});
+			$old = scheduler_pid();
+		}
 	}
 	elsif ($how eq 'error')
 	{
@@ -110,9 +122,9 @@ for my $how ('terminate', 'error', 'kill')
 	}
 	poll_until(qq{SELECT count(*) = 8 FROM cron.job_run_key k JOIN cron.job j USING (jobid)
 	              WHERE j.jobname LIKE '$how-%' AND k.state = 'succeeded'}, "$how: every key ends succeeded");
-	is($node->safe_psql('postgres', qq{SELECT count(*) FROM effects WHERE job LIKE '$how-%'}), '8',
+	is($node->safe_psql($db, qq{SELECT count(*) FROM effects WHERE job LIKE '$how-%'}), '8',
 		"$how: eight effects");
-	is($node->safe_psql('postgres', qq{SELECT count(*) FROM (SELECT job FROM effects WHERE job LIKE '$how-%'
+	is($node->safe_psql($db, qq{SELECT count(*) FROM (SELECT job FROM effects WHERE job LIKE '$how-%'
 		GROUP BY job HAVING count(*) > 1) s}), '0', "$how: no job ran twice");
 	is($node->safe_psql('postgres', qq{SELECT count(*) FROM cron.job_run_details r JOIN cron.job j USING (jobid)
 		WHERE j.jobname LIKE '$how-%' AND r.status = 'succeeded'}), '8', "$how: one succeeded row per key");
@@ -169,6 +181,43 @@ is($node->safe_psql('postgres', qq{SELECT count(*) FROM cron.job_run_details WHE
 		AND status NOT IN ('succeeded', 'skipped')}), '0', 'locked: no run failed or went missing');
 is(scheduler_pid(), $sched, 'locked: the scheduler never restarted');
 ok($node->log_contains(qr/WARNING:  pg_chime: could not record the runs/), 'locked: a WARNING says so');
+
+# ---- a stored row out of range; a trigger on the run log that raises --------
+my $bad = $node->safe_psql('postgres', q{SELECT cron.schedule('bad-row', '* * * * * *', 'SELECT 1')});
+$node->safe_psql('postgres', qq{UPDATE cron.job SET timeout = '1000000 days', retry_delay = '2000000000 days'
+	WHERE jobid = $bad});
+my $good = $node->safe_psql('postgres', q{SELECT cron.schedule('good-row', '* * * * * *', $$INSERT INTO effects VALUES ('good-row')$$)});
+poll_until(q{SELECT count(*) >= 3 FROM effects WHERE job = 'good-row'}, 'bad row: other jobs run');
+ok($node->log_contains(qr/WARNING:  pg_chime: job $bad cannot be scheduled/), 'bad row: a WARNING names it');
+$node->safe_psql('postgres', qq{SELECT cron.unschedule($bad)});
+
+$node->safe_psql('postgres', q{
+	CREATE TABLE refuse (now_on boolean);
+	INSERT INTO refuse VALUES (true);
+	CREATE FUNCTION refuse_runs() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF (SELECT now_on FROM refuse) THEN RAISE EXCEPTION 'the run log refuses rows'; END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER refuse_runs BEFORE INSERT OR UPDATE ON cron.job_run_details
+	    FOR EACH ROW EXECUTE FUNCTION refuse_runs();
+});
+my $refused_at = time;
+ok($node->poll_query_until('postgres', "SELECT clock_timestamp() > to_timestamp($refused_at) + interval '8 seconds'"),
+	'trigger: eight seconds pass');
+$node->safe_psql('postgres', 'UPDATE refuse SET now_on = false');
+poll_until(qq{SELECT count(*) >= 2 FROM cron.job_run_details WHERE jobid = $good AND status = 'succeeded'
+              AND trigger = 'schedule' AND start_time > to_timestamp($refused_at + 8)},
+	'trigger: the job runs and is recorded again');
+$node->safe_psql('postgres', qq{SELECT cron.unschedule($good)});
+poll_until(qq{SELECT count(*) = 0 FROM cron.job_run_details WHERE jobid = $good AND status IN ('starting', 'running')},
+	'trigger: nothing is left starting or running');
+is($node->safe_psql('postgres', qq{SELECT (SELECT count(*) FROM effects WHERE job = 'good-row') =
+		(SELECT count(*) FROM cron.job_run_details WHERE jobid = $good AND status = 'succeeded')}), 't',
+	'trigger: every run that committed is recorded once');
+is(scheduler_pid(), $sched, 'trigger: the scheduler never restarted');
+ok($node->log_contains(qr/could not record the runs .*: the run log refuses rows/), 'trigger: a WARNING says why');
+$node->safe_psql('postgres', 'DROP TRIGGER refuse_runs ON cron.job_run_details');
 
 # ---- 24 (database, role) pairs, max_worker_processes = 8 ---------------------
 $node->safe_psql('postgres', q{
