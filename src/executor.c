@@ -752,6 +752,8 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
+	/* a cancel that came as the command ended has nothing left to cancel */
+	QueryCancelPending = false;
 
 	/* a success the command's commit could not carry: right after it */
 	if (outcome == EXEC_SUCCEEDED && req->record && !*recorded)
@@ -866,6 +868,8 @@ chime_executor_main(Datum arg)
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 EXEC_POLL_MS, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
+			/* a cancel (pg_cancel_backend) while idle cancels nothing */
+			QueryCancelPending = false;
 			CHECK_FOR_INTERRUPTS();
 			if (ConfigReloadPending)
 			{

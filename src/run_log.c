@@ -469,8 +469,8 @@ run_crashed_before(int64 jobid, int64 runid)
 
 /*
  * At scheduler start no run can still be going: every row left 'starting'
- * or 'running' becomes 'failed', but for manual runs recorded after
- * 'started', which no scheduler can have taken yet.  Those whose runid 'crashed' lists (their
+ * or 'running' becomes 'failed', but for the manual runs still to be taken
+ * (runids in 'manual', or with nmanual -1 those recorded after 'started').  Those whose runid 'crashed' lists (their
  * executor's crash marker was left behind) say that their process crashed;
  * a job whose attempt before that one crashed too is deactivated (the
  * poison-job rule), with a WARNING.  The runs so ended are appended to
@@ -479,11 +479,12 @@ run_crashed_before(int64 jobid, int64 runid)
  * says, 'poisoned' for those of a deactivated job.
  */
 void
-chime_run_reconcile(TimestampTz now, TimestampTz started, List *crashed, MemoryContext cxt,
-					List **interrupted)
+chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, int nmanual,
+					List *crashed, MemoryContext cxt, List **interrupted)
 {
-	Oid			types[3] = {TIMESTAMPTZOID, INT8ARRAYOID, TIMESTAMPTZOID};
-	Datum		values[3];
+	Oid			types[5] = {TIMESTAMPTZOID, INT8ARRAYOID, TIMESTAMPTZOID, INT8ARRAYOID, BOOLOID};
+	Datum		values[5];
+	Datum	   *mids = palloc(sizeof(Datum) * (Max(nmanual, 0) + 1));
 	Datum	   *ids = palloc(sizeof(Datum) * (list_length(crashed) + 1));
 	int			n = 0;
 	ListCell   *lc;
@@ -495,6 +496,10 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, List *crashed, MemoryC
 	values[0] = TimestampTzGetDatum(now);
 	values[1] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[2] = TimestampTzGetDatum(started);
+	for (int i = 0; i < nmanual; i++)
+		mids[i] = Int64GetDatum(manual[i]);
+	values[3] = PointerGetDatum(construct_array(mids, Max(nmanual, 0), INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[4] = BoolGetDatum(nmanual < 0);
 
 	/*
 	 * First the runs whose success their executors wrote with their own
@@ -511,8 +516,9 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, List *crashed, MemoryC
 		elog(ERROR, "could not read the runs that committed");
 
 	/*
-	 * Manual runs recorded after 'started' were never handed to anyone:
-	 * they are still to start, not interrupted.  A run of another database
+	 * Manual runs that cron.run_now handed over and no scheduler took yet
+	 * ('manual', or when there were too many to list, those recorded after
+	 * 'started') were never given to anyone: they are still to start.  A run of another database
 	 * that noted its last transaction (commit_xid) before committing it
 	 * succeeded if that transaction committed; its key too.
 	 */
@@ -526,13 +532,14 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, List *crashed, MemoryC
 							  "ELSE 'interrupted: the process running it ended "
 							  "(server or scheduler restart)' END "
 							  "WHERE status IN ('starting', 'running') AND NOT (trigger = 'manual' "
-							  "AND status = 'starting' AND job_pid IS NULL AND start_time >= $3) "
+							  "AND status = 'starting' AND job_pid IS NULL "
+							  "AND (runid = ANY ($4) OR ($5 AND start_time >= $3))) "
 							  "RETURNING runid, jobid, scheduled_time, attempt, run_key, runid = ANY ($2) AS crashed, status), "
 							  "keys AS (UPDATE cron.job_run_key k SET state = 'succeeded', runid = e.runid, finished_at = $1 "
 							  "FROM ended e WHERE e.status = 'succeeded' AND k.jobid = e.jobid AND k.run_key = e.run_key) "
 							  "SELECT runid, jobid, scheduled_time, attempt, run_key, crashed FROM ended "
 							  "WHERE status = 'failed'",
-							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
+							  5, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not reconcile interrupted runs");
 
 	rows = SPI_tuptable;

@@ -65,8 +65,8 @@ typedef struct ChimeInterrupted
 	char		run_key[CHIME_RUN_KEY_LEN]; /* "" if none */
 } ChimeInterrupted;
 
-extern void chime_run_reconcile(TimestampTz now, TimestampTz started, List *crashed,
-								MemoryContext cxt, List **interrupted);
+extern void chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual,
+								int nmanual, List *crashed, MemoryContext cxt, List **interrupted);
 extern void chime_run_pending_retries(MemoryContext cxt, List **pending);
 
 #endif							/* CHIME_RUN_LOG_H */

@@ -111,6 +111,7 @@ typedef struct SchedRun
 	int64		from_runid;		/* a retry: the failed attempt before it (0: none) */
 	SchedRole  *role;
 	bool		marked_running; /* its row names the executor's pid */
+	bool		ack;			/* not a run: an EXEC_ACK in the executor's queue */
 	char		run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
 	char	   *concurrency_key;	/* held while it runs (NULL: none) */
 	ChimeHttpRequest *http;		/* an HTTP run's request (secrets in place) */
@@ -209,10 +210,13 @@ typedef struct SchedRetry
 	int64		from_runid;		/* the failed attempt, whose retry_at says when (0: none) */
 	bool		buffered;		/* a buffer_one run let go by the end of the one before */
 	bool		crashed;		/* follows a crash of its process: made even past max_attempts */
+	int64		seq;			/* in the order planned (sched_retry_seq) */
 	char		run_key[CHIME_RUN_KEY_LEN];
 } SchedRetry;
 
 static List *sched_retries = NIL;
+static int64 sched_retry_seq = 0;	/* the last SchedRetry.seq given */
+static List *sched_fired = NIL; /* retries taken by the transaction that starts runs */
 static HTAB *sched_manual;		/* runids of manual runs handed over */
 static bool sched_manual_all = false;	/* look for every manual run still to start */
 
@@ -252,7 +256,7 @@ static List *sched_deactivate = NIL;	/* @at jobs that have had their run */
 /* How many due jobs one transaction starts before handing them over */
 #define SCHED_CHUNK 64
 
-static List *sched_fire_retries(TimestampTz now);
+static void sched_fire_retries(TimestampTz now);
 static ErrorData *sched_catch(void);
 static void sched_recording_failed(const char *what);
 static void sched_recording_failed_with(const char *what, ErrorData *edata);
@@ -314,6 +318,9 @@ sched_commit(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/* committed: nothing of them is to undo */
+	sched_starts = NIL;
+	sched_deactivate = NIL;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(sched_scratch_cxt);
 }
@@ -600,6 +607,8 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 	MemoryContext batch_cxt;
 	MemoryContext old_cxt = NULL;
 	HTAB	   *old_jobs = NULL;	/* full reload: the jobs loaded before */
+	HTAB	   *old_classes = sched_classes;
+	pairingheap *old_heap = sched_heap;
 	HTAB	   *known = NULL;	/* reload of some: those of them loaded before */
 	int64		new_after = sched_horizon;
 
@@ -675,6 +684,8 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 
 	batch_cxt = AllocSetContextCreate(sched_scratch_cxt, "pg_chime load batch",
 									  ALLOCSET_DEFAULT_SIZES);
+	PG_TRY();
+	{
 	sched_begin("pg_chime: loading jobs");
 	portal = SPI_cursor_open_with_args(NULL, sql.data, ids ? 2 : 1, types, values, NULL, true, 0);
 	for (;;)
@@ -709,8 +720,13 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 			{
 				if (reboot)
 				{
-					MemoryContextSwitchTo(sched_jobs_cxt);
-					*reboot = lappend(*reboot, job);
+					int64	   *id;
+
+					/* by id: a reload before they start frees the jobs */
+					MemoryContextSwitchTo(sched_runs_cxt);
+					id = palloc(sizeof(int64));
+					*id = jobid;
+					*reboot = lappend(*reboot, id);
 					MemoryContextSwitchTo(batch_cxt);
 				}
 			}
@@ -728,6 +744,21 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 	SPI_cursor_close(portal);
 	sched_save_horizon();
 	sched_commit();
+	}
+	PG_CATCH();
+	{
+		/* a full reload that failed: keep going with the jobs loaded before */
+		if (old_cxt != NULL)
+		{
+			MemoryContextDelete(sched_jobs_cxt);
+			sched_jobs_cxt = old_cxt;
+			sched_jobs = old_jobs;
+			sched_classes = old_classes;
+			sched_heap = old_heap;
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (old_cxt != NULL)
 		MemoryContextDelete(old_cxt);
 	elog(DEBUG1, "pg_chime: loaded " UINT64_FORMAT " jobs", loaded);
@@ -1088,8 +1119,6 @@ sched_flush_starts(void)
 								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not deactivate @at jobs");
 	}
-	sched_starts = NIL;
-	sched_deactivate = NIL;
 }
 
 /* A skipped or missed row (not written while cron.log_run is off) */
@@ -1115,6 +1144,7 @@ sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, Timestam
 	r->attempt = attempt;
 	r->at = at;
 	r->from_runid = from_runid;
+	r->seq = ++sched_retry_seq;
 	if (run_key)
 		strlcpy(r->run_key, run_key, sizeof(r->run_key));
 	sched_retries = lappend(sched_retries, r);
@@ -1223,6 +1253,8 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	active->running++;
 	active->skip_runid = 0;
 	{
+		/* in scratch memory: an undo after a failed commit still reads them */
+		MemoryContext old = MemoryContextSwitchTo(sched_scratch_cxt);
 		SchedStart *start = palloc(sizeof(SchedStart));
 
 		start->run = sched_queue_run(job->jobid, cls->role, command, cls->timeout_ms, cls->overlap,
@@ -1238,6 +1270,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 			*id = job->jobid;
 			sched_deactivate = lappend(sched_deactivate, id);
 		}
+		MemoryContextSwitchTo(old);
 	}
 }
 
@@ -1513,9 +1546,21 @@ sched_start_manual(void)
  * planned again, and skipped streaks start a new row.
  */
 static void
-sched_undo_starts(SchedJob **due, const int64 *orig_due, int first, int ndue, List *fired)
+sched_undo_starts(SchedJob **due, const int64 *orig_due, int first, int ndue, int64 retry_mark)
 {
 	ListCell   *lc;
+
+	/* retries planned inside it go; those it took come back */
+	foreach(lc, sched_retries)
+	{
+		SchedRetry *r = lfirst(lc);
+
+		if (r->seq > retry_mark)
+		{
+			sched_retries = foreach_delete_current(sched_retries, lc);
+			pfree(r);
+		}
+	}
 
 	foreach(lc, sched_starts)
 	{
@@ -1556,8 +1601,9 @@ sched_undo_starts(SchedJob **due, const int64 *orig_due, int first, int ndue, Li
 			active->skip_runid = 0;
 	}
 	MemoryContextSwitchTo(sched_runs_cxt);
-	sched_retries = list_concat(sched_retries, fired);
+	sched_retries = list_concat(sched_retries, sched_fired);
 	MemoryContextSwitchTo(sched_scratch_cxt);
+	sched_fired = NIL;
 }
 
 /*
@@ -1639,7 +1685,8 @@ sched_fire_due(List **reboot)
 	int			ndue = 0;
 	int			size = 64;
 	volatile int first = 0;
-	List	   *volatile fired = NIL;
+	volatile int committed = 0; /* due[] before it: their runs are committed */
+	volatile int64 retry_mark = sched_retry_seq;	/* retries planned up to then are committed */
 	ListCell   *lc;
 	volatile bool ok = true;
 	int64		old_horizon = sched_horizon;
@@ -1675,11 +1722,11 @@ sched_fire_due(List **reboot)
 	PG_TRY();
 	{
 		sched_begin("pg_chime: starting due runs");
-		fired = sched_fire_retries(now);
+		sched_fire_retries(now);
 		foreach(lc, *reboot)
 		{
-			SchedJob   *job = lfirst(lc);
-			char	   *command = sched_command(job);
+			SchedJob   *job = hash_search(sched_jobs, lfirst(lc), HASH_FIND, NULL);
+			char	   *command = job ? sched_command(job) : NULL;
 
 			if (command)
 				sched_start_run(job, command, now_s, now, "schedule", 1, NULL, 0);
@@ -1693,8 +1740,11 @@ sched_fire_due(List **reboot)
 			{
 				/* recording ended runs waits until every due run has started */
 				sched_commit();
-				list_free_deep(fired);
-				fired = NIL;
+				committed = first;
+				retry_mark = sched_retry_seq;
+				list_free_deep(sched_fired);
+				sched_fired = NIL;
+				list_free_deep(*reboot);
 				*reboot = NIL;
 				sched_read_replies();
 				sched_send();
@@ -1713,24 +1763,23 @@ sched_fire_due(List **reboot)
 		sched_horizon = now_s;
 		sched_save_horizon();
 		sched_commit();
+		list_free_deep(*reboot);
 		*reboot = NIL;
 	}
 	PG_CATCH();
 	{
-		int			from = Min(first, ndue);
 		ErrorData  *edata = sched_catch();
 
 		sched_horizon = old_horizon;
-		/* before the abort: the starts are listed in the transaction's memory */
-		sched_undo_starts(due, orig_due, from, ndue, fired);
+		sched_undo_starts(due, orig_due, committed, ndue, retry_mark);
 		sched_recording_failed_with("record the runs that are due", edata);
-		fired = NIL;
 		ok = false;
 	}
 	PG_END_TRY();
 	if (!ok)
 		return false;
-	list_free_deep(fired);
+	list_free_deep(sched_fired);
+	sched_fired = NIL;
 	sched_log_backoff_ms = 0;
 	sched_log_wait_until = 0;
 	return true;
@@ -1783,10 +1832,11 @@ sched_retry_at(const SchedDone *d, TimestampTz now)
 }
 
 /*
- * Start the retries whose time has come (inside a transaction); returns
- * them, so that they can be planned again if the transaction fails.
+ * Start the retries whose time has come (inside a transaction); they are
+ * kept in sched_fired, so that they can be planned again if the
+ * transaction fails.
  */
-static List *
+static void
 sched_fire_retries(TimestampTz now)
 {
 	ListCell   *lc;
@@ -1806,6 +1856,7 @@ sched_fire_retries(TimestampTz now)
 		due = lappend(due, r);
 	}
 	MemoryContextSwitchTo(old);
+	sched_fired = due;
 	foreach(lc, due)
 	{
 		SchedRetry *r = lfirst(lc);
@@ -1837,7 +1888,6 @@ sched_fire_retries(TimestampTz now)
 		else if (r->from_runid > 0)
 			chime_run_set_retry(&r->from_runid, NULL, 1);
 	}
-	return due;
 }
 
 /* When the next retry is due, or 0 if none is planned. */
@@ -1887,9 +1937,20 @@ sched_executor_lost(SchedExecutor *ex, List **done)
 			pfree(c);
 		}
 	}
-	/* runs not sent yet go back to the head of the backlog */
+	/* runs not sent yet go back to the head of the backlog; answers go */
 	foreach(lc, ex->queue)
-		((SchedRun *) lfirst(lc))->marked_running = false;
+	{
+		SchedRun   *run = lfirst(lc);
+
+		if (run->ack)
+		{
+			ex->queue = foreach_delete_current(ex->queue, lc);
+			pfree(run->msg);
+			pfree(run);
+			continue;
+		}
+		run->marked_running = false;
+	}
 	MemoryContextSwitchTo(sched_runs_cxt);
 	sched_backlog = list_concat(ex->queue, sched_backlog);
 	MemoryContextSwitchTo(sched_scratch_cxt);
@@ -1979,7 +2040,12 @@ sched_read_replies(void)
 
 		if (ex->retiring && ex->queue != NIL)
 		{
-			stale = list_concat(stale, ex->queue);
+			ListCell   *qc;
+
+			foreach(qc, ex->queue)
+				if (!((SchedRun *) lfirst(qc))->ack)
+					stale = lappend(stale, lfirst(qc));
+			list_free(ex->queue);
 			ex->queue = NIL;
 		}
 	}
@@ -1989,15 +2055,36 @@ sched_read_replies(void)
 }
 
 /*
- * A run lost with its executor: when the executor could not connect
- * because its role or database is gone, say so (an error a retry cannot
- * change).  Inside a transaction.
+ * A run lost with its executor.  If it committed before the executor
+ * ended (its success is in cron.run_commit, or the transaction it noted
+ * committed), it succeeded.  When the executor could not connect because
+ * its role or database is gone, say so (an error a retry cannot change).
+ * Inside a transaction.
  */
 static void
-sched_lost_message(SchedDone *d)
+sched_lost_outcome(SchedDone *d)
 {
 	SchedRole  *role = d->run->role;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(d->run->runid)};
 
+	if (d->run->runid > 0)
+	{
+		if (SPI_execute_with_args("SELECT message FROM cron.run_commit WHERE runid = $1 UNION ALL "
+								  "SELECT 'committed (its executor ended before it could reply)' "
+								  "FROM cron.job_run_details WHERE runid = $1 "
+								  "AND pg_catalog.pg_xact_status(commit_xid) = 'committed'",
+								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up run " INT64_FORMAT, d->run->runid);
+		if (SPI_processed == 1)
+		{
+			d->ok = true;
+			d->recorded = true;
+			d->message = MemoryContextStrdup(sched_runs_cxt,
+											 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+			return;
+		}
+	}
 	if (!OidIsValid(get_role_oid(role->username, true)))
 		d->message = MemoryContextStrdup(sched_runs_cxt,
 										 psprintf("ERROR: 42704: role \"%s\" does not exist\n"
@@ -2052,13 +2139,20 @@ sched_record_done(void)
 	committed = palloc(sizeof(int64) * n);
 
 	now = chime_now();
-	i = 0;
-	foreach(lc, sched_done)
-		plan[i++] = sched_retry_at(lfirst(lc), now);
 
 	PG_TRY();
 	{
 		sched_begin("pg_chime: recording finished runs");
+		/* runs lost with their executor: did they commit? then what next */
+		i = 0;
+		foreach(lc, sched_done)
+		{
+			SchedDone  *d = lfirst(lc);
+
+			if (d->lost && !d->ok)
+				sched_lost_outcome(d);
+			plan[i++] = sched_retry_at(d, now);
+		}
 		i = 0;
 		foreach(lc, sched_done)
 		{
@@ -2069,8 +2163,6 @@ sched_record_done(void)
 				continue;
 			if (d->recorded)
 				committed[ncommitted++] = d->run->runid;
-			if (d->lost)
-				sched_lost_message(d);
 			runids[nrec] = d->run->runid;
 			statuses[nrec] = d->skipped ? "skipped" : d->ok ? "succeeded" : "failed";
 			messages[nrec] = d->message;
@@ -2194,19 +2286,32 @@ sched_confirm(void)
 		foreach(lc, sched_confirms)
 			((SchedConfirm *) lfirst(lc))->noted = true;
 	}
+	/*
+	 * The answers go in each executor's queue behind what it has been sent
+	 * in part (shm_mq sends a message whole or resumes it), and so are sent
+	 * with the runs by sched_send.
+	 */
+	MemoryContextSwitchTo(sched_runs_cxt);
 	foreach(lc, sched_confirms)
 	{
 		SchedConfirm *c = lfirst(lc);
-		ExecRequest ack;
+		SchedRun   *ack = palloc0(sizeof(SchedRun));
+		ExecRequest req;
 
-		memset(&ack, 0, sizeof(ack));
-		ack.kind = EXEC_ACK;
-		ack.runid = c->runid;
-		if (compat_shm_mq_send(c->ex->requests, sizeof(ack), &ack, true) == SHM_MQ_WOULD_BLOCK)
-			continue;			/* its queue is full: again when woken */
-		sched_confirms = foreach_delete_current(sched_confirms, lc);
+		memset(&req, 0, sizeof(req));
+		req.kind = EXEC_ACK;
+		req.runid = c->runid;
+		ack->ack = true;
+		ack->runid = c->runid;
+		ack->len = sizeof(req);
+		ack->msg = palloc(sizeof(req));
+		memcpy(ack->msg, &req, sizeof(req));
+		c->ex->queue = lappend(c->ex->queue, ack);
 		pfree(c);
 	}
+	list_free(sched_confirms);
+	sched_confirms = NIL;
+	MemoryContextSwitchTo(sched_scratch_cxt);
 }
 
 /* Read the executors' replies and record them. */
@@ -2359,7 +2464,13 @@ sched_send(void)
 				break;			/* full (retried when woken) or gone (seen on read) */
 			MemoryContextSwitchTo(sched_runs_cxt);
 			ex->queue = list_delete_first(ex->queue);
-			ex->inflight = lappend(ex->inflight, run);
+			if (run->ack)
+			{
+				pfree(run->msg);
+				pfree(run);
+			}
+			else
+				ex->inflight = lappend(ex->inflight, run);
 			MemoryContextSwitchTo(sched_scratch_cxt);
 		}
 
@@ -2549,6 +2660,9 @@ chime_scheduler_main(Datum arg)
 	 * DDL (DROP EXTENSION) it is the scheduler that gives way.
 	 */
 	SetConfigOption("lock_timeout", "500", PGC_SUSET, PGC_S_OVERRIDE);
+	/* and its transactions are as it expects, whatever the server's defaults */
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	chime_set_scheduler(MyLatch);
 	on_proc_exit(sched_on_exit, 0);
 
@@ -2590,7 +2704,12 @@ chime_scheduler_main(Datum arg)
 	started = Max(chime_shared->started_at, chime_shared->manual_read_at);
 	SpinLockRelease(&chime_shared->mutex);
 	sched_begin("pg_chime: reconciling interrupted runs");
-	chime_run_reconcile(chime_now(), started, crashed, sched_runs_cxt, &interrupted);
+	{
+		int64	   *manual = palloc(sizeof(int64) * CHIME_MANUAL_MAX);
+		int			nmanual = chime_peek_manual(manual);
+
+		chime_run_reconcile(chime_now(), started, manual, nmanual, crashed, sched_runs_cxt, &interrupted);
+	}
 	chime_run_pending_retries(sched_runs_cxt, &pending);
 	sched_commit();
 	if (interrupted != NIL)
@@ -2672,6 +2791,8 @@ chime_scheduler_main(Datum arg)
 		long		retire;
 		bool		reload_all = false;
 		static bool manual_pending = false;
+		static bool reload_pending = false;
+		static TimestampTz pending_since = 0;
 
 		MemoryContextReset(sched_scratch_cxt);
 		sched_cmd_cache = NULL;
@@ -2750,18 +2871,40 @@ chime_scheduler_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			reload_all = true;
 		}
-		if (reload_all || pg_atomic_read_u32(&chime_shared->jobs_changed) != 0)
+		if (reload_all || reload_pending || pg_atomic_read_u32(&chime_shared->jobs_changed) != 0)
 		{
-			int			n = chime_take_changed(changed, &since);
 			List	   *none = NIL;
+			int			n;
 
+			if (sched_log_waiting())
+				goto reloaded;	/* after the pause (a reload pending stays so) */
+			n = chime_take_changed(changed, &since);
+			if (reload_pending && pending_since != 0 && (since == 0 || pending_since < since))
+				since = pending_since;
+			if (reload_pending)
+				n = -1;
 			/* occurrences up to now belong to the old job list */
 			(void) sched_fire_due(&none);
-			if (reload_all || n < 0)
-				sched_load(NULL, 0, NULL, NULL, since);
-			else if (n > 0)
-				sched_load(changed, n, NULL, NULL, since);
+			PG_TRY();
+			{
+				if (reload_all || n < 0)
+					sched_load(NULL, 0, NULL, NULL, since);
+				else if (n > 0)
+					sched_load(changed, n, NULL, NULL, since);
+				reload_pending = false;
+				pending_since = 0;
+			}
+			PG_CATCH();
+			{
+				/* the changes it took are known no more: reload every job */
+				sched_recording_failed("reload the jobs");
+				reload_pending = true;
+				if (since != 0 && (pending_since == 0 || since < pending_since))
+					pending_since = since;
+			}
+			PG_END_TRY();
 		}
+reloaded:
 		if (pg_atomic_exchange_u32(&chime_shared->manual_runs, 0) != 0)
 			manual_pending = true;
 		if (manual_pending && !sched_log_waiting())

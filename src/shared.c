@@ -278,6 +278,19 @@ shared_publish_manual(void)
 }
 
 int
+chime_peek_manual(int64 *ids)
+{
+	int			n;
+
+	SpinLockAcquire(&chime_shared->mutex);
+	n = chime_shared->manual_all ? -1 : chime_shared->nmanual;
+	if (n > 0)
+		memcpy(ids, chime_shared->manual, sizeof(int64) * n);
+	SpinLockRelease(&chime_shared->mutex);
+	return n;
+}
+
+int
 chime_take_manual(int64 *ids)
 {
 	int			n;

@@ -75,6 +75,9 @@ extern void chime_manual_run_requested(int64 runid);
  */
 extern int	chime_take_manual(int64 *ids);
 
+/* The same without taking them (-1: too many to list). */
+extern int	chime_peek_manual(int64 *ids);
+
 /* The scheduler registers its latch here; NULL on exit. */
 extern void chime_set_scheduler(Latch *latch);
 
