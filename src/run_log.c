@@ -313,6 +313,17 @@ chime_run_running(const int64 *runids, const int32 *pids, int n)
 		elog(ERROR, "could not mark %d runs running", n);
 }
 
+/* An int8[] of n values, for a statement's parameter */
+static Datum
+run_int8_array(const int64 *values, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * (n + 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(values[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+}
+
 /*
  * Set (at != 0) or clear when runs will be tried again.
  */
@@ -321,7 +332,6 @@ chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n)
 {
 	Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
 	Datum		values[2];
-	Datum	   *ids = palloc(sizeof(Datum) * n);
 	Datum	   *ats = palloc(sizeof(Datum) * n);
 	bool	   *nulls = palloc(sizeof(bool) * n);
 	int			dims[1] = {n};
@@ -331,11 +341,10 @@ chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n)
 
 	for (int i = 0; i < n; i++)
 	{
-		ids[i] = Int64GetDatum(runids[i]);
 		ats[i] = TimestampTzGetDatum(at ? at[i] : 0);
 		nulls[i] = at == NULL || at[i] == 0;
 	}
-	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[0] = run_int8_array(runids, n);
 	values[1] = PointerGetDatum(construct_md_array(ats, nulls, 1, dims, lbs, TIMESTAMPTZOID, 8, true,
 												   TYPALIGN_DOUBLE));
 	if (SPI_execute_plan(chime_plan(&plan,
@@ -378,14 +387,10 @@ void
 chime_run_commit_forget(const int64 *runids, int n)
 {
 	Oid			types[1] = {INT8ARRAYOID};
-	Datum		values[1];
-	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum		values[1] = {run_int8_array(runids, n)};
 
 	static SPIPlanPtr plan = NULL;
 
-	for (int i = 0; i < n; i++)
-		ids[i] = Int64GetDatum(runids[i]);
-	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	if (SPI_execute_plan(chime_plan(&plan, "DELETE FROM cron.run_commit WHERE runid = ANY ($1)", 1, types),
 						 values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not clear %d committed runs", n);
@@ -399,19 +404,10 @@ void
 chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n)
 {
 	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[2];
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *xs = palloc(sizeof(Datum) * n);
+	Datum		values[2] = {run_int8_array(runids, n), run_int8_array((const int64 *) xids, n)};
 
 	static SPIPlanPtr plan = NULL;
 
-	for (int i = 0; i < n; i++)
-	{
-		ids[i] = Int64GetDatum(runids[i]);
-		xs[i] = Int64GetDatum((int64) xids[i]);
-	}
-	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(xs, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	if (SPI_execute_plan(chime_plan(&plan,
 									"UPDATE cron.job_run_details r SET commit_xid = x.xid::text::pg_catalog.xid8 "
 									"FROM unnest($1, $2) AS x(id, xid) WHERE r.runid = x.id",

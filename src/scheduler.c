@@ -195,7 +195,6 @@ typedef struct SchedConfirm
 	SchedExecutor *ex;
 	int64		runid;
 	uint64		xid;			/* its last transaction (FullTransactionId) */
-	bool		noted;			/* written on its row */
 } SchedConfirm;
 
 static List *sched_confirms = NIL;	/* in sched_runs_cxt */
@@ -938,6 +937,19 @@ sched_concurrency_count(const char *key, bool create)
 static List *sched_http_pending = NIL;	/* HTTP runs to start (SchedRun) */
 
 
+/*
+ * How the executor makes a run's success commit with it: in the catalog's
+ * database it writes it (record); elsewhere it has its transaction noted
+ * first (confirm).  Neither when runs are not recorded (runid <= 0).
+ */
+static void
+sched_request_recording(ExecRequest *req, const SchedRole *role, int64 runid)
+{
+	req->runid = runid;
+	req->record = runid > 0 && strcmp(role->database, chime_database_name) == 0;
+	req->confirm = runid > 0 && !req->record;
+}
+
 static SchedRun *
 sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout_ms, char overlap,
 				const char *concurrency_key, const char *run_key, SchedExecutor *ex,
@@ -962,8 +974,7 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 	req.timeout_ms = timeout_ms;
 	req.lock_job = overlap != 'a';
 	req.kind = EXEC_RUN;
-	req.record = runid > 0 && strcmp(role->database, chime_database_name) == 0;
-	req.confirm = runid > 0 && !req.record;
+	sched_request_recording(&req, role, runid);
 	if (run_key)
 		strlcpy(req.run_key, run_key, sizeof(req.run_key));
 	if (concurrency_key)
@@ -1094,9 +1105,7 @@ sched_flush_starts(void)
 			if (run->msg)
 			{
 				memcpy(&req, run->msg, sizeof(req));
-				req.runid = run->runid;
-				req.record = run->runid > 0 && strcmp(run->role->database, chime_database_name) == 0;
-				req.confirm = run->runid > 0 && !req.record;
+				sched_request_recording(&req, run->role, run->runid);
 				memcpy(run->msg, &req, sizeof(req));
 			}
 			/* the key's run is now this attempt */
@@ -1655,6 +1664,34 @@ sched_recording_failed_with(const char *what, ErrorData *edata)
 					   "start late (within catchup) or are recorded missed.", sched_log_backoff_ms)));
 	FreeErrorData(edata);
 	MemoryContextSwitchTo(sched_scratch_cxt);
+}
+
+/*
+ * One recording transaction: write(arg) between begin and commit.  When it
+ * fails, it is rolled back and recording pauses (sched_recording_failed,
+ * 'what' says what failed); returns whether it committed.  No
+ * transaction while recording pauses.
+ */
+static bool
+sched_record_tx(const char *activity, const char *what, void (*write) (void *arg), void *arg)
+{
+	volatile bool ok = true;
+
+	if (sched_log_waiting())
+		return false;
+	PG_TRY();
+	{
+		sched_begin(activity);
+		write(arg);
+		sched_commit();
+	}
+	PG_CATCH();
+	{
+		sched_recording_failed(what);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
 }
 
 /* Is recording waiting after a failure? */
@@ -2242,50 +2279,43 @@ sched_record_done(void)
  * their rows (one transaction), then tell each executor to commit.  A
  * restarted scheduler finds by the id whether such a run committed.
  */
+typedef struct SchedCommitXids
+{
+	int64	   *runids;
+	uint64	   *xids;
+	int			n;
+} SchedCommitXids;
+
+static void
+sched_write_commit_xids(void *arg)
+{
+	SchedCommitXids *x = arg;
+
+	chime_run_set_commit_xid(x->runids, x->xids, x->n);
+}
+
 static void
 sched_confirm(void)
 {
-	int			n = list_length(sched_confirms);
-	int64	   *runids;
-	uint64	   *xids;
-	int			i = 0;
+	SchedCommitXids x;
 	ListCell   *lc;
-	volatile bool ok = true;
 
-	if (n == 0)
+	if (sched_confirms == NIL)
 		return;
-	runids = palloc(sizeof(int64) * n);
-	xids = palloc(sizeof(uint64) * n);
+	x.n = 0;
+	x.runids = palloc(sizeof(int64) * list_length(sched_confirms));
+	x.xids = palloc(sizeof(uint64) * list_length(sched_confirms));
 	foreach(lc, sched_confirms)
 	{
 		SchedConfirm *c = lfirst(lc);
 
-		if (c->noted)
-			continue;
-		runids[i] = c->runid;
-		xids[i++] = c->xid;
+		x.runids[x.n] = c->runid;
+		x.xids[x.n++] = c->xid;
 	}
-	if (i > 0)
-	{
-		if (sched_log_waiting())
-			return;
-		PG_TRY();
-		{
-			sched_begin("pg_chime: noting the runs about to commit");
-			chime_run_set_commit_xid(runids, xids, i);
-			sched_commit();
-		}
-		PG_CATCH();
-		{
-			sched_recording_failed("note the runs about to commit");
-			ok = false;
-		}
-		PG_END_TRY();
-		if (!ok)
-			return;
-		foreach(lc, sched_confirms)
-			((SchedConfirm *) lfirst(lc))->noted = true;
-	}
+	if (!sched_record_tx("pg_chime: noting the runs about to commit", "note the runs about to commit",
+						 sched_write_commit_xids, &x))
+		return;
+
 	/*
 	 * The answers go in each executor's queue behind what it has been sent
 	 * in part (shm_mq sends a message whole or resumes it), and so are sent
@@ -2477,6 +2507,21 @@ sched_send(void)
 	}
 }
 
+typedef struct SchedStarted
+{
+	int64	   *runids;
+	int32	   *pids;
+	int			n;
+} SchedStarted;
+
+static void
+sched_write_running(void *arg)
+{
+	SchedStarted *x = arg;
+
+	chime_run_running(x->runids, x->pids, x->n);
+}
+
 /*
  * Before sleeping: record as running the runs handed to an executor after
  * they were recorded (from the backlog).  Runs that end while the
@@ -2521,23 +2566,12 @@ sched_mark_running(void)
 		}
 	}
 
-	if (n > 0 && !sched_log_waiting())
+	if (n > 0)
 	{
-		volatile bool ok = true;
+		SchedStarted started = {runids, pids, n};
 
-		PG_TRY();
-		{
-			sched_begin("pg_chime: recording started runs");
-			chime_run_running(runids, pids, n);
-			sched_commit();
-		}
-		PG_CATCH();
-		{
-			sched_recording_failed("record the runs that started");
-			ok = false;
-		}
-		PG_END_TRY();
-		if (!ok)
+		if (!sched_record_tx("pg_chime: recording started runs", "record the runs that started",
+							 sched_write_running, &started))
 			return;
 	}
 	/* also those not recorded (cron.log_run off) */
