@@ -5,7 +5,8 @@
  *	  {{secret.NAME}} references in an HTTP job's URL, headers and body.
  *
  * Secret values are write-only for their owners: no SELECT on the value
- * column is granted, and no message here ever contains a value.
+ * column is granted, and no message here ever contains a value.  Values
+ * are at most 64 kB.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +23,7 @@
 #include "api.h"
 
 #define SECRET_OPEN "{{secret."
+#define SECRET_MAX_VALUE 65536	/* bytes, SPEC 14 */
 #define SECRET_NAME_HINT "A secret name starts with a letter or underscore, has only letters, digits and underscores, and is at most 63 characters, e.g. 'cron_secret'."
 
 /* Is 'name' (of length len) a valid secret name? */
@@ -216,6 +218,7 @@ chime_set_secret(PG_FUNCTION_ARGS)
 	char	   *owner = GetUserNameFromId(GetUserId(), false);
 	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[3];
+	int			size;
 	ApiPrivilege saved;
 
 	if (PG_ARGISNULL(1))
@@ -223,6 +226,13 @@ chime_set_secret(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("value of secret \"%s\" must not be null", name),
 				 errhint("Use cron.drop_secret('%s') to remove a secret.", name)));
+
+	size = (int) VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1));
+	if (size > SECRET_MAX_VALUE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("value of secret \"%s\" is too long: %d bytes", name, size),
+				 errhint("A secret value is at most %d bytes.", SECRET_MAX_VALUE)));
 
 	values[0] = CStringGetTextDatum(owner);
 	values[1] = CStringGetTextDatum(name);
