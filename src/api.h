@@ -37,7 +37,8 @@ extern void chime_invalid_value(const char *what, const char *value,
 /* secret.c */
 extern List *chime_secret_refs(const char *text);
 extern void chime_secret_require(const char *owner, List *names);
-extern char *chime_secret_expand(const char *text, const char *owner, char **missing);
+extern char *chime_secret_expand(const char *text, const char *owner, bool one_line,
+								 List **used, char **error);
 extern void chime_secret_forget(void);
 
 #endif							/* CHIME_API_H */

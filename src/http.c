@@ -12,9 +12,48 @@
  *
  * Safety: only http and https, also after redirects; at most
  * cron.http_max_redirects of them; the body is counted in the write
- * callback and the transfer stopped past cron.http_max_response_size; every
- * address is checked after DNS resolution, before connecting, against
- * cron.http_deny_networks and cron.http_allow_networks.
+ * callback and the transfer stopped past cron.http_max_response_size.
+ *
+ * Addresses: every address a job's URL or a redirect leads to is checked
+ * after DNS resolution, before connecting: the unspecified addresses
+ * (0.0.0.0/8 and ::, which on Linux reach this host) are always refused,
+ * then cron.http_deny_networks, then cron.http_allow_networks when set.
+ * Without a proxy the check is libcurl's socket opening callback, so it
+ * sees exactly the addresses libcurl connects to.
+ *
+ * Proxies: the proxy settings of the server's environment (http_proxy,
+ * HTTPS_PROXY, ALL_PROXY, NO_PROXY...) are ignored; cron.http_proxy is the
+ * only proxy.  Through it, the connections go to the proxy, which resolves
+ * the target's name itself, so the socket callback cannot see the target.
+ * Each hop therefore starts with a probe: a second easy handle for the same
+ * URL, without proxy, whose socket opening callback checks every address
+ * libcurl's own resolver (asynchronous, as for any transfer) gives for the
+ * host, and refuses to open any socket.  The request goes to the proxy
+ * only when every address passed; one refused address refuses the hop.
+ * Redirects are followed here rather than by libcurl (for every transfer,
+ * with or without a proxy), so each hop is probed, and so the origin rule
+ * below can act before anything is sent to the new origin.
+ *
+ * The limit of the probe: the proxy resolves the name again, and may get
+ * another answer than ours (another resolver, or a DNS answer that changes
+ * between the two lookups), so a name can still lead the proxy to a denied
+ * network; the proxy's own rules should deny the networks it must not reach.
+ * Sending the checked address to the proxy instead of the name would close
+ * that gap, but it takes a CONNECT tunnel for every target, plain http
+ * included, which many proxies allow only to port 443, and it defeats the
+ * proxies' rules by host name; so the name is sent.  The proxy itself,
+ * chosen by a superuser, is not checked against the lists.
+ *
+ * Redirects: one to another origin (scheme, host or port) is refused when
+ * the request carries a secret ({{secret.*}} in its URL, a header or the
+ * body): libcurl would forward custom headers, and on 307 or 308 the body,
+ * to wherever the server points.  Without secrets such redirects are
+ * followed, Authorization and Cookie headers dropped, as libcurl does.  The
+ * method changes as libcurl's (and browsers') rules say: 303 makes any
+ * method but HEAD a GET, 301 and 302 make a POST a GET, without the body.
+ *
+ * Secrets: no message or recorded body shows an expanded secret value;
+ * each occurrence is replaced by {{secret.NAME}} (see http_scrub).
  *
  *-------------------------------------------------------------------------
  */
@@ -28,6 +67,7 @@
 
 #include <curl/curl.h>
 
+#include "lib/ilist.h"
 #include "lib/stringinfo.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -43,6 +83,7 @@ static int	http_max_response_size = 1024 * 1024;
 static int	http_max_logged_body = 8192;
 static char *http_deny_text = NULL;
 static char *http_allow_text = NULL;
+static char *http_proxy = NULL;
 
 /* A network of cron.http_deny_networks or cron.http_allow_networks */
 typedef struct HttpNet
@@ -61,16 +102,32 @@ typedef struct HttpNets
 static HttpNets *http_deny = NULL;
 static HttpNets *http_allow = NULL;
 
-/* One transfer */
+/*
+ * One transfer: its request and, hop after hop (redirects), what the
+ * callbacks saw.  Allocated in TopMemoryContext, freed by http_free.
+ */
 typedef struct HttpTransfer
 {
+	dlist_node	node;			/* in http_transfers */
 	void	   *owner;
-	CURL	   *easy;
+	CURL	   *easy;			/* the request */
+	bool		easy_added;		/* in http_multi */
+	CURL	   *probe;			/* resolving this hop's host before the proxy
+								 * is asked (NULL: none going) */
+	bool		via_proxy;		/* cron.http_proxy was set when it started */
 	struct curl_slist *headers;
+	char	   *url;			/* this hop's */
+	char	   *origin;			/* the first URL's "scheme://host:port" */
+	char		method[16];		/* this hop's */
+	int			redirects;		/* followed so far */
+	bool		carries_secret; /* the request has a {{secret.*}} */
+	int			nsecrets;		/* the non-empty values, longest first */
+	ChimeHttpSecret *secrets;
 	StringInfoData body;		/* the first http_max_logged_body bytes */
 	int64		bytes;			/* all of them */
 	bool		too_big;
-	char		refused[160];	/* why the address was refused ("" if it was not) */
+	int			allowed;		/* addresses the probe let through */
+	char		refused[160];	/* why an address was refused ("" if none was) */
 	char		reason[64];		/* the reason phrase of the last status line */
 	int64		retry_after_s;
 	TimestampTz started;
@@ -83,6 +140,17 @@ static int	http_epoll = -1;
 static long http_timer_ms = -1;	/* libcurl's wish, from when it was set */
 static TimestampTz http_timer_set = 0;
 static int	http_running = 0;
+static dlist_head http_transfers = DLIST_STATIC_INIT(http_transfers);
+
+/*
+ * curl_easy_setopt, keeping in *failed the name of the first option libcurl
+ * refused: the options of a handle are set in a row and checked once.
+ */
+#define http_setopt(easy, failed, option, value) \
+	do { \
+		if (*(failed) == NULL && curl_easy_setopt((easy), (option), (value)) != CURLE_OK) \
+			*(failed) = #option; \
+	} while (0)
 
 /* ---- settings ------------------------------------------------------------ */
 
@@ -172,6 +240,43 @@ http_assign_allow(const char *newval, void *extra)
 	http_allow = extra;
 }
 
+/*
+ * cron.http_proxy is empty or scheme://[user:password@]host[:port][/], the
+ * scheme one libcurl knows for proxies.  (It may hold a password: only
+ * superusers can read it.)
+ */
+static bool
+http_check_proxy(char **newval, void **extra, GucSource source)
+{
+	static const char *const schemes[] = {"http", "https", "socks4", "socks4a", "socks5", "socks5h"};
+	const char *value = *newval ? *newval : "";
+	const char *sep = strstr(value, "://");
+	bool		known = false;
+	const char *p;
+
+	if (value[0] == '\0')
+		return true;
+	for (int i = 0; sep && i < lengthof(schemes); i++)
+		if ((size_t) (sep - value) == strlen(schemes[i]) &&
+			pg_strncasecmp(value, schemes[i], sep - value) == 0)
+			known = true;
+	if (known)
+	{
+		for (p = sep + 3; *p && *p != '/'; p++)
+			if ((unsigned char) *p <= ' ' || *p == 0x7f)
+				known = false;
+		if (p == sep + 3 || (*p == '/' && p[1] != '\0'))
+			known = false;
+	}
+	if (!known)
+	{
+		GUC_check_errdetail("cron.http_proxy is not a proxy URL.");
+		GUC_check_errhint("Give the proxy as scheme://host:port, the scheme one of http, https, socks4, socks4a, socks5 or socks5h, e.g. 'http://proxy.example.com:3128'; empty for none.");
+		return false;
+	}
+	return true;
+}
+
 void
 chime_http_define_settings(void)
 {
@@ -196,6 +301,148 @@ chime_http_define_settings(void)
 	DefineCustomStringVariable("cron.http_allow_networks", "When set, the only networks HTTP jobs may connect to.",
 							   NULL, &http_allow_text, "",
 							   PGC_SIGHUP, 0, http_check_nets, http_assign_allow, NULL);
+	DefineCustomStringVariable("cron.http_proxy", "The proxy HTTP jobs go through; empty for none.",
+							   "Proxy settings in the server's environment are ignored.",
+							   &http_proxy, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, http_check_proxy, NULL, NULL);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+/*
+ * A zeroed request with its secrets copied in, in one allocation (see
+ * http.h): the scheduler frees requests with pfree and knows nothing of
+ * what they carry.
+ */
+ChimeHttpRequest *
+chime_http_request_new(List *secrets)
+{
+	int			n = list_length(secrets);
+	Size		size = offsetof(ChimeHttpRequest, secrets) + sizeof(ChimeHttpSecret) * n;
+	ChimeHttpRequest *req;
+	char	   *p;
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, secrets)
+	{
+		ChimeHttpSecret *s = lfirst(lc);
+
+		size += strlen(s->name) + 1 + strlen(s->value) + 1;
+	}
+	req = palloc0(size);
+	p = (char *) &req->secrets[n];
+	foreach(lc, secrets)
+	{
+		ChimeHttpSecret *s = lfirst(lc);
+
+		req->secrets[i].name = strcpy(p, s->name);
+		p += strlen(s->name) + 1;
+		req->secrets[i].value = strcpy(p, s->value);
+		p += strlen(s->value) + 1;
+		i++;
+	}
+	req->nsecrets = n;
+	return req;
+}
+
+/* qsort order of secrets: longest value first */
+static int
+http_longest_first(const void *a, const void *b)
+{
+	size_t		la = strlen(((const ChimeHttpSecret *) a)->value);
+	size_t		lb = strlen(((const ChimeHttpSecret *) b)->value);
+
+	return la > lb ? -1 : la < lb ? 1 : 0;
+}
+
+/*
+ * 'text' (of length len) with every occurrence of a secret value of the
+ * transfer replaced by {{secret.NAME}}, NUL-terminated in the current
+ * memory context; its length in *outlen if wanted.
+ *
+ * One scan, left to right: at each position the longest value that matches
+ * is replaced and the scan goes on after it, so replacements are not
+ * scanned again and no value survives whole, however values overlap.  The
+ * match ignores ASCII case, as host names are case-insensitive and may come
+ * back from libcurl in another case.  Every value is scrubbed, however
+ * short: a secret of a character or two makes messages hard to read (each
+ * occurrence of those characters goes), but a message never shows it.
+ */
+static char *
+http_scrub(const HttpTransfer *t, const char *text, int len, int *outlen)
+{
+	StringInfoData out;
+	int			i = 0;
+
+	initStringInfo(&out);
+	while (i < len)
+	{
+		const ChimeHttpSecret *hit = NULL;
+
+		for (int k = 0; k < t->nsecrets && hit == NULL; k++)
+		{
+			int			vlen = (int) strlen(t->secrets[k].value);
+
+			if (vlen <= len - i && pg_strncasecmp(text + i, t->secrets[k].value, vlen) == 0)
+				hit = &t->secrets[k];
+		}
+		if (hit)
+		{
+			appendStringInfo(&out, "{{secret.%s}}", hit->name);
+			i += (int) strlen(hit->value);
+		}
+		else
+			appendStringInfoChar(&out, text[i++]);
+	}
+	if (outlen)
+		*outlen = out.len;
+	return out.data;
+}
+
+/*
+ * Parse 'url' as libcurl would follow it: the URL to use (encoded) in
+ * *normal, its scheme in *scheme (lower case) and, when it has a host, its
+ * origin "scheme://host:port" (lower case, default port filled in) in
+ * *origin, else NULL there; all in the current memory context.  False if
+ * it does not parse at all.
+ */
+static bool
+http_parse_url(const char *url, char **normal, char **scheme, char **origin)
+{
+	CURLU	   *u = curl_url();
+	char	   *s = NULL;
+	char	   *full = NULL;
+	char	   *host = NULL;
+	char	   *port = NULL;
+	bool		ok = false;
+
+	*origin = NULL;
+	if (u == NULL)
+		return false;
+	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME | CURLU_URLENCODE) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_SCHEME, &s, 0) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK)
+	{
+		ok = true;
+		*normal = pstrdup(full);
+		*scheme = pstrdup(s);
+		for (char *c = *scheme; *c; c++)
+			*c = pg_ascii_tolower((unsigned char) *c);
+		if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] != '\0' &&
+			curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+		{
+			*origin = psprintf("%s://%s:%s", *scheme, host, port);
+			for (char *c = *origin; *c; c++)
+				*c = pg_ascii_tolower((unsigned char) *c);
+		}
+	}
+	curl_free(s);
+	curl_free(full);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return ok;
 }
 
 /* ---- address checks ------------------------------------------------------ */
@@ -224,21 +471,28 @@ http_in_nets(const HttpNets *nets, int family, const unsigned char *addr)
 	return false;
 }
 
-/* libcurl's socket opening: refuse addresses outside the allowed networks */
-static curl_socket_t
-http_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+/*
+ * May a job connect to 'address'?  If not, why goes to t->refused (the
+ * first reason of the hop is kept).  The unspecified addresses 0.0.0.0/8
+ * and :: are refused whatever the lists say: connecting to them reaches
+ * this host.  Then cron.http_deny_networks, then cron.http_allow_networks
+ * when it is set.  An IPv4-mapped IPv6 address is checked as its IPv4
+ * address.
+ */
+static bool
+http_address_ok(HttpTransfer *t, const struct curl_sockaddr *address)
 {
-	HttpTransfer *t = clientp;
+	static const unsigned char zero[16] = {0};
 	int			family = address->family;
 	unsigned char addr[16];
 	char		text[INET6_ADDRSTRLEN] = "?";
+	char		why[sizeof(t->refused)];
 
 	if (family == AF_INET)
-		memcpy(addr, &((struct sockaddr_in *) &address->addr)->sin_addr, 4);
+		memcpy(addr, &((const struct sockaddr_in *) &address->addr)->sin_addr, 4);
 	else if (family == AF_INET6)
 	{
-		memcpy(addr, &((struct sockaddr_in6 *) &address->addr)->sin6_addr, 16);
-		/* an IPv4-mapped address is its IPv4 address */
+		memcpy(addr, &((const struct sockaddr_in6 *) &address->addr)->sin6_addr, 16);
 		if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *) addr))
 		{
 			memmove(addr, addr + 12, 4);
@@ -247,21 +501,62 @@ http_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr
 	}
 	else
 	{
-		snprintf(t->refused, sizeof(t->refused), "refused: address family %d", family);
-		return CURL_SOCKET_BAD;
+		snprintf(why, sizeof(why), "refused: address family %d", family);
+		goto refused;
 	}
 	inet_ntop(family, addr, text, sizeof(text));
+	if ((family == AF_INET && addr[0] == 0) ||
+		(family == AF_INET6 && memcmp(addr, zero, 16) == 0))
+	{
+		snprintf(why, sizeof(why), "refused: address %s is unspecified (0.0.0.0/8 and :: are always refused)", text);
+		goto refused;
+	}
 	if (http_in_nets(http_deny, family, addr))
 	{
-		snprintf(t->refused, sizeof(t->refused), "refused: address %s is in cron.http_deny_networks", text);
-		return CURL_SOCKET_BAD;
+		snprintf(why, sizeof(why), "refused: address %s is in cron.http_deny_networks", text);
+		goto refused;
 	}
 	if (http_allow && http_allow->n > 0 && !http_in_nets(http_allow, family, addr))
 	{
-		snprintf(t->refused, sizeof(t->refused), "refused: address %s is not in cron.http_allow_networks", text);
-		return CURL_SOCKET_BAD;
+		snprintf(why, sizeof(why), "refused: address %s is not in cron.http_allow_networks", text);
+		goto refused;
 	}
+	return true;
+
+refused:
+	if (t->refused[0] == '\0')
+		strlcpy(t->refused, why, sizeof(t->refused));
+	return false;
+}
+
+/*
+ * libcurl's socket opening for a request: refuse addresses a job may not
+ * reach.  Through a proxy every socket goes to the proxy, which a
+ * superuser chose: the target was checked by the probe.
+ */
+static curl_socket_t
+http_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	HttpTransfer *t = clientp;
+
+	if (!t->via_proxy && !http_address_ok(t, address))
+		return CURL_SOCKET_BAD;
 	return socket(address->family, address->socktype, address->protocol);
+}
+
+/*
+ * libcurl's socket opening for a probe: check each address the host has,
+ * count those allowed, and open none (libcurl then offers the next one, of
+ * both families, until none is left).
+ */
+static curl_socket_t
+http_probe_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	HttpTransfer *t = clientp;
+
+	if (http_address_ok(t, address))
+		t->allowed++;
+	return CURL_SOCKET_BAD;
 }
 
 /* ---- callbacks ----------------------------------------------------------- */
@@ -367,9 +662,11 @@ chime_http_init(void)
 	if (http_epoll < 0)
 		elog(ERROR, "pg_chime: could not create an epoll set: %m");
 	http_multi = curl_multi_init();
-	curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_socket);
-	curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_timer);
-	curl_multi_setopt(http_multi, CURLMOPT_MAXCONNECTS, (long) Max(chime_http_max_in_flight, 16));
+	if (http_multi == NULL ||
+		curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_socket) != CURLM_OK ||
+		curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_timer) != CURLM_OK ||
+		curl_multi_setopt(http_multi, CURLMOPT_MAXCONNECTS, (long) Max(chime_http_max_in_flight, 16)) != CURLM_OK)
+		elog(ERROR, "pg_chime: could not set up a libcurl multi handle");
 	return http_epoll;
 }
 
@@ -390,63 +687,233 @@ chime_http_timeout(void)
 	return Max(left, 0);
 }
 
+/* Milliseconds left of the transfer's timeout */
+static long
+http_time_left(const HttpTransfer *t)
+{
+	return t->timeout_ms - (long) ((GetCurrentTimestamp() - t->started) / 1000);
+}
+
+/* Forget a transfer: out of the multi handle, its handles and memory freed. */
+static void
+http_free(HttpTransfer *t)
+{
+	if (t->probe)
+	{
+		if (curl_multi_remove_handle(http_multi, t->probe) != CURLM_OK)
+			elog(WARNING, "pg_chime: libcurl could not remove a probe");
+		curl_easy_cleanup(t->probe);
+	}
+	if (t->easy_added && curl_multi_remove_handle(http_multi, t->easy) != CURLM_OK)
+		elog(WARNING, "pg_chime: libcurl could not remove a transfer");
+	curl_easy_cleanup(t->easy);
+	curl_slist_free_all(t->headers);
+	for (int i = 0; i < t->nsecrets; i++)
+	{
+		pfree(t->secrets[i].value);
+		pfree(t->secrets[i].name);
+	}
+	if (t->secrets)
+		pfree(t->secrets);
+	if (t->url)
+		pfree(t->url);
+	if (t->origin)
+		pfree(t->origin);
+	pfree(t->body.data);
+	dlist_delete(&t->node);
+	pfree(t);
+	http_running--;
+}
+
+/*
+ * Start a probe of this hop's host (see the file's header): false, with
+ * the failing call in *failed, if it cannot start.
+ */
+static bool
+http_start_probe(HttpTransfer *t, long left_ms, const char **failed)
+{
+	CURL	   *probe = curl_easy_init();
+
+	if (probe == NULL)
+	{
+		*failed = "curl_easy_init";
+		return false;
+	}
+	t->allowed = 0;
+	http_setopt(probe, failed, CURLOPT_URL, t->url);
+	http_setopt(probe, failed, CURLOPT_PRIVATE, t);
+	http_setopt(probe, failed, CURLOPT_NOSIGNAL, 1L);
+	http_setopt(probe, failed, CURLOPT_PROTOCOLS_STR, "http,https");
+	http_setopt(probe, failed, CURLOPT_PROXY, "");
+	http_setopt(probe, failed, CURLOPT_CONNECT_ONLY, 1L);
+	http_setopt(probe, failed, CURLOPT_FRESH_CONNECT, 1L);
+	http_setopt(probe, failed, CURLOPT_FORBID_REUSE, 1L);
+	http_setopt(probe, failed, CURLOPT_OPENSOCKETFUNCTION, http_probe_socket);
+	http_setopt(probe, failed, CURLOPT_OPENSOCKETDATA, t);
+	http_setopt(probe, failed, CURLOPT_ERRORBUFFER, t->error);
+	http_setopt(probe, failed, CURLOPT_TIMEOUT_MS, left_ms);
+	if (*failed == NULL && curl_multi_add_handle(http_multi, probe) != CURLM_OK)
+		*failed = "curl_multi_add_handle";
+	if (*failed)
+	{
+		curl_easy_cleanup(probe);
+		return false;
+	}
+	t->probe = probe;
+	return true;
+}
+
+/* Send this hop's request: false, with the failing call in *failed, if it cannot start. */
+static bool
+http_send(HttpTransfer *t, long left_ms, const char **failed)
+{
+	http_setopt(t->easy, failed, CURLOPT_TIMEOUT_MS, left_ms);
+	if (*failed == NULL && curl_multi_add_handle(http_multi, t->easy) != CURLM_OK)
+		*failed = "curl_multi_add_handle";
+	if (*failed)
+		return false;
+	t->easy_added = true;
+	return true;
+}
+
+/*
+ * Start this hop: through a proxy the probe of its host, else its request.
+ * False, with the failing call in *failed, if it cannot start.
+ */
+static bool
+http_hop(HttpTransfer *t, const char **failed)
+{
+	long		left = Max(http_time_left(t), 1);
+
+	t->refused[0] = '\0';
+	t->error[0] = '\0';
+	if (t->via_proxy)
+		return http_start_probe(t, left, failed);
+	return http_send(t, left, failed);
+}
+
+/*
+ * Start a transfer for 'req' (which the caller may free on return: what is
+ * needed is copied), owned by 'owner'.  False, with *error, if it cannot
+ * start.
+ */
 bool
 chime_http_start(void *owner, const ChimeHttpRequest *req, char **error)
 {
-	HttpTransfer *t = MemoryContextAllocZero(TopMemoryContext, sizeof(HttpTransfer));
+	HttpTransfer *t;
 	CURL	   *easy = curl_easy_init();
+	const char *failed = NULL;
+	char	   *normal;
+	char	   *scheme;
+	char	   *origin;
 	ListCell   *lc;
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	MemoryContext old;
 
 	if (easy == NULL)
 	{
 		*error = pstrdup("could not start a transfer");
-		pfree(t);
-		MemoryContextSwitchTo(old);
 		return false;
 	}
+	/* libcurl says what is wrong with a URL that does not parse */
+	if (!http_parse_url(req->url, &normal, &scheme, &origin))
+		origin = NULL;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	t = palloc0(sizeof(HttpTransfer));
 	t->owner = owner;
 	t->easy = easy;
 	initStringInfo(&t->body);
 	t->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : http_timeout_ms;
+	t->via_proxy = http_proxy != NULL && http_proxy[0] != '\0';
+	t->url = pstrdup(req->url);
+	t->origin = origin ? pstrdup(origin) : NULL;
+	strlcpy(t->method, req->method, sizeof(t->method));
+	t->carries_secret = req->nsecrets > 0;
+	t->secrets = palloc0(sizeof(ChimeHttpSecret) * Max(req->nsecrets, 1));
+	for (int i = 0; i < req->nsecrets; i++)
+	{
+		/* an empty value needs no scrubbing, but still makes it carry a secret */
+		if (req->secrets[i].value[0] == '\0')
+			continue;
+		t->secrets[t->nsecrets].name = pstrdup(req->secrets[i].name);
+		t->secrets[t->nsecrets].value = pstrdup(req->secrets[i].value);
+		t->nsecrets++;
+	}
+	qsort(t->secrets, t->nsecrets, sizeof(ChimeHttpSecret), http_longest_first);
 	foreach(lc, req->headers)
-		t->headers = curl_slist_append(t->headers, lfirst(lc));
+	{
+		struct curl_slist *more = curl_slist_append(t->headers, lfirst(lc));
+
+		if (more == NULL)
+			failed = "curl_slist_append";
+		else
+			t->headers = more;
+	}
+	dlist_push_tail(&http_transfers, &t->node);
+	http_running++;
 	MemoryContextSwitchTo(old);
 
-	curl_easy_setopt(easy, CURLOPT_URL, req->url);
-	curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, http_max_redirects > 0 ? 1L : 0L);
-	curl_easy_setopt(easy, CURLOPT_MAXREDIRS, (long) http_max_redirects);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) t->timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, http_write);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, http_header);
-	curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, http_open_socket);
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t);
-	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, "pg_chime");
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
-	curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+	http_setopt(easy, &failed, CURLOPT_URL, req->url);
+	http_setopt(easy, &failed, CURLOPT_PRIVATE, t);
+	http_setopt(easy, &failed, CURLOPT_NOSIGNAL, 1L);
+	http_setopt(easy, &failed, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* "" is no proxy, whatever the environment says */
+	http_setopt(easy, &failed, CURLOPT_PROXY, t->via_proxy ? http_proxy : "");
+	/* and no_proxy in the environment does not bypass cron.http_proxy */
+	http_setopt(easy, &failed, CURLOPT_NOPROXY, "");
+	/* redirects are followed by http_redirect */
+	http_setopt(easy, &failed, CURLOPT_FOLLOWLOCATION, 0L);
+	http_setopt(easy, &failed, CURLOPT_WRITEFUNCTION, http_write);
+	http_setopt(easy, &failed, CURLOPT_WRITEDATA, t);
+	http_setopt(easy, &failed, CURLOPT_HEADERFUNCTION, http_header);
+	http_setopt(easy, &failed, CURLOPT_HEADERDATA, t);
+	http_setopt(easy, &failed, CURLOPT_OPENSOCKETFUNCTION, http_open_socket);
+	http_setopt(easy, &failed, CURLOPT_OPENSOCKETDATA, t);
+	http_setopt(easy, &failed, CURLOPT_ERRORBUFFER, t->error);
+	http_setopt(easy, &failed, CURLOPT_USERAGENT, "pg_chime");
+	http_setopt(easy, &failed, CURLOPT_HTTPHEADER, t->headers);
+	http_setopt(easy, &failed, CURLOPT_CUSTOMREQUEST, req->method);
 	if (strcmp(req->method, "HEAD") == 0)
-		curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+		http_setopt(easy, &failed, CURLOPT_NOBODY, 1L);
 	if (req->body)
-		curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, req->body);
+		http_setopt(easy, &failed, CURLOPT_COPYPOSTFIELDS, req->body);
 	t->started = GetCurrentTimestamp();
-	if (curl_multi_add_handle(http_multi, easy) != CURLM_OK)
+	if (failed == NULL)
+		(void) http_hop(t, &failed);
+	if (failed)
 	{
+		elog(LOG, "pg_chime: could not start a transfer: %s failed", failed);
 		*error = pstrdup("could not start a transfer");
-		curl_easy_cleanup(easy);
-		curl_slist_free_all(t->headers);
-		pfree(t->body.data);
-		pfree(t);
+		http_free(t);
 		return false;
 	}
-	http_running++;
 	return true;
+}
+
+/*
+ * The result of a transfer that could not go on to its next step because a
+ * libcurl call failed: worth a retry.
+ */
+static ChimeHttpResult *
+http_stalled(HttpTransfer *t, const char *failed)
+{
+	ChimeHttpResult *r = palloc0(sizeof(ChimeHttpResult));
+
+	elog(LOG, "pg_chime: could not go on with a transfer: %s failed", failed);
+	r->owner = t->owner;
+	r->message = pstrdup("could not start a transfer");
+	r->retry = true;
+	return r;
+}
+
+/* A result that is a refusal: not retried, no status, no body. */
+static ChimeHttpResult *
+http_refusal(HttpTransfer *t, const char *message)
+{
+	ChimeHttpResult *r = palloc0(sizeof(ChimeHttpResult));
+
+	r->owner = t->owner;
+	r->message = http_scrub(t, message, strlen(message), NULL);
+	return r;
 }
 
 /* The result of a finished transfer (allocated in the current context) */
@@ -456,34 +923,34 @@ http_result(HttpTransfer *t, CURLcode code)
 	ChimeHttpResult *r = palloc0(sizeof(ChimeHttpResult));
 	long		status = 0;
 	long		ms = (long) ((GetCurrentTimestamp() - t->started) / 1000);
+	char	   *message;
 
 	r->owner = t->owner;
-	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+		status = 0;
 	if (t->too_big)
 	{
-		r->message = psprintf("refused: response larger than cron.http_max_response_size (%d bytes)",
-							  http_max_response_size);
+		message = psprintf("refused: response larger than cron.http_max_response_size (%d bytes)",
+						   http_max_response_size);
 		r->status = (int) status;
 	}
-	else if (t->refused[0] != '\0')
-		r->message = pstrdup(t->refused);
+	else if (code != CURLE_OK && t->refused[0] != '\0')
+		message = pstrdup(t->refused);
 	else if (code == CURLE_OPERATION_TIMEDOUT)
 	{
-		r->message = psprintf("timeout after %d ms", t->timeout_ms);
+		message = psprintf("timeout after %d ms", t->timeout_ms);
 		r->retry = true;
 	}
-	else if (code == CURLE_TOO_MANY_REDIRECTS)
-		r->message = psprintf("refused: more than %d redirects (cron.http_max_redirects)", http_max_redirects);
 	else if (code == CURLE_UNSUPPORTED_PROTOCOL)
-		r->message = pstrdup("refused: only http and https are allowed (a redirect went elsewhere)");
-	else if (code == CURLE_COULDNT_CONNECT)
+		message = pstrdup("refused: only http and https are allowed");
+	else if (code == CURLE_COULDNT_CONNECT && !t->via_proxy)
 	{
-		r->message = pstrdup("connection refused");
+		message = pstrdup("connection refused");
 		r->retry = true;
 	}
 	else if (code != CURLE_OK)
 	{
-		r->message = psprintf("%s", t->error[0] ? t->error : curl_easy_strerror(code));
+		message = pstrdup(t->error[0] ? t->error : curl_easy_strerror(code));
 		r->retry = true;
 	}
 	else
@@ -493,14 +960,148 @@ http_result(HttpTransfer *t, CURLcode code)
 		r->retry = status == 429 || status >= 500;
 		if ((status == 429 || status == 503) && t->retry_after_s > 0)
 			r->retry_after_us = t->retry_after_s * USECS_PER_SEC;
-		r->message = psprintf("%ld%s%s, " INT64_FORMAT " bytes, %ld ms", status,
-							  t->reason[0] ? " " : "", t->reason, t->bytes, ms);
+		message = psprintf("%ld%s%s, " INT64_FORMAT " bytes, %ld ms", status,
+						   t->reason[0] ? " " : "", t->reason, t->bytes, ms);
 	}
+	r->message = http_scrub(t, message, strlen(message), NULL);
 	if (t->body.len > 0 || r->status > 0)
-		r->body = pnstrdup(t->body.data, t->body.len);
+	{
+		int			len;
+		char	   *body = http_scrub(t, t->body.data, t->body.len, &len);
+
+		r->body = pnstrdup(body, len);
+	}
 	return r;
 }
 
+/*
+ * The response of this hop was a redirect to 'location' (status 'status'):
+ * start the next hop (NULL), or the result refusing it.  See the file's
+ * header for the rules.
+ */
+static ChimeHttpResult *
+http_redirect(HttpTransfer *t, long status, const char *location)
+{
+	char	   *url;
+	char	   *scheme;
+	char	   *origin;
+	const char *failed = NULL;
+	bool		same_origin;
+
+	if (t->redirects >= http_max_redirects)
+		return http_refusal(t, psprintf("refused: more than %d redirects (cron.http_max_redirects)",
+										http_max_redirects));
+	if (!http_parse_url(location, &url, &scheme, &origin))
+		return http_refusal(t, "refused: a redirect to an invalid URL");
+	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+		return http_refusal(t, "refused: only http and https are allowed (a redirect went elsewhere)");
+	if (origin == NULL)
+		return http_refusal(t, "refused: a redirect to an invalid URL");
+	same_origin = t->origin != NULL && strcmp(origin, t->origin) == 0;
+	if (!same_origin && t->carries_secret)
+		return http_refusal(t, psprintf("refused: redirect to another origin (%s) from a request that carries a secret",
+										origin));
+
+	if ((status == 303 && strcmp(t->method, "HEAD") != 0) ||
+		((status == 301 || status == 302) && strcmp(t->method, "POST") == 0))
+	{
+		http_setopt(t->easy, &failed, CURLOPT_HTTPGET, 1L);
+		http_setopt(t->easy, &failed, CURLOPT_CUSTOMREQUEST, (char *) NULL);
+		strlcpy(t->method, "GET", sizeof(t->method));
+	}
+	if (!same_origin)
+	{
+		/* what libcurl would not send to another origin either */
+		struct curl_slist *kept = NULL;
+
+		for (struct curl_slist *h = t->headers; h && failed == NULL; h = h->next)
+		{
+			struct curl_slist *more;
+
+			if (pg_strncasecmp(h->data, "authorization:", 14) == 0 ||
+				pg_strncasecmp(h->data, "cookie:", 7) == 0)
+				continue;
+			more = curl_slist_append(kept, h->data);
+			if (more == NULL)
+				failed = "curl_slist_append";
+			else
+				kept = more;
+		}
+		http_setopt(t->easy, &failed, CURLOPT_HTTPHEADER, kept);
+		if (failed)
+			curl_slist_free_all(kept);
+		else
+		{
+			curl_slist_free_all(t->headers);
+			t->headers = kept;
+		}
+	}
+	http_setopt(t->easy, &failed, CURLOPT_URL, url);
+	if (failed == NULL)
+	{
+		char	   *old = t->url;
+
+		t->url = MemoryContextStrdup(TopMemoryContext, url);
+		pfree(old);
+		t->redirects++;
+		resetStringInfo(&t->body);
+		t->bytes = 0;
+		t->reason[0] = '\0';
+		t->retry_after_s = 0;
+		if (http_time_left(t) <= 0)
+			return http_result(t, CURLE_OPERATION_TIMEDOUT);
+		if (http_hop(t, &failed))
+			return NULL;
+	}
+	return http_stalled(t, failed);
+}
+
+/* The request of a hop ended: the next hop started (NULL) or the result. */
+static ChimeHttpResult *
+http_answered(HttpTransfer *t, CURLcode code)
+{
+	long		status = 0;
+	char	   *location = NULL;
+
+	if (curl_multi_remove_handle(http_multi, t->easy) != CURLM_OK)
+		elog(WARNING, "pg_chime: libcurl could not remove a transfer");
+	t->easy_added = false;
+	if (code == CURLE_OK && !t->too_big && http_max_redirects > 0 &&
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+		status >= 300 && status < 400 && status != 304 && status != 305 &&
+		curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
+		location != NULL)
+		return http_redirect(t, status, location);
+	return http_result(t, code);
+}
+
+/* The probe of a hop ended: the request sent (NULL) or the result. */
+static ChimeHttpResult *
+http_probed(HttpTransfer *t, CURLcode code)
+{
+	const char *failed = NULL;
+
+	if (curl_multi_remove_handle(http_multi, t->probe) != CURLM_OK)
+		elog(WARNING, "pg_chime: libcurl could not remove a probe");
+	curl_easy_cleanup(t->probe);
+	t->probe = NULL;
+	if (t->refused[0] != '\0')
+		return http_refusal(t, t->refused);
+	if (t->allowed == 0)
+		return http_result(t, code == CURLE_OK ? CURLE_COULDNT_RESOLVE_HOST : code);
+	t->error[0] = '\0';
+	if (http_time_left(t) <= 0)
+		return http_result(t, CURLE_OPERATION_TIMEDOUT);
+	if (http_send(t, Max(http_time_left(t), 1), &failed))
+		return NULL;
+	return http_stalled(t, failed);
+}
+
+/*
+ * Let libcurl act on the sockets that are ready and on its timers, then
+ * take the transfers whose hop ended: start their next step (the request
+ * after its probe, the next hop of a redirect) or return their result.
+ */
 List *
 chime_http_work(void)
 {
@@ -538,18 +1139,47 @@ chime_http_work(void)
 
 	while ((msg = curl_multi_info_read(http_multi, &left)) != NULL)
 	{
-		HttpTransfer *t;
+		HttpTransfer *t = NULL;
+		CURL	   *easy = msg->easy_handle;
+		CURLcode	code = msg->data.result;
+		ChimeHttpResult *r;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
-		results = lappend(results, http_result(t, msg->data.result));
-		curl_multi_remove_handle(http_multi, t->easy);
-		curl_easy_cleanup(t->easy);
-		curl_slist_free_all(t->headers);
-		pfree(t->body.data);
-		pfree(t);
-		http_running--;
+		if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t) != CURLE_OK || t == NULL)
+			elog(ERROR, "pg_chime: a libcurl transfer without its state");
+		r = easy == t->probe ? http_probed(t, code) : http_answered(t, code);
+		if (r != NULL)
+		{
+			results = lappend(results, r);
+			http_free(t);
+		}
+	}
+	return results;
+}
+
+/*
+ * Stop and forget the transfers whose owner 'match' accepts, wherever they
+ * are (probe, request, between hops); their results, as chime_http_work's.
+ */
+List *
+chime_http_cancel(bool (*match) (void *owner, void *arg), void *arg, const char *message)
+{
+	dlist_mutable_iter iter;
+	List	   *results = NIL;
+
+	dlist_foreach_modify(iter, &http_transfers)
+	{
+		HttpTransfer *t = dlist_container(HttpTransfer, node, iter.cur);
+		ChimeHttpResult *r;
+
+		if (!match(t->owner, arg))
+			continue;
+		r = palloc0(sizeof(ChimeHttpResult));
+		r->owner = t->owner;
+		r->message = pstrdup(message);
+		results = lappend(results, r);
+		http_free(t);
 	}
 	return results;
 }

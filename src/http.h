@@ -14,7 +14,19 @@
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 
-/* A request, secrets already in place (it lives only in memory) */
+/* A secret expanded into a request: messages are scrubbed of its value */
+typedef struct ChimeHttpSecret
+{
+	char	   *name;
+	char	   *value;
+} ChimeHttpSecret;
+
+/*
+ * A request, secrets already in place (it lives only in memory).  The
+ * secrets expanded into it are kept with it, in the same allocation (see
+ * chime_http_request_new), so that no message about it shows their values
+ * and a redirect to another origin can be refused.
+ */
 typedef struct ChimeHttpRequest
 {
 	char	   *url;
@@ -22,6 +34,8 @@ typedef struct ChimeHttpRequest
 	List	   *headers;		/* "Name: value" strings */
 	char	   *body;			/* NULL: none */
 	int			timeout_ms;
+	int			nsecrets;		/* secrets expanded into the URL, headers or body */
+	ChimeHttpSecret secrets[FLEXIBLE_ARRAY_MEMBER];
 } ChimeHttpRequest;
 
 /* What became of a transfer */
@@ -35,6 +49,13 @@ typedef struct ChimeHttpResult
 	char	   *message;		/* the one-line return_message */
 	char	   *body;			/* the start of the response body, NULL if none */
 } ChimeHttpResult;
+
+/*
+ * A zeroed request carrying 'secrets' (a List of ChimeHttpSecret *), names
+ * and values copied into the same allocation, in the current memory
+ * context: pfree() of the request frees them with it.
+ */
+extern ChimeHttpRequest *chime_http_request_new(List *secrets);
 
 /* The settings, defined from _PG_init */
 extern void chime_http_define_settings(void);
@@ -58,5 +79,13 @@ extern long chime_http_timeout(void);
  * due); returns the ChimeHttpResult of the transfers that ended.
  */
 extern List *chime_http_work(void);
+
+/*
+ * Stop every transfer whose owner 'match' accepts (arg is passed along);
+ * returns their ChimeHttpResult, as chime_http_work does (ok and retry
+ * false, status 0, the given message), in the current memory context.
+ */
+extern List *chime_http_cancel(bool (*match) (void *owner, void *arg), void *arg,
+							   const char *message);
 
 #endif							/* CHIME_HTTP_H */

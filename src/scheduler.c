@@ -1011,18 +1011,20 @@ static HTAB *sched_commands(SchedJob **jobs, int n);
 
 /*
  * The request of an HTTP job, as read with its command, with its owner's
- * secrets in place, in sched_runs_cxt; NULL with *error when a secret is
- * missing.
+ * secrets in place (and kept with it, for chime_http to scrub messages of
+ * their values), in sched_runs_cxt; NULL with *error when a secret is
+ * missing or its value cannot go where it is referred to.
  */
 static ChimeHttpRequest *
 sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **error)
 {
 	SchedCommand *c = sched_cmd_cache ? hash_search(sched_cmd_cache, &jobid, HASH_FIND, NULL) : NULL;
 	ChimeHttpRequest *req;
-	char	   *missing = NULL;
+	char	   *failed = NULL;
 	char	   *url;
 	char	   *body;
 	List	   *headers = NIL;
+	List	   *secrets = NIL;
 	ListCell   *lc;
 	MemoryContext old;
 
@@ -1039,23 +1041,22 @@ sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 		*error = MemoryContextStrdup(sched_runs_cxt, "failed: the job is gone");
 		return NULL;
 	}
-	url = chime_secret_expand(c->url, owner, &missing);
-	body = missing ? NULL : chime_secret_expand(c->body, owner, &missing);
+	url = chime_secret_expand(c->url, owner, true, &secrets, &failed);
+	body = failed ? NULL : chime_secret_expand(c->body, owner, false, &secrets, &failed);
 	foreach(lc, c->headers)
 	{
-		char	   *h = missing ? NULL : chime_secret_expand(lfirst(lc), owner, &missing);
+		char	   *h = failed ? NULL : chime_secret_expand(lfirst(lc), owner, true, &secrets, &failed);
 
 		if (h)
 			headers = lappend(headers, h);
 	}
-	if (missing)
+	if (failed)
 	{
-		*error = MemoryContextStrdup(sched_runs_cxt,
-									 psprintf("failed: secret \"%s\" of role %s does not exist", missing, owner));
+		*error = MemoryContextStrdup(sched_runs_cxt, failed);
 		return NULL;
 	}
 	old = MemoryContextSwitchTo(sched_runs_cxt);
-	req = palloc0(sizeof(ChimeHttpRequest));
+	req = chime_http_request_new(secrets);
 	req->url = pstrdup(url);
 	req->method = pstrdup(c->method);
 	req->body = body ? pstrdup(body) : NULL;

@@ -21,6 +21,7 @@
 #include "utils/memutils.h"
 
 #include "api.h"
+#include "http.h"
 
 #define SECRET_OPEN "{{secret."
 #define SECRET_MAX_VALUE 65536	/* bytes, SPEC 14 */
@@ -128,12 +129,23 @@ secret_lookup(const char *owner, const char *name, int len)
 
 /*
  * 'text' with each {{secret.NAME}} replaced by the value of the owner's
- * secret, at send time; NULL, with *missing set to the name, when the owner
- * has no such secret.  SPI must be connected.  (The value is never logged:
- * a malformed reference was refused when the job was scheduled.)
+ * secret, at send time.  Each secret put in is added to *used (a List of
+ * ChimeHttpSecret, each name once, in the current memory context), so that
+ * messages about the request can be scrubbed of its value.
+ *
+ * 'one_line' is for a URL or a header value: there a CR or LF would end the
+ * line and let the value add headers of its own, so such a value is
+ * refused.  (A NUL cannot occur: a text value cannot hold one.)  In a body
+ * anything goes.
+ *
+ * NULL, with *error set to a message naming the secret (never showing its
+ * value), when the owner has no such secret or its value cannot go where it
+ * is referred to.  SPI must be connected.  (A malformed reference was
+ * refused when the job was scheduled.)
  */
 char *
-chime_secret_expand(const char *text, const char *owner, char **missing)
+chime_secret_expand(const char *text, const char *owner, bool one_line,
+					List **used, char **error)
 {
 	StringInfoData out;
 	const char *p = text;
@@ -147,15 +159,36 @@ chime_secret_expand(const char *text, const char *owner, char **missing)
 		const char *name = open + strlen(SECRET_OPEN);
 		const char *close = strstr(name, "}}");
 		char	   *value;
+		char	   *copy;
+		ListCell   *lc;
+		bool		known = false;
 
 		if (close == NULL)
 			break;
 		appendBinaryStringInfo(&out, p, open - p);
+		copy = pnstrdup(name, close - name);
 		value = secret_lookup(owner, name, (int) (close - name));
 		if (value == NULL)
 		{
-			*missing = pnstrdup(name, close - name);
+			*error = psprintf("failed: secret \"%s\" of role %s does not exist", copy, owner);
 			return NULL;
+		}
+		if (one_line && strpbrk(value, "\r\n") != NULL)
+		{
+			*error = psprintf("failed: secret \"%s\" of role %s contains a line break; "
+							  "it cannot go into a URL or header", copy, owner);
+			return NULL;
+		}
+		foreach(lc, *used)
+			if (strcmp(((ChimeHttpSecret *) lfirst(lc))->name, copy) == 0)
+				known = true;
+		if (!known)
+		{
+			ChimeHttpSecret *s = palloc(sizeof(ChimeHttpSecret));
+
+			s->name = copy;
+			s->value = pstrdup(value);
+			*used = lappend(*used, s);
 		}
 		appendStringInfoString(&out, value);
 		p = close + 2;
