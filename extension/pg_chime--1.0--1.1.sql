@@ -24,3 +24,25 @@ CREATE TABLE cron.run_commit (
     job_pid         int NOT NULL
 );
 ALTER TABLE cron.run_commit ENABLE ROW LEVEL SECURITY;
+
+-- No DELETE for roles: it would let them LOCK the table and so stop every
+-- role's runs; they prune their history with cron.delete_runs.
+REVOKE DELETE ON cron.job_run_details FROM PUBLIC;
+
+CREATE FUNCTION cron.delete_runs(before timestamptz, job_id bigint DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_delete_runs';
+
+-- Every function runs with pg_catalog first and nothing a role can create
+-- in its path (the C functions also pin it for their own statements).
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace OPERATOR(pg_catalog.=) 'cron'::pg_catalog.regnamespace
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
+END
+$$;

@@ -137,7 +137,9 @@ CREATE POLICY cron_secret_policy ON cron.secret
     USING (owner = CURRENT_USER);
 
 GRANT SELECT ON cron.job TO PUBLIC;
-GRANT SELECT, DELETE ON cron.job_run_details TO PUBLIC;
+-- No DELETE for roles: it would let them LOCK the table and so stop every
+-- role's runs; they prune their history with cron.delete_runs.
+GRANT SELECT ON cron.job_run_details TO PUBLIC;
 GRANT SELECT ON cron.job_run_key TO PUBLIC;
 GRANT SELECT (owner, name, created_at, updated_at) ON cron.secret TO PUBLIC;
 
@@ -265,3 +267,21 @@ CREATE FUNCTION cron.release_key(job_id bigint, run_key text)
 CREATE FUNCTION cron.run_now(job_name text, ignore_window boolean DEFAULT false)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_run_now_name';
+
+CREATE FUNCTION cron.delete_runs(before timestamptz, job_id bigint DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_delete_runs';
+
+-- Every function runs with pg_catalog first and nothing a role can create
+-- in its path (the C functions also pin it for their own statements).
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace OPERATOR(pg_catalog.=) 'cron'::pg_catalog.regnamespace
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
+END
+$$;

@@ -110,12 +110,11 @@ FROM cron.job_run_details WHERE runid = :locked_manual;
 SELECT wait_for(format($$NOT EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = %s AND status IN ('starting', 'running'))$$, :locked));
 SELECT cron.unschedule(:locked);
 
--- advisory locks are pg_chime's two-int class, not bigint locks
+-- pg_chime's locks are of the tag no SQL function takes (userlock), objsubid the class
 SELECT cron.schedule('lock-shape', format('@at %s', to_char(now() + interval '1 second', 'YYYY-MM-DD HH24:MI:SS+00')),
                      'SELECT pg_sleep(2)', concurrency_key => 'shape') AS shape \gset
 SELECT wait_for(format($$EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = %s AND status = 'running')$$, :shape));
-SELECT wait_for($$(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2
-                   AND classid IN (1667788033, 1667788034)) = 2$$);
+SELECT wait_for($$(SELECT count(*) FROM pg_locks WHERE locktype = 'userlock' AND objsubid IN (1, 2)) = 2$$);
 SELECT wait_for(format($$(SELECT status FROM cron.job_run_details WHERE jobid = %s) = 'succeeded'$$, :shape));
 SELECT cron.unschedule(:shape);
 

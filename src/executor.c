@@ -692,7 +692,14 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 	MemoryContextSwitchTo(cxt);
 	if (!exec_session_current(username, result, &gone))
 		outcome = gone ? EXEC_FAILED : EXEC_STALE;
-	else if (req->lock_job && !chime_lock_try(CHIME_LOCK_JOB, chime_lock_id_job(req->jobid), true))
+	else if (!req->allow_superuser && superuser_arg(GetSessionUserId()))
+	{
+		appendStringInfo(result, "ERROR: 42501: role \"%s\" is a superuser and cron.enable_superuser_jobs is off\n"
+						 "HINT: Give the job to a role that is not a superuser, or set cron.enable_superuser_jobs = on.",
+						 username);
+		outcome = EXEC_FAILED;
+	}
+	else if (req->lock_job && !chime_lock_try(CHIME_LOCK_JOB, (uint64) req->jobid, true))
 	{
 		appendStringInfo(result, "skipped: another run of job " INT64_FORMAT " is still going", req->jobid);
 		outcome = EXEC_SKIPPED;

@@ -39,7 +39,8 @@ typedef struct ExecRequest
 	bool		record;			/* write the success in the run's own commit */
 	bool		confirm;		/* else: have the last transaction's id recorded
 								 * before committing it (EXEC_COMMITTING) */
-	uint32		concurrency_id; /* its lock id (locks.h) */
+	bool		allow_superuser;	/* cron.enable_superuser_jobs: the role may be one */
+	uint64		concurrency_id; /* its lock id (locks.h) */
 	char		run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
 } ExecRequest;
 

@@ -2,8 +2,9 @@
  *
  * job_api.c
  *	  The job catalog's SQL API: cron.schedule (both forms),
- *	  cron.schedule_in_database, cron.schedule_http, cron.alter_job and
- *	  cron.unschedule (both forms).
+ *	  cron.schedule_in_database, cron.schedule_http, cron.alter_job,
+ *	  cron.unschedule (both forms), cron.run_now, cron.release_key and
+ *	  cron.delete_runs.
  *
  * Every function gathers its arguments into a JobArgs (one slot per
  * cron.job column, "given" or not), checks all of them and the caller's
@@ -15,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -260,8 +262,6 @@ job_check_url(const char *url)
 		if ((unsigned char) *p <= ' ' || *p == 0x7f)
 			why = "The URL contains white space or a control character.";
 	}
-	if (why == NULL && strlen(url) > 8192)
-		why = "The URL is longer than 8192 characters.";
 	if (why)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -338,6 +338,45 @@ job_check_headers(Jsonb *headers)
 	}
 }
 
+/* A text value no longer than 'limit' bytes (the value is not repeated: it may be huge). */
+static void
+job_check_size(const char *what, Size len, Size limit)
+{
+	if (len > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too long: %zu bytes", what, len),
+				 errdetail("The limit is %zu bytes.", limit),
+				 errhint("A job name is at most %d bytes; a command, URL, headers and body at most %d bytes each.",
+						 CHIME_MAX_JOBNAME_LEN, CHIME_MAX_TEXT_LEN)));
+}
+
+static void
+job_check_sizes(const JobArgs *a)
+{
+	static const struct
+	{
+		JobColumn	c;
+		const char *what;
+		Size		limit;
+	}			limits[] = {
+		{JC_JOBNAME, "job name", CHIME_MAX_JOBNAME_LEN},
+		{JC_COMMAND, "command", CHIME_MAX_TEXT_LEN},
+		{JC_URL, "url", CHIME_MAX_TEXT_LEN},
+		{JC_BODY, "body", CHIME_MAX_TEXT_LEN},
+		{JC_HEADERS, "headers", CHIME_MAX_TEXT_LEN},
+	};
+
+	for (int i = 0; i < lengthof(limits); i++)
+	{
+		JobColumn	c = limits[i].c;
+
+		if (a->given[c] && !a->isnull[c])
+			job_check_size(limits[i].what, toast_raw_datum_size(a->value[c]) - VARHDRSZ,
+						   limits[i].limit);
+	}
+}
+
 /*
  * Check every given value, and put values into their stored form (zone
  * names as the tz database spells them, words in lower case, methods in
@@ -352,6 +391,9 @@ job_check_values(JobArgs *a)
 	static const JobColumn clearable[] = {JC_TIMEZONE, JC_RUN_WINDOW, JC_ONCE_PER, JC_CONCURRENCY_KEY};
 	ChimeError	err;
 	char	   *value;
+
+	/* first the sizes: nothing below reads a value past its limit */
+	job_check_sizes(a);
 
 	/* an empty string clears a text option, a zero timeout means none */
 
@@ -485,6 +527,68 @@ job_check_rights(const JobCaller *caller, const char *username, const char *data
 						 quote_identifier(username))));
 }
 
+/*
+ * cron.max_jobs_per_role for a role: its own setting (ALTER ROLE ... IN
+ * DATABASE ... SET, then ALTER ROLE ... SET), else the value in force in
+ * this session.  SPI must be connected.
+ */
+static int
+job_role_limit(Oid role)
+{
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(role), ObjectIdGetDatum(MyDatabaseId)};
+	const char *name = "cron.max_jobs_per_role=";
+
+	if (SPI_execute_with_args("SELECT s.c FROM pg_catalog.pg_db_role_setting d, "
+							  "pg_catalog.unnest(d.setconfig) WITH ORDINALITY AS s(c, n) "
+							  "WHERE d.setrole OPERATOR(pg_catalog.=) $1 "
+							  "AND d.setdatabase OPERATOR(pg_catalog.=) ANY (ARRAY[$2, 0::pg_catalog.oid]) "
+							  "ORDER BY d.setdatabase DESC, s.n DESC",
+							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the settings of role %u", role);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *c = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		int			limit;
+
+		if (c && pg_strncasecmp(c, name, strlen(name)) == 0 &&
+			parse_int(c + strlen(name), &limit, 0, NULL))
+			return Max(limit, 0);
+	}
+	return chime_max_jobs_per_role;
+}
+
+/*
+ * One more job for 'username' must stay within its cron.max_jobs_per_role
+ * (54000).  Sessions creating jobs of the same role take turns, so two at
+ * once cannot both take the last place.  SPI must be connected.
+ */
+static void
+job_check_quota(const char *username)
+{
+	Oid			role = get_role_oid(username, false);
+	int			limit = job_role_limit(role);
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(username)};
+	bool		isnull;
+	int64		count;
+
+	if (limit <= 0)
+		return;
+	chime_lock_wait(CHIME_LOCK_OWNER_JOBS, chime_lock_id_text(username));
+	if (SPI_execute_with_args("SELECT pg_catalog.count(*) FROM cron.job WHERE username OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not count the jobs of role %s", username);
+	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (count >= limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("role %s has %lld jobs, the most cron.max_jobs_per_role (%d) allows",
+						username, (long long) count, limit),
+				 errhint("Unschedule a job first, or ask a superuser to raise cron.max_jobs_per_role "
+						 "(ALTER ROLE %s SET cron.max_jobs_per_role = ...).", quote_identifier(username))));
+}
+
 /* The secrets an HTTP job's URL, headers and body name must exist. */
 static void
 job_check_secrets(const char *owner, const char *url, Jsonb *headers, const char *body)
@@ -547,7 +651,7 @@ job_fetch_owned(const JobCaller *caller, int64 jobid, bool lock)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(jobid)};
-	JobRow	   *row = job_fetch("jobid = $1", 1, types, values, lock);
+	JobRow	   *row = job_fetch("jobid OPERATOR(pg_catalog.=) $1", 1, types, values, lock);
 
 	if (row == NULL)
 		ereport(ERROR,
@@ -617,7 +721,7 @@ job_write(const JobArgs *a, int64 jobid)
 		values[n] = Int64GetDatum(jobid);
 		nulls[n] = ' ';
 		n++;
-		appendStringInfo(&sql, " WHERE jobid = $%d RETURNING jobid", n);
+		appendStringInfo(&sql, " WHERE jobid OPERATOR(pg_catalog.=) $%d RETURNING jobid", n);
 	}
 
 	rc = SPI_execute_with_args(sql.data, n, types, values, nulls, false, 0);
@@ -676,7 +780,7 @@ job_schedule(JobArgs *a, bool http)
 		Oid			types[2] = {TEXTOID, TEXTOID};
 		Datum		values[2] = {CStringGetTextDatum(jobname), CStringGetTextDatum(username)};
 
-		row = job_fetch("jobname = $1 AND username = $2", 2, types, values, true);
+		row = job_fetch("jobname OPERATOR(pg_catalog.=) $1 AND username OPERATOR(pg_catalog.=) $2", 2, types, values, true);
 	}
 
 	database = job_text(a, JC_DATABASE);
@@ -690,6 +794,7 @@ job_schedule(JobArgs *a, bool http)
 
 	if (row == NULL)
 	{
+		job_check_quota(username);
 		job_set_text(a, JC_USERNAME, username);
 		job_set_text(a, JC_DATABASE, database);
 	}
@@ -806,6 +911,8 @@ chime_alter_job(PG_FUNCTION_ARGS)
 	username = a.given[JC_USERNAME] ? job_text(&a, JC_USERNAME) : row->username;
 	database = a.given[JC_DATABASE] ? job_text(&a, JC_DATABASE) : row->database;
 	job_check_rights(&caller, username, database, false);
+	if (strcmp(username, row->username) != 0)
+		job_check_quota(username);
 	if (strcmp(row->kind, "http") == 0)
 		job_check_secrets(username,
 						  a.given[JC_URL] ? job_text(&a, JC_URL) : row->url,
@@ -831,7 +938,7 @@ chime_unschedule_id(PG_FUNCTION_ARGS)
 	job_caller(&caller);
 	chime_api_begin(&saved);
 	(void) job_fetch_owned(&caller, jobid, true);
-	if (SPI_execute_with_args("DELETE FROM cron.job WHERE jobid = $1",
+	if (SPI_execute_with_args("DELETE FROM cron.job WHERE jobid OPERATOR(pg_catalog.=) $1",
 							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete job " INT64_FORMAT, jobid);
 	chime_api_end(&saved);
@@ -851,7 +958,8 @@ chime_unschedule_name(PG_FUNCTION_ARGS)
 	uint64		deleted;
 
 	chime_api_begin(&saved);
-	if (SPI_execute_with_args("DELETE FROM cron.job WHERE jobname = $1 AND username = $2",
+	if (SPI_execute_with_args("DELETE FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 "
+							  "AND username OPERATOR(pg_catalog.=) $2",
 							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete job \"%s\"", jobname);
 	deleted = SPI_processed;
@@ -891,7 +999,7 @@ chime_job_timing(int64 jobid, ChimeTiming *timing)
 	chime_api_begin(&saved);
 	(void) job_fetch_owned(&caller, jobid, false);
 	if (SPI_execute_with_args("SELECT active, schedule, timezone, run_window, dst_gap "
-							  "FROM cron.job WHERE jobid = $1",
+							  "FROM cron.job WHERE jobid OPERATOR(pg_catalog.=) $1",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not read job " INT64_FORMAT, jobid);
@@ -925,6 +1033,7 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 {
 	Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
 	Datum		values[6];
+	char		nulls[6] = "      ";
 	JobRow	   *row;
 	TimestampTz now = chime_now();
 	ChimeOncePer per;
@@ -939,7 +1048,8 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 	row = job_fetch_owned(caller, jobid, true);
 
 	values[0] = Int64GetDatum(jobid);
-	if (SPI_execute_with_args("SELECT run_window, timezone, command, once_per FROM cron.job WHERE jobid = $1",
+	if (SPI_execute_with_args("SELECT run_window, timezone, command, once_per FROM cron.job "
+							  "WHERE jobid OPERATOR(pg_catalog.=) $1",
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read job " INT64_FORMAT, jobid);
 	tup = SPI_tuptable->vals[0];
@@ -968,6 +1078,7 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 	values[3] = SPI_getbinval(tup, desc, 3, &isnull);
 	values[4] = TimestampTzGetDatum(now);
 	values[5] = CStringGetTextDatum(key);
+	nulls[5] = key[0] == '\0' ? 'n' : ' ';
 	if (key[0] != '\0')
 	{
 		/* one claim at a time: the scheduler waits for ours */
@@ -982,9 +1093,9 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 	}
 	if (SPI_execute_with_args("INSERT INTO cron.job_run_details (jobid, database, username, command, "
 							  "status, start_time, scheduled_time, trigger, attempt, run_key) "
-							  "VALUES ($1, $2, $3, $4, 'starting', $5, $5, 'manual', 1, nullif($6, '')) "
+							  "VALUES ($1, $2, $3, $4, 'starting', $5, $5, 'manual', 1, $6) "
 							  "RETURNING runid",
-							  6, types, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+							  6, types, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not record a manual run of job " INT64_FORMAT, jobid);
 	runid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (key[0] != '\0')
@@ -1037,7 +1148,7 @@ chime_run_now_name(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(jobname);
 	values[1] = CStringGetTextDatum(caller.name);
 	chime_api_begin(&saved);
-	row = job_fetch("jobname = $1 AND username = $2", 2, types, values, false);
+	row = job_fetch("jobname OPERATOR(pg_catalog.=) $1 AND username OPERATOR(pg_catalog.=) $2", 2, types, values, false);
 	if (row == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -1078,10 +1189,57 @@ chime_release_key(PG_FUNCTION_ARGS)
 	chime_lock_wait(CHIME_LOCK_RUN_KEY, chime_lock_id_run_key(jobid, key));
 	values[0] = Int64GetDatum(jobid);
 	values[1] = CStringGetTextDatum(key);
-	if (SPI_execute_with_args("DELETE FROM cron.job_run_key WHERE jobid = $1 AND run_key = $2",
+	if (SPI_execute_with_args("DELETE FROM cron.job_run_key WHERE jobid OPERATOR(pg_catalog.=) $1 "
+							  "AND run_key OPERATOR(pg_catalog.=) $2",
 							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not release key %s of job " INT64_FORMAT, key, jobid);
 	released = SPI_processed > 0;
 	chime_api_end(&saved);
 	PG_RETURN_BOOL(released);
+}
+
+/*
+ * cron.delete_runs(before, job_id): delete the caller's finished run rows
+ * that ended before 'before' (of one job, or of all the caller's jobs);
+ * returns how many.  Rows still running, or whose retry is still to be
+ * made, stay; so do rows the scheduler is writing (they are passed over,
+ * never waited for).  A superuser deletes any role's rows.  This is how
+ * roles prune their history: cron.job_run_details grants them no DELETE,
+ * which would also let them lock the table and so stop every role's runs.
+ */
+PG_FUNCTION_INFO_V1(chime_delete_runs);
+Datum
+chime_delete_runs(PG_FUNCTION_ARGS)
+{
+	JobCaller	caller;
+	ApiPrivilege saved;
+	Oid			types[4] = {TIMESTAMPTZOID, INT8OID, TEXTOID, BOOLOID};
+	Datum		values[4];
+	char		nulls[4] = "    ";
+	uint64		deleted;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("before must not be null"),
+				 errhint("SELECT cron.delete_runs(now() - interval '7 days') deletes the runs that ended over a week ago.")));
+	job_caller(&caller);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	values[2] = CStringGetTextDatum(caller.name);
+	values[3] = BoolGetDatum(caller.super);
+	chime_api_begin(&saved);
+	if (SPI_execute_with_args("DELETE FROM cron.job_run_details r USING "
+							  "(SELECT runid FROM cron.job_run_details "
+							  "WHERE end_time OPERATOR(pg_catalog.<) $1 AND retry_at IS NULL "
+							  "AND status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,skipped,missed}'::pg_catalog.text[]) "
+							  "AND ($2 IS NULL OR jobid OPERATOR(pg_catalog.=) $2) "
+							  "AND ($4 OR username OPERATOR(pg_catalog.=) $3) "
+							  "FOR UPDATE SKIP LOCKED) x WHERE r.runid OPERATOR(pg_catalog.=) x.runid",
+							  4, types, values, nulls, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete runs");
+	deleted = SPI_processed;
+	chime_api_end(&saved);
+	PG_RETURN_INT64((int64) deleted);
 }

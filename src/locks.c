@@ -1,12 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * locks.c
- *	  pg_chime's advisory locks: see locks.h for the classes.
+ *	  pg_chime's locks: see locks.h for the classes.
  *
  * Session locks are taken by an executor around a run and released by the
- * DISCARD ALL that follows every run; transaction locks serialise the
+ * session reset that follows every run; transaction locks serialise the
  * claims of a once_per key between the scheduler, cron.run_now and
- * cron.release_key.
+ * cron.release_key, and the job count of an owner between the sessions
+ * that schedule its jobs.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,45 +19,58 @@
 
 #include "locks.h"
 
-uint32
-chime_lock_id_job(int64 jobid)
-{
-	return hash_bytes_uint32((uint32) jobid) ^ (uint32) (jobid >> 32);
-}
-
-uint32
+uint64
 chime_lock_id_text(const char *text)
 {
-	return hash_bytes((const unsigned char *) text, (int) strlen(text));
+	return hash_bytes_extended((const unsigned char *) text, (int) strlen(text), 0);
 }
 
-uint32
+uint64
 chime_lock_id_run_key(int64 jobid, const char *run_key)
 {
-	return chime_lock_id_job(jobid) ^ chime_lock_id_text(run_key);
+	return hash_bytes_extended((const unsigned char *) run_key, (int) strlen(run_key), (uint64) jobid);
 }
 
-static void
-lock_tag(LOCKTAG *tag, uint32 classid, uint32 objid)
+/* An owner's key: the length of the owner's name keeps "ab"+"c" from "a"+"bc" */
+uint64
+chime_lock_id_concurrency(const char *owner, const char *key)
 {
-	/* the two-int form: field4 = 2, as pg_advisory_lock(int4, int4) sets it */
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, classid, objid, 2);
+	uint64		seed = hash_bytes_extended((const unsigned char *) owner, (int) strlen(owner),
+										   strlen(owner));
+
+	return hash_bytes_extended((const unsigned char *) key, (int) strlen(key), seed);
+}
+
+/*
+ * A lock of the user lock method, as advisory locks are (so a session
+ * lock goes with them, at the session reset or at exit), but of the tag
+ * type that no SQL function takes.
+ */
+static void
+lock_tag(LOCKTAG *tag, uint16 classid, uint64 id)
+{
+	tag->locktag_field1 = MyDatabaseId;
+	tag->locktag_field2 = (uint32) (id >> 32);
+	tag->locktag_field3 = (uint32) id;
+	tag->locktag_field4 = classid;
+	tag->locktag_type = LOCKTAG_USERLOCK;
+	tag->locktag_lockmethodid = USER_LOCKMETHOD;
 }
 
 bool
-chime_lock_try(uint32 classid, uint32 objid, bool session)
+chime_lock_try(uint16 classid, uint64 id, bool session)
 {
 	LOCKTAG		tag;
 
-	lock_tag(&tag, classid, objid);
+	lock_tag(&tag, classid, id);
 	return LockAcquire(&tag, ExclusiveLock, session, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 void
-chime_lock_wait(uint32 classid, uint32 objid)
+chime_lock_wait(uint16 classid, uint64 id)
 {
 	LOCKTAG		tag;
 
-	lock_tag(&tag, classid, objid);
+	lock_tag(&tag, classid, id);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }

@@ -1,13 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * locks.h
- *	  pg_chime's advisory locks (locks.c).
+ *	  pg_chime's own locks (locks.c).
  *
- * They use the two-int form of PostgreSQL's advisory locks, the first int
- * a class id of pg_chime's own, so they cannot meet an application's
- * one-bigint locks, nor its two-int locks unless it picks the same class.
- * In pg_locks: locktype 'advisory', classid = the class, objid = the key,
- * objsubid 2.
+ * They are locks of the user lock method, as advisory locks are, but with
+ * the tag type PostgreSQL reserves for such modules (LOCKTAG_USERLOCK),
+ * which no SQL function can take: no role can hold one of them to make
+ * another role's job skip or wait.  Each names a 64-bit value: a jobid
+ * itself, or a 64-bit hash.  In pg_locks: locktype 'userlock', classid and
+ * objid the high and low halves of the value, objsubid the class.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,21 +17,23 @@
 
 #include "postgres.h"
 
-/* One running instance of a job: objid from the jobid (executor, session) */
-#define CHIME_LOCK_JOB			0x63686D01
-/* A concurrency_key: objid from the key's text (executor, session) */
-#define CHIME_LOCK_CONCURRENCY	0x63686D02
-/* Claiming or releasing a once_per key: objid from jobid and key (transaction) */
-#define CHIME_LOCK_RUN_KEY		0x63686D03
+/* One running instance of a job: the jobid (executor, session) */
+#define CHIME_LOCK_JOB			1
+/* A concurrency_key of an owner: chime_lock_id_concurrency (executor, session) */
+#define CHIME_LOCK_CONCURRENCY	2
+/* Claiming or releasing a once_per key: chime_lock_id_run_key (transaction) */
+#define CHIME_LOCK_RUN_KEY		3
+/* Creating a job of an owner, counted against cron.max_jobs_per_role (transaction) */
+#define CHIME_LOCK_OWNER_JOBS	4
 
-extern uint32 chime_lock_id_job(int64 jobid);
-extern uint32 chime_lock_id_text(const char *text);
-extern uint32 chime_lock_id_run_key(int64 jobid, const char *run_key);
+extern uint64 chime_lock_id_text(const char *text);
+extern uint64 chime_lock_id_run_key(int64 jobid, const char *run_key);
+extern uint64 chime_lock_id_concurrency(const char *owner, const char *key);
 
 /* Take the lock if it is free: held to the end of the session or transaction. */
-extern bool chime_lock_try(uint32 classid, uint32 objid, bool session);
+extern bool chime_lock_try(uint16 classid, uint64 id, bool session);
 
 /* Take the transaction-level lock, waiting for it. */
-extern void chime_lock_wait(uint32 classid, uint32 objid);
+extern void chime_lock_wait(uint16 classid, uint64 id);
 
 #endif							/* CHIME_LOCKS_H */

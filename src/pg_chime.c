@@ -30,6 +30,9 @@ int			chime_max_running_jobs = 32;
 bool		chime_log_run = true;
 bool		chime_log_statement = true;
 bool		chime_enable_superuser_jobs = true;
+int			chime_max_jobs_per_role = 0;
+int			chime_max_running_jobs_per_role = 0;
+int			chime_http_max_in_flight_per_role = 0;
 bool		chime_preloaded = false;
 
 static char *chime_clock_skew_text = NULL;
@@ -126,6 +129,33 @@ _PG_init(void)
 								0,
 								NULL, NULL, NULL);
 	}
+
+	DefineCustomIntVariable("cron.max_jobs_per_role",
+							"Most jobs a role may have (0: no limit).",
+							"Settable per role with ALTER ROLE ... SET; a role's own setting wins.",
+							&chime_max_jobs_per_role,
+							0, 0, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cron.max_running_jobs_per_role",
+							"Most SQL runs of one role at the same time (0: only cron.max_running_jobs).",
+							NULL,
+							&chime_max_running_jobs_per_role,
+							0, 0, 10000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cron.http_max_in_flight_per_role",
+							"Most HTTP transfers of one role at the same time (0: only cron.http_max_in_flight).",
+							NULL,
+							&chime_http_max_in_flight_per_role,
+							0, 0, 100000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("cron.timezone",
 							   "Time zone of jobs that do not name their own.",

@@ -22,6 +22,9 @@ extern int	chime_max_running_jobs;
 extern bool chime_log_run;
 extern bool chime_log_statement;
 extern bool chime_enable_superuser_jobs;
+extern int	chime_max_jobs_per_role;
+extern int	chime_max_running_jobs_per_role;
+extern int	chime_http_max_in_flight_per_role;
 extern bool chime_preloaded;
 extern int64 chime_max_retry_delay_us;
 
@@ -33,6 +36,10 @@ extern int64 chime_max_retry_delay_us;
 #define CHIME_MAX_TIMEOUT_US		((int64) 24 * USECS_PER_DAY)
 #define CHIME_MAX_RETRY_DELAY_US	((int64) 36525 * USECS_PER_DAY)
 #define CHIME_MAX_CATCHUP_US		((int64) 36525 * USECS_PER_DAY)
+
+/* The longest values a job may hold (bytes) */
+#define CHIME_MAX_JOBNAME_LEN		200
+#define CHIME_MAX_TEXT_LEN			(1024 * 1024)	/* command, url, headers, body */
 
 /* pg_chime's "now": the real clock moved by cron.clock_skew. */
 extern TimestampTz chime_now(void);

@@ -122,9 +122,15 @@ chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 									"INSERT INTO cron.job_run_details (runid, jobid, job_pid, database, "
 									"username, command, status, start_time, scheduled_time, trigger, "
 									"attempt, occurrences, run_key, return_message, end_time) "
-									"SELECT nextval('cron.runid_seq'), j, nullif(p, 0), d, u, c, s, st, sc, "
-									"t, a, o, k, m, CASE WHEN s IN ('skipped', 'missed') THEN st END "
-									"FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+									"SELECT pg_catalog.nextval('cron.runid_seq'::pg_catalog.regclass), j, "
+									"CASE WHEN p OPERATOR(pg_catalog.<>) 0 THEN p END, d, u, c, s, st, sc, "
+									"t, a, o, k, m, CASE WHEN s OPERATOR(pg_catalog.=) ANY "
+									"('{skipped,missed}'::pg_catalog.text[]) THEN st END "
+									"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+									"pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
+									"pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
+									"pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
+									"pg_catalog.unnest($12), pg_catalog.unnest($13)) "
 									"AS x(j, p, d, u, c, s, st, sc, t, a, o, k, m) RETURNING runid",
 									RUN_COLS, types),
 						 values, NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
@@ -202,11 +208,14 @@ chime_run_finish(const int64 *runids, const char *const *statuses, char *const *
 
 	if (SPI_execute_plan(chime_plan(&run_finish_plan,
 									"UPDATE cron.job_run_details r SET status = x.st, "
-									"return_message = x.msg, job_pid = coalesce(nullif(x.pid, 0), r.job_pid), "
-									"end_time = $5, http_status = nullif(x.hs, 0), response_body = x.b, "
-									"retry_at = x.ra "
-									"FROM unnest($1, $2, $3, $4, $6, $7, $8) AS x(id, st, msg, pid, hs, b, ra) "
-									"WHERE r.runid = x.id",
+									"return_message = x.msg, "
+									"job_pid = CASE WHEN x.pid OPERATOR(pg_catalog.<>) 0 THEN x.pid ELSE r.job_pid END, "
+									"end_time = $5, http_status = CASE WHEN x.hs OPERATOR(pg_catalog.<>) 0 THEN x.hs END, "
+									"response_body = x.b, retry_at = x.ra "
+									"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+									"pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($6), "
+									"pg_catalog.unnest($7), pg_catalog.unnest($8)) AS x(id, st, msg, pid, hs, b, ra) "
+									"WHERE r.runid OPERATOR(pg_catalog.=) x.id",
 									8, types),
 						 values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not finish %d runs", n);
@@ -245,15 +254,16 @@ chime_key_update(int64 jobid, const char *run_key, int64 runid, const char *stat
 
 	if (state == NULL)
 	{
-		if (SPI_execute_with_args("DELETE FROM cron.job_run_key WHERE jobid = $1 AND run_key = $2",
+		if (SPI_execute_with_args("DELETE FROM cron.job_run_key "
+								  "WHERE jobid OPERATOR(pg_catalog.=) $1 AND run_key OPERATOR(pg_catalog.=) $2",
 								  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not release key %s of job " INT64_FORMAT, run_key, jobid);
 		return;
 	}
 	if (SPI_execute_plan(chime_plan(&run_key_update_plan,
 									"UPDATE cron.job_run_key SET runid = $3, state = $4, "
-									"finished_at = CASE WHEN $4 = 'running' THEN NULL ELSE $5 END "
-									"WHERE jobid = $1 AND run_key = $2",
+									"finished_at = CASE WHEN $4 OPERATOR(pg_catalog.=) 'running' THEN NULL ELSE $5 END "
+									"WHERE jobid OPERATOR(pg_catalog.=) $1 AND run_key OPERATOR(pg_catalog.=) $2",
 									5, types),
 						 values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update key %s of job " INT64_FORMAT, run_key, jobid);
@@ -266,22 +276,30 @@ chime_key_claimed(int64 jobid, const char *run_key)
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2] = {Int64GetDatum(jobid), CStringGetTextDatum(run_key)};
 
-	if (SPI_execute_with_args("SELECT 1 FROM cron.job_run_key WHERE jobid = $1 AND run_key = $2",
+	if (SPI_execute_with_args("SELECT 1 FROM cron.job_run_key "
+							  "WHERE jobid OPERATOR(pg_catalog.=) $1 AND run_key OPERATOR(pg_catalog.=) $2",
 							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read key %s of job " INT64_FORMAT, run_key, jobid);
 	return SPI_processed > 0;
 }
 
-/* One more occurrence in the streak a 'skipped' or 'missed' row stands for */
-void
+/*
+ * One more occurrence in the streak a 'skipped' or 'missed' row stands
+ * for; false when the row is gone or locked (a role deleting its history
+ * holds its rows until it commits): the caller starts a new row.
+ */
+bool
 chime_run_add_occurrence(int64 runid)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(runid)};
 
-	if (SPI_execute_with_args("UPDATE cron.job_run_details SET occurrences = occurrences + 1 "
-							  "WHERE runid = $1", 1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+	if (SPI_execute_with_args("UPDATE cron.job_run_details r SET occurrences = r.occurrences OPERATOR(pg_catalog.+) 1 "
+							  "FROM (SELECT runid FROM cron.job_run_details WHERE runid OPERATOR(pg_catalog.=) $1 "
+							  "FOR UPDATE SKIP LOCKED) x WHERE r.runid OPERATOR(pg_catalog.=) x.runid",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not count a skipped occurrence in run " INT64_FORMAT, runid);
+	return SPI_processed == 1;
 }
 
 /*
@@ -305,10 +323,12 @@ chime_run_running(const int64 *runids, const int32 *pids, int n)
 	values[1] = PointerGetDatum(construct_array(ps, n, INT4OID, 4, true, TYPALIGN_INT));
 	/* rows an executor is finishing (locked by its commit) are passed over */
 	if (SPI_execute_with_args("UPDATE cron.job_run_details r SET status = 'running', job_pid = y.p "
-							  "FROM (SELECT d.runid, x.p FROM unnest($1, $2) AS x(id, p) "
-							  "JOIN cron.job_run_details d ON d.runid = x.id "
-							  "WHERE d.status IN ('starting', 'running') FOR UPDATE OF d SKIP LOCKED) y "
-							  "WHERE r.runid = y.runid",
+							"FROM (SELECT d.runid, x.p FROM ROWS FROM (pg_catalog.unnest($1), "
+							"pg_catalog.unnest($2)) AS x(id, p) "
+							  "JOIN cron.job_run_details d ON d.runid OPERATOR(pg_catalog.=) x.id "
+							  "WHERE d.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[]) "
+							  "FOR UPDATE OF d SKIP LOCKED) y "
+							  "WHERE r.runid OPERATOR(pg_catalog.=) y.runid",
 							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not mark %d runs running", n);
 }
@@ -349,7 +369,8 @@ chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n)
 												   TYPALIGN_DOUBLE));
 	if (SPI_execute_plan(chime_plan(&plan,
 									"UPDATE cron.job_run_details r SET retry_at = x.at "
-									"FROM unnest($1, $2) AS x(id, at) WHERE r.runid = x.id",
+									"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS x(id, at) "
+									"WHERE r.runid OPERATOR(pg_catalog.=) x.id",
 									2, types),
 						 values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not note the retries of %d runs", n);
@@ -391,7 +412,7 @@ chime_run_commit_forget(const int64 *runids, int n)
 
 	static SPIPlanPtr plan = NULL;
 
-	if (SPI_execute_plan(chime_plan(&plan, "DELETE FROM cron.run_commit WHERE runid = ANY ($1)", 1, types),
+	if (SPI_execute_plan(chime_plan(&plan, "DELETE FROM cron.run_commit WHERE runid OPERATOR(pg_catalog.=) ANY ($1)", 1, types),
 						 values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not clear %d committed runs", n);
 }
@@ -409,8 +430,10 @@ chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n)
 	static SPIPlanPtr plan = NULL;
 
 	if (SPI_execute_plan(chime_plan(&plan,
-									"UPDATE cron.job_run_details r SET commit_xid = x.xid::text::pg_catalog.xid8 "
-									"FROM unnest($1, $2) AS x(id, xid) WHERE r.runid = x.id",
+									"UPDATE cron.job_run_details r "
+									"SET commit_xid = x.xid::pg_catalog.text::pg_catalog.xid8 "
+									"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS x(id, xid) "
+									"WHERE r.runid OPERATOR(pg_catalog.=) x.id",
 									2, types),
 						 values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not note the transactions of %d runs", n);
@@ -450,7 +473,8 @@ run_crashed_before(int64 jobid, int64 runid)
 	bool		crashed = false;
 
 	if (SPI_execute_with_args("SELECT return_message FROM cron.job_run_details "
-							  "WHERE jobid = $1 AND runid <> $2 AND status IN ('succeeded', 'failed') "
+							  "WHERE jobid OPERATOR(pg_catalog.=) $1 AND runid OPERATOR(pg_catalog.<>) $2 "
+							  "AND status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed}'::pg_catalog.text[]) "
 							  "ORDER BY start_time DESC, runid DESC LIMIT 1",
 							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the runs of job " INT64_FORMAT, jobid);
@@ -505,9 +529,11 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 	if (SPI_execute_with_args("WITH c AS (DELETE FROM cron.run_commit RETURNING *), "
 							  "runs AS (UPDATE cron.job_run_details r SET status = 'succeeded', "
 							  "return_message = c.message, end_time = c.end_time, job_pid = c.job_pid "
-							  "FROM c WHERE r.runid = c.runid AND r.status IN ('starting', 'running')) "
+							  "FROM c WHERE r.runid OPERATOR(pg_catalog.=) c.runid "
+							  "AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[])) "
 							  "UPDATE cron.job_run_key k SET state = 'succeeded', runid = c.runid, "
-							  "finished_at = c.end_time FROM c WHERE k.jobid = c.jobid AND k.run_key = c.run_key",
+							  "finished_at = c.end_time FROM c WHERE k.jobid OPERATOR(pg_catalog.=) c.jobid "
+							  "AND k.run_key OPERATOR(pg_catalog.=) c.run_key",
 							  0, NULL, NULL, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not read the runs that committed");
 
@@ -519,22 +545,25 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 	 * succeeded if that transaction committed; its key too.
 	 */
 	if (SPI_execute_with_args("WITH ended AS (UPDATE cron.job_run_details SET end_time = $1, "
-							  "status = CASE WHEN pg_catalog.pg_xact_status(commit_xid) = 'committed' "
+							  "status = CASE WHEN pg_catalog.pg_xact_status(commit_xid) OPERATOR(pg_catalog.=) 'committed' "
 							  "THEN 'succeeded' ELSE 'failed' END, "
-							  "return_message = CASE WHEN pg_catalog.pg_xact_status(commit_xid) = 'committed' "
+							  "return_message = CASE WHEN pg_catalog.pg_xact_status(commit_xid) OPERATOR(pg_catalog.=) 'committed' "
 							  "THEN 'committed (its end was recorded when the scheduler restarted)' "
-							  "WHEN runid = ANY ($2) THEN '" RUN_CRASHED " the process "
+							  "WHEN runid OPERATOR(pg_catalog.=) ANY ($2) THEN '" RUN_CRASHED " the process "
 							  "running it ended abnormally and the server restarted' "
 							  "ELSE 'interrupted: the process running it ended "
 							  "(server or scheduler restart)' END "
-							  "WHERE status IN ('starting', 'running') AND NOT (trigger = 'manual' "
-							  "AND status = 'starting' AND job_pid IS NULL "
-							  "AND (runid = ANY ($4) OR ($5 AND start_time >= $3))) "
-							  "RETURNING runid, jobid, scheduled_time, attempt, run_key, runid = ANY ($2) AS crashed, status), "
+							  "WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[]) "
+							  "AND NOT (trigger OPERATOR(pg_catalog.=) 'manual' "
+							  "AND status OPERATOR(pg_catalog.=) 'starting' AND job_pid IS NULL "
+							  "AND (runid OPERATOR(pg_catalog.=) ANY ($4) OR ($5 AND start_time OPERATOR(pg_catalog.>=) $3))) "
+							  "RETURNING runid, jobid, scheduled_time, attempt, run_key, "
+							  "runid OPERATOR(pg_catalog.=) ANY ($2) AS crashed, status), "
 							  "keys AS (UPDATE cron.job_run_key k SET state = 'succeeded', runid = e.runid, finished_at = $1 "
-							  "FROM ended e WHERE e.status = 'succeeded' AND k.jobid = e.jobid AND k.run_key = e.run_key) "
+							  "FROM ended e WHERE e.status OPERATOR(pg_catalog.=) 'succeeded' "
+							  "AND k.jobid OPERATOR(pg_catalog.=) e.jobid AND k.run_key OPERATOR(pg_catalog.=) e.run_key) "
 							  "SELECT runid, jobid, scheduled_time, attempt, run_key, crashed FROM ended "
-							  "WHERE status = 'failed'",
+							  "WHERE status OPERATOR(pg_catalog.=) 'failed'",
 							  5, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not reconcile interrupted runs");
 
@@ -560,7 +589,7 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 		if (!run->crashed || !run_crashed_before(run->jobid, run->runid))
 			continue;
 		run->poisoned = true;
-		if (SPI_execute_with_args("UPDATE cron.job SET active = false WHERE jobid = $1 "
+		if (SPI_execute_with_args("UPDATE cron.job SET active = false WHERE jobid OPERATOR(pg_catalog.=) $1 "
 								  "RETURNING coalesce(jobname, ''), username",
 								  1, ptypes, pvalues, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not deactivate job " INT64_FORMAT, run->jobid);
@@ -572,9 +601,9 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
 					 errhint("See the server log for the crashes; cron.alter_job(" INT64_FORMAT
 							 ", active => true) lets it run again.", run->jobid)));
-		if (SPI_execute_with_args("UPDATE cron.job_run_details SET return_message = return_message || "
+		if (SPI_execute_with_args("UPDATE cron.job_run_details SET return_message = return_message OPERATOR(pg_catalog.||) "
 								  "'; the job was deactivated: its previous attempt crashed too' "
-								  "WHERE runid = $2 AND jobid = $1",
+								  "WHERE runid OPERATOR(pg_catalog.=) $2 AND jobid OPERATOR(pg_catalog.=) $1",
 								  2, ptypes, pvalues, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not record the deactivation of job " INT64_FORMAT, run->jobid);
 	}
@@ -584,8 +613,10 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 	 * with a retry still to be made stay as they are.
 	 */
 	if (SPI_execute_with_args("UPDATE cron.job_run_key k SET state = 'failed', finished_at = $1 "
-							  "WHERE state = 'running' AND NOT EXISTS (SELECT 1 FROM cron.job_run_details r "
-							  "WHERE r.jobid = k.jobid AND r.retry_at IS NOT NULL AND r.run_key = k.run_key)",
+							  "WHERE state OPERATOR(pg_catalog.=) 'running' AND NOT EXISTS (SELECT 1 FROM cron.job_run_details r "
+							  "WHERE r.jobid OPERATOR(pg_catalog.=) k.jobid AND r.retry_at IS NOT NULL "
+							  "AND r.run_key OPERATOR(pg_catalog.=) k.run_key)",
+
 							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not reconcile the keys of interrupted runs");
 }

@@ -47,7 +47,7 @@ extern bool chime_key_claim(int64 jobid, const char *run_key, TimestampTz now);
 extern void chime_key_update(int64 jobid, const char *run_key, int64 runid, const char *state,
 							 TimestampTz now);
 extern bool chime_key_claimed(int64 jobid, const char *run_key);
-extern void chime_run_add_occurrence(int64 runid);
+extern bool chime_run_add_occurrence(int64 runid);
 extern void chime_run_running(const int64 *runids, const int32 *pids, int n);
 /* The start of return_message of a run whose own process crashed */
 #define RUN_CRASHED "crashed:"

@@ -68,7 +68,10 @@ typedef struct SchedRole
 {
 	char		database[NAMEDATALEN];	/* hash key, with username */
 	char		username[NAMEDATALEN];
+	int			nexec;			/* its executors (sched_fair_shares) */
 } SchedRole;
+
+#define SCHED_ROLE_KEYSIZE (2 * NAMEDATALEN)
 
 /*
  * What decides when and how a job runs, except its command: timing, role
@@ -116,6 +119,7 @@ typedef struct SchedRun
 	char	   *concurrency_key;	/* held while it runs (NULL: none) */
 	ChimeHttpRequest *http;		/* an HTTP run's request (secrets in place) */
 	char	   *http_error;		/* why an HTTP run cannot even start */
+	bool		http_inflight;	/* its transfer is going (counted by its owner) */
 	char	   *msg;			/* ExecRequest + command (SQL runs; NULL for HTTP) */
 	Size		len;
 } SchedRun;
@@ -261,7 +265,9 @@ static void sched_recording_failed(const char *what);
 static void sched_recording_failed_with(const char *what, ErrorData *edata);
 static bool sched_log_waiting(void);
 static void sched_http_forget(SchedRun *run);
-static List *sched_http_pending;
+static void sched_http_queue(SchedRun *run);
+static void sched_http_unqueue(SchedRun *run);
+static void sched_http_cancel_jobs(HTAB *gone);
 static void sched_send(void);
 static void sched_read_replies(void);
 static void sched_http_collect(void);
@@ -348,7 +354,7 @@ sched_wait_for_extension(void)
 		bool		installed;
 
 		sched_begin("pg_chime: waiting for CREATE EXTENSION pg_chime");
-		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_chime'",
+		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_chime'",
 						true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up the pg_chime extension");
 		installed = SPI_processed > 0;
@@ -374,11 +380,16 @@ static SchedRole *
 sched_role(const char *database, const char *username)
 {
 	SchedRole	key;
+	SchedRole  *role;
+	bool		found;
 
 	memset(&key, 0, sizeof(key));
 	strlcpy(key.database, database, NAMEDATALEN);
 	strlcpy(key.username, username, NAMEDATALEN);
-	return hash_search(sched_roles, &key, HASH_ENTER, NULL);
+	role = hash_search(sched_roles, &key, HASH_ENTER, &found);
+	if (!found)
+		role->nexec = 0;
+	return role;
 }
 
 /* Classes are keyed by a pointer to their settings' text */
@@ -535,7 +546,8 @@ sched_read_horizon(int64 now_s, HTAB **handled)
 	*handled = sched_hash("pg_chime handled jobs", 64, sizeof(int64), 2 * sizeof(int64),
 						  sched_scratch_cxt);
 
-	if (SPI_execute("SELECT extract(epoch FROM horizon)::int8, last_runid FROM cron.scheduler_state",
+	if (SPI_execute("SELECT pg_catalog.extract('epoch', horizon)::pg_catalog.int8, last_runid "
+					"FROM cron.scheduler_state",
 					true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the scheduler's horizon");
 	if (SPI_processed == 1)
@@ -547,9 +559,11 @@ sched_read_horizon(int64 now_s, HTAB **handled)
 
 		if (saved < horizon)
 			horizon = saved;
-		if (SPI_execute_with_args("SELECT jobid, max(extract(epoch FROM scheduled_time))::int8 "
-								  "FROM cron.job_run_details WHERE runid > $1 "
-								  "AND trigger IN ('schedule', 'catchup') GROUP BY jobid",
+		if (SPI_execute_with_args("SELECT jobid, pg_catalog.extract('epoch', "
+								  "pg_catalog.max(scheduled_time))::pg_catalog.int8 "
+								  "FROM cron.job_run_details WHERE runid OPERATOR(pg_catalog.>) $1 "
+								  "AND trigger OPERATOR(pg_catalog.=) ANY ('{schedule,catchup}'::pg_catalog.text[]) "
+								  "GROUP BY jobid",
 								  1, types, &last, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the runs recorded after the horizon");
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -670,7 +684,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 						   "dst_gap, overlap, timeout, catchup, max_attempts, "
 						   "retry_delay, once_per, concurrency_key, kind "
 						   "FROM cron.job WHERE (active OR "
-						   "(jobid = ANY ($1) AND schedule ~* '^\\s*@at\\s'))");
+						   "(jobid OPERATOR(pg_catalog.=) ANY ($1) AND schedule OPERATOR(pg_catalog.~*) '^\\s*@at\\s'))");
 	if (ids != NULL)
 	{
 		Datum	   *d = palloc(sizeof(Datum) * (nids + 1));
@@ -678,7 +692,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 		for (int i = 0; i < nids; i++)
 			d[i] = Int64GetDatum(ids[i]);
 		values[1] = PointerGetDatum(construct_array(d, nids, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		appendStringInfoString(&sql, " AND jobid = ANY ($2)");
+		appendStringInfoString(&sql, " AND jobid OPERATOR(pg_catalog.=) ANY ($2)");
 	}
 
 	batch_cxt = AllocSetContextCreate(sched_scratch_cxt, "pg_chime load batch",
@@ -758,6 +772,31 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+
+	/* jobs gone (unscheduled, or deactivated): their HTTP runs end now */
+	{
+		HTAB	   *gone = sched_hash("pg_chime jobs gone", 16, sizeof(int64), sizeof(int64),
+									  sched_scratch_cxt);
+
+		if (old_cxt != NULL)
+		{
+			HASH_SEQ_STATUS seq;
+			SchedJob   *job;
+
+			hash_seq_init(&seq, old_jobs);
+			while ((job = hash_seq_search(&seq)) != NULL)
+				if (hash_search(sched_jobs, &job->jobid, HASH_FIND, NULL) == NULL)
+					(void) hash_search(gone, &job->jobid, HASH_ENTER, NULL);
+		}
+		else
+		{
+			for (int i = 0; i < nids; i++)
+				if (hash_search(sched_jobs, &ids[i], HASH_FIND, NULL) == NULL)
+					(void) hash_search(gone, &ids[i], HASH_ENTER, NULL);
+		}
+		if (hash_get_num_entries(gone) > 0)
+			sched_http_cancel_jobs(gone);
+	}
 	if (old_cxt != NULL)
 		MemoryContextDelete(old_cxt);
 	elog(DEBUG1, "pg_chime: loaded " UINT64_FORMAT " jobs", loaded);
@@ -852,9 +891,84 @@ sched_executor_load(const SchedExecutor *ex)
 }
 
 /*
+ * Fair shares of the executors.  While runs wait for an executor and no
+ * more can start, every role with runs waiting or going has a share of
+ * cron.max_running_jobs; if a role waiting has fewer executors than its
+ * share, the roles at or over theirs are given no more runs (not even
+ * queued behind their own), so that their executors go idle and give way
+ * (sched_retire_idle) to the roles under theirs.  sched_share is that
+ * share, 0 when no role is short of one.  Recomputed at each sched_send.
+ */
+static int	sched_share = 0;
+
+static void
+sched_fair_shares(void)
+{
+	HASH_SEQ_STATUS seq;
+	SchedRole  *r;
+	ListCell   *lc;
+	List	   *waiting = NIL;
+	int			ndemand = 0;
+	int			share;
+
+	sched_share = 0;
+	hash_seq_init(&seq, sched_roles);
+	while ((r = hash_seq_search(&seq)) != NULL)
+		r->nexec = 0;
+	foreach(lc, sched_executors)
+		((SchedExecutor *) lfirst(lc))->role->nexec++;
+	if (sched_backlog == NIL || hash_get_num_entries(sched_roles) < 2 ||
+		(list_length(sched_executors) < chime_max_running_jobs && sched_no_slot_until == 0))
+		return;
+
+	foreach(lc, sched_backlog)
+		waiting = list_append_unique_ptr(waiting, ((SchedRun *) lfirst(lc))->role);
+	hash_seq_init(&seq, sched_roles);
+	while ((r = hash_seq_search(&seq)) != NULL)
+		if (r->nexec > 0 || list_member_ptr(waiting, r))
+			ndemand++;
+	share = Max(1, chime_max_running_jobs / Max(ndemand, 1));
+	foreach(lc, waiting)
+	{
+		if (((SchedRole *) lfirst(lc))->nexec < share)
+		{
+			sched_share = share;
+			break;
+		}
+	}
+	list_free(waiting);
+}
+
+/* Does the role hold its fair share while another waits for one? */
+static bool
+sched_over_share(const SchedRole *role)
+{
+	return sched_share > 0 && role->nexec >= sched_share;
+}
+
+/* May another executor start for the role (cron.max_running_jobs_per_role)? */
+static bool
+sched_role_may_grow(const SchedRole *role)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	if (chime_max_running_jobs_per_role <= 0)
+		return true;
+	foreach(lc, sched_executors)
+	{
+		if (strcmp(((SchedExecutor *) lfirst(lc))->role->username, role->username) == 0)
+			n++;
+	}
+	return n < chime_max_running_jobs_per_role;
+}
+
+/*
  * The executor to give a run of the role: an idle one, else a new one
- * while fewer than cron.max_running_jobs run, else the least busy one if
- * it has room; NULL when the run must wait.
+ * while fewer than cron.max_running_jobs run (and fewer than
+ * cron.max_running_jobs_per_role of its role), else the least busy one if
+ * it has room; NULL when the run must wait.  A role over its fair share
+ * gets none.
  */
 static SchedExecutor *
 sched_executor_for(SchedRole *role)
@@ -863,6 +977,8 @@ sched_executor_for(SchedRole *role)
 	int			best_load = 0;
 	ListCell   *lc;
 
+	if (sched_over_share(role))
+		return NULL;
 	foreach(lc, sched_executors)
 	{
 		SchedExecutor *ex = lfirst(lc);
@@ -876,12 +992,15 @@ sched_executor_for(SchedRole *role)
 	}
 	if (best != NULL && best_load == 0)
 		return best;
-	if (list_length(sched_executors) < chime_max_running_jobs)
+	if (list_length(sched_executors) < chime_max_running_jobs && sched_role_may_grow(role))
 	{
 		SchedExecutor *ex = sched_executor_start(role);
 
 		if (ex != NULL)
+		{
+			role->nexec++;
 			return ex;
+		}
 	}
 	if (best != NULL && best_load < SCHED_PIPELINE)
 		return best;
@@ -908,19 +1027,19 @@ sched_row(ChimeRunRow *row, const SchedJob *job, const char *command, int64 due,
 	row->occurrences = 1;
 }
 
-/* How many runs hold each concurrency key (by its lock id) */
+/* How many runs hold each concurrency key of an owner (by its lock id) */
 typedef struct SchedKeyCount
 {
-	uint32		id;				/* hash key */
+	uint64		id;				/* hash key */
 	int			running;
 } SchedKeyCount;
 
 static HTAB *sched_concurrency;
 
 static int *
-sched_concurrency_count(const char *key, bool create)
+sched_concurrency_count(const SchedRole *role, const char *key, bool create)
 {
-	uint32		id = chime_lock_id_text(key);
+	uint64		id = chime_lock_id_concurrency(role->username, key);
 	bool		found;
 	SchedKeyCount *k = hash_search(sched_concurrency, &id, create ? HASH_ENTER : HASH_FIND, &found);
 
@@ -934,7 +1053,121 @@ sched_concurrency_count(const char *key, bool create)
  * recorded, and its runid set, when the transaction commits.  The run
  * counts against its concurrency key until it ends.
  */
-static List *sched_http_pending = NIL;	/* HTTP runs to start (SchedRun) */
+
+/*
+ * The HTTP runs of one owner waiting to start, and its transfers going.
+ * Owners with runs waiting take turns (sched_http_turns), one transfer
+ * each per turn, so that one role's runs cannot take every slot before
+ * another's get one; cron.http_max_in_flight_per_role caps each.
+ */
+typedef struct SchedHttpOwner
+{
+	char		username[NAMEDATALEN];	/* hash key */
+	List	   *pending;		/* SchedRun, in order */
+	int			inflight;
+	bool		in_turns;		/* in sched_http_turns */
+} SchedHttpOwner;
+
+static HTAB *sched_http_owners;	/* in sched_runs_cxt */
+static List *sched_http_turns = NIL;	/* SchedHttpOwner with runs waiting */
+
+static SchedHttpOwner *
+sched_http_owner(const SchedRun *run)
+{
+	bool		found;
+	SchedHttpOwner *o = hash_search(sched_http_owners, run->role->username, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		o->pending = NIL;
+		o->inflight = 0;
+		o->in_turns = false;
+	}
+	return o;
+}
+
+/* Put the owner in line for a turn, unless it is already */
+static void
+sched_http_take_turn(SchedHttpOwner *o)
+{
+	MemoryContext old;
+
+	if (o->in_turns || o->pending == NIL)
+		return;
+	old = MemoryContextSwitchTo(sched_runs_cxt);
+	sched_http_turns = lappend(sched_http_turns, o);
+	o->in_turns = true;
+	MemoryContextSwitchTo(old);
+}
+
+/* An HTTP run to start when a slot and its owner's turn come */
+static void
+sched_http_queue(SchedRun *run)
+{
+	SchedHttpOwner *o = sched_http_owner(run);
+	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
+
+	o->pending = lappend(o->pending, run);
+	MemoryContextSwitchTo(old);
+	sched_http_take_turn(o);
+}
+
+#define SCHED_CANCELLED "cancelled: the job was unscheduled or deactivated"
+
+static void sched_http_done(SchedRun *run, const ChimeHttpResult *r, const char *error);
+
+static bool
+sched_http_run_gone(void *owner, void *arg)
+{
+	return hash_search((HTAB *) arg, &((SchedRun *) owner)->jobid, HASH_FIND, NULL) != NULL;
+}
+
+/*
+ * The jobs in 'gone' (jobid keys) were unscheduled or deactivated: their
+ * HTTP runs waiting to start and their transfers going end, failed as
+ * cancelled.
+ */
+static void
+sched_http_cancel_jobs(HTAB *gone)
+{
+	HASH_SEQ_STATUS seq;
+	SchedHttpOwner *o;
+	ListCell   *lc;
+	List	   *ended = chime_http_cancel(sched_http_run_gone, gone, SCHED_CANCELLED);
+
+	foreach(lc, ended)
+	{
+		ChimeHttpResult *r = lfirst(lc);
+
+		sched_http_done(r->owner, r, NULL);
+	}
+	hash_seq_init(&seq, sched_http_owners);
+	while ((o = hash_seq_search(&seq)) != NULL)
+	{
+		foreach(lc, o->pending)
+		{
+			SchedRun   *run = lfirst(lc);
+
+			if (!sched_http_run_gone(run, gone))
+				continue;
+			o->pending = foreach_delete_current(o->pending, lc);
+			sched_http_forget(run);
+			sched_http_done(run, NULL, SCHED_CANCELLED);
+		}
+	}
+}
+
+/* A run that will not start after all (its transaction was undone) */
+static void
+sched_http_unqueue(SchedRun *run)
+{
+	if (run->http != NULL || run->http_error != NULL)
+	{
+		SchedHttpOwner *o = sched_http_owner(run);
+
+		o->pending = list_delete_ptr(o->pending, run);
+	}
+}
 
 
 /*
@@ -973,6 +1206,7 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 	req.jobid = jobid;
 	req.timeout_ms = timeout_ms;
 	req.lock_job = overlap != 'a';
+	req.allow_superuser = chime_enable_superuser_jobs;
 	req.kind = EXEC_RUN;
 	sched_request_recording(&req, role, runid);
 	if (run_key)
@@ -981,15 +1215,15 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 	{
 		run->concurrency_key = pstrdup(concurrency_key);
 		req.lock_concurrency = true;
-		req.concurrency_id = chime_lock_id_text(concurrency_key);
-		(*sched_concurrency_count(concurrency_key, true))++;
+		req.concurrency_id = chime_lock_id_concurrency(role->username, concurrency_key);
+		(*sched_concurrency_count(role, concurrency_key, true))++;
 	}
 	if (http || http_error)
 	{
 		run->http = http;
 		run->http_error = http_error;
 		run->marked_running = true;
-		sched_http_pending = lappend(sched_http_pending, run);
+		sched_http_queue(run);
 	}
 	else
 	{
@@ -1008,6 +1242,7 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 }
 
 static HTAB *sched_commands(SchedJob **jobs, int n);
+
 
 /*
  * The request of an HTTP job, as read with its command, with its owner's
@@ -1068,6 +1303,27 @@ sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 }
 
 /*
+ * The request of an HTTP run about to start, as sched_http_request makes
+ * it; none, with *error, when its owner is a superuser now and
+ * cron.enable_superuser_jobs is off (checked at each start, not only when
+ * the job was scheduled).  Inside a transaction.
+ */
+static ChimeHttpRequest *
+sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **error)
+{
+	Oid			roleid = get_role_oid(owner, true);
+
+	if (!chime_enable_superuser_jobs && OidIsValid(roleid) && superuser_arg(roleid))
+	{
+		*error = MemoryContextStrdup(sched_runs_cxt,
+									 psprintf("failed: role %s is a superuser and cron.enable_superuser_jobs is off",
+											  owner));
+		return NULL;
+	}
+	return sched_http_request(jobid, owner, timeout_ms, error);
+}
+
+/*
  * Record the runs started in this transaction (unless cron.log_run is off)
  * and deactivate @at jobs.
  */
@@ -1125,7 +1381,7 @@ sched_flush_starts(void)
 		foreach(lc, sched_deactivate)
 			ids[i++] = Int64GetDatum(*(int64 *) lfirst(lc));
 		values[0] = PointerGetDatum(construct_array(ids, i, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		if (SPI_execute_with_args("UPDATE cron.job SET active = false WHERE jobid = ANY ($1)",
+		if (SPI_execute_with_args("UPDATE cron.job SET active = false WHERE jobid OPERATOR(pg_catalog.=) ANY ($1)",
 								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not deactivate @at jobs");
 	}
@@ -1166,9 +1422,7 @@ sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, Timestam
 static void
 sched_skip(SchedActive *active, ChimeRunRow *row, const char *message)
 {
-	if (active->skip_runid != 0)
-		chime_run_add_occurrence(active->skip_runid);
-	else
+	if (active->skip_runid == 0 || !chime_run_add_occurrence(active->skip_runid))
 	{
 		row->status = "skipped";
 		row->message = message;
@@ -1196,7 +1450,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	ChimeHttpRequest *http = NULL;
 	char	   *http_error = NULL;
 	bool		busy = active->running > 0 && cls->overlap != 'a';
-	int		   *held = cls->concurrency_key ? sched_concurrency_count(cls->concurrency_key, false) : NULL;
+	int		   *held = cls->concurrency_key ? sched_concurrency_count(cls->role, cls->concurrency_key, false) : NULL;
 
 	if (run_key)
 		strlcpy(key, run_key, sizeof(key));
@@ -1244,7 +1498,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	if (cls->http)
 	{
 		ex = NULL;
-		http = sched_http_request(job->jobid, cls->role->username, cls->timeout_ms, &http_error);
+		http = sched_http_prepare(job->jobid, cls->role->username, cls->timeout_ms, &http_error);
 	}
 	else
 		ex = sched_executor_for(cls->role);
@@ -1301,10 +1555,11 @@ sched_commands(SchedJob **jobs, int n)
 		ids[i] = Int64GetDatum(jobs[i]->jobid);
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	if (SPI_execute_plan(chime_plan(&plan,
-									"SELECT jobid, command, kind = 'http', url, method, body, "
-									"CASE WHEN kind = 'http' THEN (SELECT array_agg(key || ': ' || value) "
-									"FROM jsonb_each_text(headers)) END "
-									"FROM cron.job WHERE jobid = ANY ($1)",
+									"SELECT jobid, command, kind OPERATOR(pg_catalog.=) 'http', url, method, body, "
+									"CASE WHEN kind OPERATOR(pg_catalog.=) 'http' THEN "
+									"(SELECT pg_catalog.array_agg(key OPERATOR(pg_catalog.||) ': ' "
+									"OPERATOR(pg_catalog.||) value) FROM pg_catalog.jsonb_each_text(headers)) END "
+									"FROM cron.job WHERE jobid OPERATOR(pg_catalog.=) ANY ($1)",
 									1, types),
 						 values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the commands of due jobs");
@@ -1467,10 +1722,12 @@ sched_start_manual(void)
 		 */
 		if (SPI_execute_with_args(psprintf("SELECT r.runid, r.jobid, r.scheduled_time, j.command, j.database, "
 										   "j.username, j.timeout, j.overlap, j.concurrency_key, r.run_key, j.kind "
-										   "FROM cron.job_run_details r JOIN cron.job j USING (jobid) "
-										   "WHERE r.trigger = 'manual' AND r.status = 'starting' "
+										   "FROM cron.job_run_details r JOIN cron.job j "
+										   "ON j.jobid OPERATOR(pg_catalog.=) r.jobid "
+										   "WHERE r.trigger OPERATOR(pg_catalog.=) 'manual' "
+										   "AND r.status OPERATOR(pg_catalog.=) 'starting' "
 										   "AND r.job_pid IS NULL%s",
-										   nids >= 0 ? " AND r.runid = ANY ($1)" : ""),
+										   nids >= 0 ? " AND r.runid OPERATOR(pg_catalog.=) ANY ($1)" : ""),
 								  nids >= 0 ? 1 : 0, types, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read manual runs");
 	}
@@ -1503,7 +1760,7 @@ sched_start_manual(void)
 		{
 			int32		pid = MyProcPid;
 
-			http = sched_http_request(jobid, username, timeout_ms, &http_error);
+			http = sched_http_prepare(jobid, username, timeout_ms, &http_error);
 			chime_run_running(&runid, &pid, 1);
 		}
 		sched_active_for(jobid, true)->running++;
@@ -1532,11 +1789,11 @@ sched_start_manual(void)
 
 			(void) hash_search(sched_manual, &run->runid, HASH_REMOVE, NULL);
 			sched_backlog = list_delete_ptr(sched_backlog, run);
-			sched_http_pending = list_delete_ptr(sched_http_pending, run);
+			sched_http_unqueue(run);
 			if (active)
 				active->running--;
 			if (run->concurrency_key)
-				(*sched_concurrency_count(run->concurrency_key, true))--;
+				(*sched_concurrency_count(run->role, run->concurrency_key, true))--;
 			sched_http_forget(run);
 		}
 		sched_recording_failed_with("take the manual runs", edata);
@@ -1585,11 +1842,11 @@ sched_undo_starts(SchedJob **due, const int64 *orig_due, int first, int ndue, in
 			ex->queue = list_delete_ptr(ex->queue, run);
 		}
 		sched_backlog = list_delete_ptr(sched_backlog, run);
-		sched_http_pending = list_delete_ptr(sched_http_pending, run);
+		sched_http_unqueue(run);
 		if (active)
 			active->running--;
 		if (run->concurrency_key)
-			(*sched_concurrency_count(run->concurrency_key, true))--;
+			(*sched_concurrency_count(run->role, run->concurrency_key, true))--;
 		sched_http_forget(run);
 		if (run->msg)
 			pfree(run->msg);
@@ -2108,10 +2365,10 @@ sched_lost_outcome(SchedDone *d)
 
 	if (d->run->runid > 0)
 	{
-		if (SPI_execute_with_args("SELECT message FROM cron.run_commit WHERE runid = $1 UNION ALL "
-								  "SELECT 'committed (its executor ended before it could reply)' "
-								  "FROM cron.job_run_details WHERE runid = $1 "
-								  "AND pg_catalog.pg_xact_status(commit_xid) = 'committed'",
+		if (SPI_execute_with_args("SELECT message FROM cron.run_commit WHERE runid OPERATOR(pg_catalog.=) $1 "
+								  "UNION ALL SELECT 'committed (its executor ended before it could reply)' "
+								  "FROM cron.job_run_details WHERE runid OPERATOR(pg_catalog.=) $1 "
+								  "AND pg_catalog.pg_xact_status(commit_xid) OPERATOR(pg_catalog.=) 'committed'",
 								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up run " INT64_FORMAT, d->run->runid);
 		if (SPI_processed == 1)
@@ -2248,7 +2505,7 @@ sched_record_done(void)
 
 		(void) hash_search(sched_manual, &run->runid, HASH_REMOVE, NULL);
 		if (run->concurrency_key)
-			(*sched_concurrency_count(run->concurrency_key, true))--;
+			(*sched_concurrency_count(run->role, run->concurrency_key, true))--;
 		if (at != 0)
 			sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key, at, Max(run->runid, 0));
 		if (active)
@@ -2365,6 +2622,14 @@ sched_http_done(SchedRun *run, const ChimeHttpResult *r, const char *error)
 	d->run = run;
 	d->http = true;
 	d->pid = MyProcPid;
+	if (run->http_inflight)
+	{
+		SchedHttpOwner *o = sched_http_owner(run);
+
+		run->http_inflight = false;
+		o->inflight--;
+		sched_http_take_turn(o);
+	}
 	if (r)
 	{
 		d->ok = r->ok;
@@ -2397,20 +2662,40 @@ sched_http_forget(SchedRun *run)
 	run->http = NULL;
 }
 
-/* Start the HTTP runs waiting, while fewer than cron.http_max_in_flight go. */
+/*
+ * Start the HTTP runs waiting, while fewer than cron.http_max_in_flight
+ * go: owners in turn, one run each, none past its
+ * cron.http_max_in_flight_per_role (it takes its turn again when one of
+ * its transfers ends).
+ */
 static void
 sched_http_send(void)
 {
-	while (sched_http_pending != NIL && chime_http_in_flight() < chime_http_max_in_flight)
+	while (sched_http_turns != NIL && chime_http_in_flight() < chime_http_max_in_flight)
 	{
-		SchedRun   *run = linitial(sched_http_pending);
-		char	   *error = run->http_error;
+		SchedHttpOwner *o = linitial(sched_http_turns);
+		SchedRun   *run;
+		char	   *error;
 
 		MemoryContextSwitchTo(sched_runs_cxt);
-		sched_http_pending = list_delete_first(sched_http_pending);
+		sched_http_turns = list_delete_first(sched_http_turns);
+		o->in_turns = false;
+		if (o->pending == NIL ||
+			(chime_http_max_in_flight_per_role > 0 && o->inflight >= chime_http_max_in_flight_per_role))
+		{
+			MemoryContextSwitchTo(sched_scratch_cxt);
+			continue;
+		}
+		run = linitial(o->pending);
+		o->pending = list_delete_first(o->pending);
 		MemoryContextSwitchTo(sched_scratch_cxt);
+		sched_http_take_turn(o);
+
+		error = run->http_error;
 		if (error == NULL && chime_http_start(run, run->http, &error))
 		{
+			run->http_inflight = true;
+			o->inflight++;
 			sched_http_forget(run);
 			continue;
 		}
@@ -2460,6 +2745,7 @@ sched_send(void)
 	List	   *full = NIL;
 
 	sched_http_send();
+	sched_fair_shares();
 
 	foreach(lc, sched_backlog)
 	{
@@ -2640,7 +2926,8 @@ sched_stop_orphans(void)
 
 		sched_begin("pg_chime: stopping the executors of a previous scheduler");
 		if (SPI_execute("SELECT pid FROM pg_catalog.pg_stat_activity "
-						"WHERE backend_type = 'pg_chime executor'", true, 0) != SPI_OK_SELECT)
+						"WHERE backend_type OPERATOR(pg_catalog.=) 'pg_chime executor'", true, 0) != SPI_OK_SELECT)
+
 			elog(ERROR, "could not list executors");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -2698,6 +2985,13 @@ chime_scheduler_main(Datum arg)
 	/* and its transactions are as it expects, whatever the server's defaults */
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * It runs as the bootstrap superuser: nothing a role can create (in
+	 * public, say) may stand in for a function or operator of its
+	 * statements, which also name pg_catalog's explicitly.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	chime_set_scheduler(MyLatch);
 	on_proc_exit(sched_on_exit, 0);
 
@@ -2708,10 +3002,12 @@ chime_scheduler_main(Datum arg)
 							  sched_runs_cxt);
 	sched_manual = sched_hash("pg_chime manual runs", 64, sizeof(int64), sizeof(int64),
 							  sched_runs_cxt);
-	sched_concurrency = sched_hash("pg_chime concurrency keys", 64, sizeof(uint32),
+	sched_concurrency = sched_hash("pg_chime concurrency keys", 64, sizeof(uint64),
 								   sizeof(SchedKeyCount), sched_runs_cxt);
-	sched_roles = sched_hash("pg_chime roles", 16, sizeof(SchedRole), sizeof(SchedRole),
+	sched_roles = sched_hash("pg_chime roles", 16, SCHED_ROLE_KEYSIZE, sizeof(SchedRole),
 							 sched_runs_cxt);
+	sched_http_owners = sched_hash("pg_chime HTTP owners", 16, NAMEDATALEN, sizeof(SchedHttpOwner),
+								   sched_runs_cxt);
 	MemoryContextSwitchTo(sched_scratch_cxt);
 
 	sched_wait_for_extension();

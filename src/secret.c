@@ -118,7 +118,8 @@ secret_lookup(const char *owner, const char *name, int len)
 	e->value = NULL;
 	values[0] = CStringGetTextDatum(owner);
 	values[1] = PointerGetDatum(cstring_to_text_with_len(name, len));
-	if (SPI_execute_with_args("SELECT value FROM cron.secret WHERE owner = $1 AND name = $2",
+	if (SPI_execute_with_args("SELECT value FROM cron.secret WHERE owner OPERATOR(pg_catalog.=) $1 "
+							  "AND name OPERATOR(pg_catalog.=) $2",
 							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up a secret");
 	if (SPI_processed > 0)
@@ -212,7 +213,8 @@ chime_secret_require(const char *owner, List *names)
 		Oid			types[2] = {TEXTOID, TEXTOID};
 		Datum		values[2] = {CStringGetTextDatum(owner), CStringGetTextDatum(name)};
 
-		if (SPI_execute_with_args("SELECT 1 FROM cron.secret WHERE owner = $1 AND name = $2",
+		if (SPI_execute_with_args("SELECT 1 FROM cron.secret WHERE owner OPERATOR(pg_catalog.=) $1 "
+								  "AND name OPERATOR(pg_catalog.=) $2",
 								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up secret \"%s\"", name);
 		if (SPI_processed == 0)
@@ -295,7 +297,8 @@ chime_drop_secret(PG_FUNCTION_ARGS)
 	ApiPrivilege saved;
 
 	chime_api_begin(&saved);
-	if (SPI_execute_with_args("DELETE FROM cron.secret WHERE owner = $1 AND name = $2",
+	if (SPI_execute_with_args("DELETE FROM cron.secret WHERE owner OPERATOR(pg_catalog.=) $1 "
+							  "AND name OPERATOR(pg_catalog.=) $2",
 							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not drop secret \"%s\"", name);
 	dropped = SPI_processed > 0;

@@ -66,7 +66,7 @@ SELECT function_returns('cron', 'drop_secret', ARRAY['text'], 'boolean');
 -- privileges: read-only tables, row-level security everywhere, no
 -- SECURITY DEFINER functions, secret values write-only
 SELECT table_privs_are('cron', 'job', 'public', ARRAY['SELECT'], 'public may only read cron.job');
-SELECT table_privs_are('cron', 'job_run_details', 'public', ARRAY['SELECT', 'DELETE'], 'public may read and delete its runs');
+SELECT table_privs_are('cron', 'job_run_details', 'public', ARRAY['SELECT'], 'public may only read its runs (pruned with cron.delete_runs)');
 SELECT table_privs_are('cron', 'job_run_key', 'public', ARRAY['SELECT'], 'public may only read cron.job_run_key');
 SELECT is((SELECT count(*) FROM pg_class
            WHERE relnamespace = 'cron'::regnamespace AND relkind = 'r' AND NOT relrowsecurity),

@@ -4,7 +4,7 @@
 \pset format unaligned
 \pset tuples_only true
 BEGIN;
-SELECT plan(27);
+SELECT plan(31);
 
 CREATE ROLE pgtap_alice;
 CREATE ROLE pgtap_bob;
@@ -20,8 +20,9 @@ SELECT cron.schedule('shared', '@daily', 'SELECT ''bob''') AS bob_shared \gset
 RESET ROLE;
 
 -- run history and keys, as the scheduler would write them
-INSERT INTO cron.job_run_details (jobid, username, command, status)
-    VALUES (:a1, 'pgtap_alice', 'SELECT 1', 'succeeded'), (:b1, 'pgtap_bob', 'SELECT 2', 'failed');
+INSERT INTO cron.job_run_details (jobid, username, command, status, end_time)
+    VALUES (:a1, 'pgtap_alice', 'SELECT 1', 'succeeded', now() - interval '1 hour'),
+           (:b1, 'pgtap_bob', 'SELECT 2', 'failed', now() - interval '1 hour');
 INSERT INTO cron.job_run_key (jobid, run_key, state, claimed_at)
     VALUES (:a1, '2026-03-08', 'succeeded', now()), (:b1, '2026-03-08', 'failed', now());
 
@@ -53,11 +54,17 @@ SELECT throws_ok($$SELECT cron.schedule('evil', '@daily', 'SELECT 666', username
                  '42501', 'must be superuser to create a job for another role', 'bob cannot schedule as alice');
 SELECT throws_ok($$SELECT cron.unschedule('a1')$$, '42704', NULL, 'alice''s job names mean nothing to bob');
 
--- deleting run history only reaches one's own rows
-SELECT lives_ok($$DELETE FROM cron.job_run_details$$, 'bob may delete his run history');
+-- run history: no DELETE, which would also let a role lock the table and
+-- stop every role's runs; cron.delete_runs prunes one's own rows only
+SELECT throws_ok($$DELETE FROM cron.job_run_details$$, '42501', NULL, 'bob may not DELETE from the run log');
+SELECT throws_ok($$LOCK TABLE cron.job_run_details IN ACCESS EXCLUSIVE MODE$$, '42501', NULL,
+                 'bob cannot lock the run log');
+SELECT throws_ok($$LOCK TABLE cron.job IN SHARE MODE$$, '42501', NULL, 'bob cannot lock the job table');
+SELECT is(cron.delete_runs(now() - interval '2 hours'), 0::bigint, 'cron.delete_runs keeps what ended later');
+SELECT is(cron.delete_runs(now()), 1::bigint, 'bob prunes his own finished run');
 RESET ROLE;
 SELECT is((SELECT count(*) FROM cron.job_run_details WHERE username = 'pgtap_alice'), 1::bigint,
-          'alice''s run history survives bob''s DELETE');
+          'alice''s run history survives bob''s cron.delete_runs');
 SELECT is((SELECT command FROM cron.job WHERE jobid = :a1), 'SELECT 1', 'alice''s job is unchanged');
 
 -- secrets: names readable by their owner, values never

@@ -196,7 +196,7 @@ $node->safe_psql('postgres', q{
 	INSERT INTO refuse VALUES (true);
 	CREATE FUNCTION refuse_runs() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
-		IF (SELECT now_on FROM refuse) THEN RAISE EXCEPTION 'the run log refuses rows'; END IF;
+		IF (SELECT now_on FROM public.refuse) THEN RAISE EXCEPTION 'the run log refuses rows'; END IF;
 		RETURN NEW;
 	END $$;
 	CREATE TRIGGER refuse_runs BEFORE INSERT OR UPDATE ON cron.job_run_details
