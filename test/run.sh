@@ -74,7 +74,8 @@ fi || {
 	exit 1
 }
 
-cp -r "$top/sql" "$top/expected" "$top/test" "$work/"
+# src/ and extension/ too: test/t/009_planted.pl reads the SQL pg_chime runs
+cp -r "$top/sql" "$top/expected" "$top/test" "$top/src" "$top/extension" "$work/"
 chown -R "$test_user" "$work" 2>/dev/null
 
 # ---- the version has one source --------------------------------------------
