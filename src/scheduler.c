@@ -2985,6 +2985,9 @@ chime_scheduler_main(Datum arg)
 	/* and its transactions are as it expects, whatever the server's defaults */
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* nor may a database's settings (its owner's) cut its statements short */
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
 	 * It runs as the bootstrap superuser: nothing a role can create (in

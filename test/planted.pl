@@ -942,6 +942,8 @@ sub analyze
 			next;
 		}
 		if (!$tk->{q} && $u eq 'ONLY' && $expect_rel) { next }
+		# ROWS FROM (f(...), g(...)): the functions follow
+		if (!$tk->{q} && $u eq 'ROWS' && $expect_rel && ($next->{u} // '') eq 'FROM') { $expect_rel = 0; next }
 		if (!$tk->{q} && $u eq 'LATERAL' && $expect_rel) { next }
 
 		# a qualified name
