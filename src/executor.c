@@ -63,6 +63,7 @@
 #include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/analyze.h"
 #include "pgstat.h"
@@ -631,6 +632,15 @@ exec_error_message(const ErrorData *edata, StringInfo result)
 		appendStringInfo(result, "\nHINT: %s", edata->hint);
 	if (edata->context)
 		appendStringInfo(result, "\nCONTEXT: %s", edata->context);
+	if (result->len > CHIME_MAX_MESSAGE_LEN)
+	{
+		int			whole = result->len;
+
+		/* one role's huge error must not make the batch it is recorded in too big */
+		result->len = pg_mbcliplen(result->data, result->len, CHIME_MAX_MESSAGE_LEN);
+		result->data[result->len] = '\0';
+		appendStringInfo(result, " ... (cut: %d bytes in all)", whole);
+	}
 }
 
 /*
@@ -705,7 +715,8 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 		outcome = EXEC_SKIPPED;
 	}
 	else if (req->lock_concurrency &&
-			 !chime_lock_try(CHIME_LOCK_CONCURRENCY, req->concurrency_id, true))
+			 !chime_lock_try(CHIME_LOCK_CONCURRENCY,
+							 chime_lock_id_concurrency(GetSessionUserId(), req->concurrency_hash), true))
 	{
 		appendStringInfoString(result, "skipped: another run holds its concurrency_key");
 		outcome = EXEC_SKIPPED;

@@ -40,7 +40,7 @@ typedef struct ExecRequest
 	bool		confirm;		/* else: have the last transaction's id recorded
 								 * before committing it (EXEC_COMMITTING) */
 	bool		allow_superuser;	/* cron.enable_superuser_jobs: the role may be one */
-	uint64		concurrency_id; /* its lock id (locks.h) */
+	uint32		concurrency_hash;	/* hash of its concurrency_key (locks.h) */
 	char		run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
 } ExecRequest;
 

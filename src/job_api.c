@@ -27,6 +27,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "api.h"
@@ -347,8 +348,9 @@ job_check_size(const char *what, Size len, Size limit)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s is too long: %zu bytes", what, len),
 				 errdetail("The limit is %zu bytes.", limit),
-				 errhint("A job name is at most %d bytes; a command, URL, headers and body at most %d bytes each.",
-						 CHIME_MAX_JOBNAME_LEN, CHIME_MAX_TEXT_LEN)));
+				 errhint("A job name and a concurrency_key are at most %d bytes, a schedule %d; "
+						 "a command, URL, headers and body at most %d bytes each.",
+						 CHIME_MAX_JOBNAME_LEN, CHIME_MAX_SCHEDULE_LEN, CHIME_MAX_TEXT_LEN)));
 }
 
 static void
@@ -365,6 +367,8 @@ job_check_sizes(const JobArgs *a)
 		{JC_URL, "url", CHIME_MAX_TEXT_LEN},
 		{JC_BODY, "body", CHIME_MAX_TEXT_LEN},
 		{JC_HEADERS, "headers", CHIME_MAX_TEXT_LEN},
+		{JC_CONCURRENCY_KEY, "concurrency_key", CHIME_MAX_KEY_LEN},
+		{JC_SCHEDULE, "schedule", CHIME_MAX_SCHEDULE_LEN},
 	};
 
 	for (int i = 0; i < lengthof(limits); i++)
@@ -528,9 +532,11 @@ job_check_rights(const JobCaller *caller, const char *username, const char *data
 }
 
 /*
- * cron.max_jobs_per_role for a role: its own setting (ALTER ROLE ... IN
- * DATABASE ... SET, then ALTER ROLE ... SET), else the value in force in
- * this session.  SPI must be connected.
+ * cron.max_jobs_per_role for a role, as a session of it would have it:
+ * ALTER ROLE ... IN DATABASE ... SET, then ALTER ROLE ... SET, then ALTER
+ * DATABASE ... SET, then ALTER ROLE ALL ... SET, else the value in force
+ * in this session (the server's, unless this session's own role or
+ * database set it).  SPI must be connected.
  */
 static int
 job_role_limit(Oid role)
@@ -541,9 +547,10 @@ job_role_limit(Oid role)
 
 	if (SPI_execute_with_args("SELECT s.c FROM pg_catalog.pg_db_role_setting d, "
 							  "pg_catalog.unnest(d.setconfig) WITH ORDINALITY AS s(c, n) "
-							  "WHERE d.setrole OPERATOR(pg_catalog.=) $1 "
+							  "WHERE d.setrole OPERATOR(pg_catalog.=) ANY (ARRAY[$1, 0::pg_catalog.oid]) "
 							  "AND d.setdatabase OPERATOR(pg_catalog.=) ANY (ARRAY[$2, 0::pg_catalog.oid]) "
-							  "ORDER BY d.setdatabase DESC, s.n DESC",
+							  "ORDER BY d.setrole OPERATOR(pg_catalog.<>) 0::pg_catalog.oid DESC, "
+							  "d.setdatabase OPERATOR(pg_catalog.<>) 0::pg_catalog.oid DESC, s.n DESC",
 							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the settings of role %u", role);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -572,12 +579,17 @@ job_check_quota(const char *username)
 	Datum		values[1] = {CStringGetTextDatum(username)};
 	bool		isnull;
 	int64		count;
+	SPIPlanPtr	plan;
 
 	if (limit <= 0)
 		return;
-	chime_lock_wait(CHIME_LOCK_OWNER_JOBS, chime_lock_id_text(username));
-	if (SPI_execute_with_args("SELECT pg_catalog.count(*) FROM cron.job WHERE username OPERATOR(pg_catalog.=) $1",
-							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+	chime_lock_wait(CHIME_LOCK_OWNER_JOBS, (uint64) role);
+	/* counted as committed now, also in a repeatable read transaction */
+	plan = SPI_prepare("SELECT pg_catalog.count(*) FROM cron.job WHERE username OPERATOR(pg_catalog.=) $1",
+					   1, types);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not count the jobs of role %s", username);
 	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (count >= limit)
@@ -1082,7 +1094,7 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 	if (key[0] != '\0')
 	{
 		/* one claim at a time: the scheduler waits for ours */
-		chime_lock_wait(CHIME_LOCK_RUN_KEY, chime_lock_id_run_key(jobid, key));
+		chime_lock_wait(CHIME_LOCK_RUN_KEY, (uint64) jobid);
 		if (!chime_key_claim(jobid, key, now))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1186,7 +1198,7 @@ chime_release_key(PG_FUNCTION_ARGS)
 	job_caller(&caller);
 	chime_api_begin(&saved);
 	(void) job_fetch_owned(&caller, jobid, true);
-	chime_lock_wait(CHIME_LOCK_RUN_KEY, chime_lock_id_run_key(jobid, key));
+	chime_lock_wait(CHIME_LOCK_RUN_KEY, (uint64) jobid);
 	values[0] = Int64GetDatum(jobid);
 	values[1] = CStringGetTextDatum(key);
 	if (SPI_execute_with_args("DELETE FROM cron.job_run_key WHERE jobid OPERATOR(pg_catalog.=) $1 "

@@ -25,20 +25,11 @@ chime_lock_id_text(const char *text)
 	return hash_bytes_extended((const unsigned char *) text, (int) strlen(text), 0);
 }
 
+/* An owner's concurrency key: the owner exactly, the key by its hash */
 uint64
-chime_lock_id_run_key(int64 jobid, const char *run_key)
+chime_lock_id_concurrency(Oid owner, uint32 key_hash)
 {
-	return hash_bytes_extended((const unsigned char *) run_key, (int) strlen(run_key), (uint64) jobid);
-}
-
-/* An owner's key: the length of the owner's name keeps "ab"+"c" from "a"+"bc" */
-uint64
-chime_lock_id_concurrency(const char *owner, const char *key)
-{
-	uint64		seed = hash_bytes_extended((const unsigned char *) owner, (int) strlen(owner),
-										   strlen(owner));
-
-	return hash_bytes_extended((const unsigned char *) key, (int) strlen(key), seed);
+	return ((uint64) owner << 32) | key_hash;
 }
 
 /*

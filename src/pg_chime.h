@@ -40,6 +40,12 @@ extern int64 chime_max_retry_delay_us;
 /* The longest values a job may hold (bytes) */
 #define CHIME_MAX_JOBNAME_LEN		200
 #define CHIME_MAX_TEXT_LEN			(1024 * 1024)	/* command, url, headers, body */
+#define CHIME_MAX_KEY_LEN			200 /* concurrency_key */
+#define CHIME_MAX_SCHEDULE_LEN		4096
+/* A URL, header or body with its secrets in place (an HTTP run fails past it) */
+#define CHIME_MAX_EXPANDED_LEN		(8 * 1024 * 1024)
+/* The longest return_message an executor sends; the rest is cut */
+#define CHIME_MAX_MESSAGE_LEN		(64 * 1024)
 
 /* pg_chime's "now": the real clock moved by cron.clock_skew. */
 extern TimestampTz chime_now(void);

@@ -488,6 +488,16 @@ run_crashed_before(int64 jobid, int64 runid)
 }
 
 /*
+ * A condition on a key row k: no session holds it (cron.release_key or
+ * cron.run_now in an open transaction), so the statement never waits for
+ * one; a row held keeps its state, which only its own job's owner can
+ * cause.
+ */
+#define KEY_NOT_HELD \
+	"AND EXISTS (SELECT 1 FROM cron.job_run_key l WHERE l.jobid OPERATOR(pg_catalog.=) k.jobid " \
+	"AND l.run_key OPERATOR(pg_catalog.=) k.run_key FOR UPDATE SKIP LOCKED)"
+
+/*
  * At scheduler start no run can still be going: every row left 'starting'
  * or 'running' becomes 'failed', but for the manual runs still to be taken
  * (runids in 'manual', or with nmanual -1 those recorded after 'started').  Those whose runid 'crashed' lists (their
@@ -533,7 +543,8 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 							  "AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[])) "
 							  "UPDATE cron.job_run_key k SET state = 'succeeded', runid = c.runid, "
 							  "finished_at = c.end_time FROM c WHERE k.jobid OPERATOR(pg_catalog.=) c.jobid "
-							  "AND k.run_key OPERATOR(pg_catalog.=) c.run_key",
+							  "AND k.run_key OPERATOR(pg_catalog.=) c.run_key "
+							  KEY_NOT_HELD,
 							  0, NULL, NULL, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not read the runs that committed");
 
@@ -561,7 +572,8 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 							  "runid OPERATOR(pg_catalog.=) ANY ($2) AS crashed, status), "
 							  "keys AS (UPDATE cron.job_run_key k SET state = 'succeeded', runid = e.runid, finished_at = $1 "
 							  "FROM ended e WHERE e.status OPERATOR(pg_catalog.=) 'succeeded' "
-							  "AND k.jobid OPERATOR(pg_catalog.=) e.jobid AND k.run_key OPERATOR(pg_catalog.=) e.run_key) "
+							  "AND k.jobid OPERATOR(pg_catalog.=) e.jobid AND k.run_key OPERATOR(pg_catalog.=) e.run_key "
+							  KEY_NOT_HELD ") "
 							  "SELECT runid, jobid, scheduled_time, attempt, run_key, crashed FROM ended "
 							  "WHERE status OPERATOR(pg_catalog.=) 'failed'",
 							  5, types, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -589,7 +601,9 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 		if (!run->crashed || !run_crashed_before(run->jobid, run->runid))
 			continue;
 		run->poisoned = true;
-		if (SPI_execute_with_args("UPDATE cron.job SET active = false WHERE jobid OPERATOR(pg_catalog.=) $1 "
+		if (SPI_execute_with_args("UPDATE cron.job j SET active = false WHERE jobid OPERATOR(pg_catalog.=) $1 "
+								  "AND EXISTS (SELECT 1 FROM cron.job l WHERE l.jobid OPERATOR(pg_catalog.=) j.jobid "
+								  "FOR UPDATE SKIP LOCKED) "
 								  "RETURNING coalesce(jobname, ''), username",
 								  1, ptypes, pvalues, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not deactivate job " INT64_FORMAT, run->jobid);
@@ -615,7 +629,8 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 	if (SPI_execute_with_args("UPDATE cron.job_run_key k SET state = 'failed', finished_at = $1 "
 							  "WHERE state OPERATOR(pg_catalog.=) 'running' AND NOT EXISTS (SELECT 1 FROM cron.job_run_details r "
 							  "WHERE r.jobid OPERATOR(pg_catalog.=) k.jobid AND r.retry_at IS NOT NULL "
-							  "AND r.run_key OPERATOR(pg_catalog.=) k.run_key)",
+							  "AND r.run_key OPERATOR(pg_catalog.=) k.run_key) "
+							  KEY_NOT_HELD,
 
 							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not reconcile the keys of interrupted runs");

@@ -303,9 +303,34 @@ sched_ms_until(TimestampTz at)
 }
 
 /* One transaction around a unit of the scheduler's work */
+/*
+ * Writes a role's open transaction could hold up: a once_per key's new
+ * state while a session (cron.release_key, cron.run_now) holds the claims
+ * of its job, and the deactivation of an @at job whose row a session has
+ * locked (cron.alter_job).  The scheduler never waits for those: it makes
+ * them later, in order per job, once nobody holds them
+ * (sched_flush_later).  Those planned by a transaction that fails go with
+ * it.
+ */
+typedef struct SchedLater
+{
+	int64		jobid;
+	bool		deactivate;		/* else a key update */
+	char		run_key[CHIME_RUN_KEY_LEN];
+	int64		runid;
+	char		state[16];		/* "": the key is released */
+	TimestampTz at;
+} SchedLater;
+
+static List *sched_later = NIL;	/* in sched_runs_cxt */
+static int	sched_later_mark = 0;	/* its length when the transaction began */
+
+static void sched_commit(void);
+
 static void
 sched_begin(const char *activity)
 {
+	sched_later_mark = list_length(sched_later);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -315,6 +340,140 @@ sched_begin(const char *activity)
 }
 
 static void sched_flush_starts(void);
+
+static bool
+sched_later_has(int64 jobid)
+{
+	ListCell   *lc;
+
+	foreach(lc, sched_later)
+		if (((SchedLater *) lfirst(lc))->jobid == jobid)
+			return true;
+	return false;
+}
+
+static void
+sched_later_add(int64 jobid, bool deactivate, const char *run_key, int64 runid, const char *state,
+				TimestampTz at)
+{
+	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
+	SchedLater *l = palloc0(sizeof(SchedLater));
+
+	l->jobid = jobid;
+	l->deactivate = deactivate;
+	if (run_key)
+		strlcpy(l->run_key, run_key, sizeof(l->run_key));
+	l->runid = runid;
+	if (state)
+		strlcpy(l->state, state, sizeof(l->state));
+	l->at = at;
+	sched_later = lappend(sched_later, l);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A once_per key's new state (NULL: released): now if no session holds the
+ * claims of the job and nothing of the job waits, else later.  Inside a
+ * transaction.
+ */
+static void
+sched_key_update(int64 jobid, const char *run_key, int64 runid, const char *state, TimestampTz now)
+{
+	if (!sched_later_has(jobid) && chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) jobid, false))
+		chime_key_update(jobid, run_key, runid, state, now);
+	else
+		sched_later_add(jobid, false, run_key, runid, state, now);
+}
+
+/*
+ * Deactivate @at jobs that have had their run; those whose row a session
+ * holds go to sched_later (and stay there as long as it does).  Inside a
+ * transaction.
+ */
+static void
+sched_deactivate_jobs(const int64 *jobids, int n, bool later_only)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * (n + 1));
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1];
+
+	for (int i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(jobids[i]);
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args("WITH l AS (SELECT jobid FROM cron.job WHERE jobid OPERATOR(pg_catalog.=) ANY ($1) "
+							  "FOR UPDATE SKIP LOCKED), "
+							  "u AS (UPDATE cron.job j SET active = false FROM l "
+							  "WHERE j.jobid OPERATOR(pg_catalog.=) l.jobid RETURNING j.jobid) "
+							  "SELECT jobid FROM cron.job WHERE jobid OPERATOR(pg_catalog.=) ANY ($1) "
+							  "AND jobid OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT jobid FROM u))",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not deactivate @at jobs");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		held = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (!later_only)
+			sched_later_add(held, true, NULL, 0, NULL, 0);
+	}
+}
+
+/*
+ * Make the writes of sched_later that nobody holds any longer, in their
+ * own transaction; an entry of a job still held keeps those after it.
+ */
+static void
+sched_flush_later(void)
+{
+	List	   *held = NIL;		/* jobids still held */
+	List	   *done = NIL;
+
+	if (sched_later == NIL)
+		return;
+	PG_TRY();
+	{
+		ListCell   *lc;
+
+		sched_begin("pg_chime: writing what sessions held up");
+		foreach(lc, sched_later)
+		{
+			SchedLater *l = lfirst(lc);
+
+			if (list_member_int(held, (int) (l->jobid % INT_MAX)))
+				continue;
+			if (l->deactivate)
+			{
+				sched_deactivate_jobs(&l->jobid, 1, true);
+				if (SPI_processed > 0)
+				{
+					held = lappend_int(held, (int) (l->jobid % INT_MAX));
+					continue;
+				}
+			}
+			else if (chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) l->jobid, false))
+				chime_key_update(l->jobid, l->run_key, l->runid, l->state[0] ? l->state : NULL, l->at);
+			else
+			{
+				held = lappend_int(held, (int) (l->jobid % INT_MAX));
+				continue;
+			}
+			done = lappend(done, l);
+		}
+		sched_commit();
+		MemoryContextSwitchTo(sched_runs_cxt);
+		foreach(lc, done)
+		{
+			sched_later = list_delete_ptr(sched_later, lfirst(lc));
+			pfree(lfirst(lc));
+		}
+		MemoryContextSwitchTo(sched_scratch_cxt);
+	}
+	PG_CATCH();
+	{
+		sched_recording_failed_with("write what sessions held up", sched_catch());
+	}
+	PG_END_TRY();
+}
 
 static void
 sched_commit(void)
@@ -901,6 +1060,8 @@ sched_executor_load(const SchedExecutor *ex)
  */
 static int	sched_share = 0;
 
+static bool sched_role_may_grow(const SchedRole *role);
+
 static void
 sched_fair_shares(void)
 {
@@ -917,8 +1078,7 @@ sched_fair_shares(void)
 		r->nexec = 0;
 	foreach(lc, sched_executors)
 		((SchedExecutor *) lfirst(lc))->role->nexec++;
-	if (sched_backlog == NIL || hash_get_num_entries(sched_roles) < 2 ||
-		(list_length(sched_executors) < chime_max_running_jobs && sched_no_slot_until == 0))
+	if (sched_backlog == NIL || hash_get_num_entries(sched_roles) < 2)
 		return;
 
 	foreach(lc, sched_backlog)
@@ -927,10 +1087,15 @@ sched_fair_shares(void)
 	while ((r = hash_seq_search(&seq)) != NULL)
 		if (r->nexec > 0 || list_member_ptr(waiting, r))
 			ndemand++;
-	share = Max(1, chime_max_running_jobs / Max(ndemand, 1));
+	/* what can run: cron.max_running_jobs, or the executors there are when worker slots are short */
+	share = Max(1, (sched_no_slot_until != 0 ? list_length(sched_executors) : chime_max_running_jobs) /
+				Max(ndemand, 1));
 	foreach(lc, waiting)
 	{
-		if (((SchedRole *) lfirst(lc))->nexec < share)
+		SchedRole  *w = lfirst(lc);
+
+		/* (a role at its cron.max_running_jobs_per_role waits for itself) */
+		if (w->nexec < share && sched_role_may_grow(w))
 		{
 			sched_share = share;
 			break;
@@ -1027,10 +1192,16 @@ sched_row(ChimeRunRow *row, const SchedJob *job, const char *command, int64 due,
 	row->occurrences = 1;
 }
 
-/* How many runs hold each concurrency key of an owner (by its lock id) */
+/* How many runs hold each concurrency key of an owner */
+typedef struct SchedKeyId
+{
+	char		username[NAMEDATALEN];	/* the owner, exactly */
+	uint64		key_hash;		/* the key (a collision is between one owner's keys) */
+} SchedKeyId;
+
 typedef struct SchedKeyCount
 {
-	uint64		id;				/* hash key */
+	SchedKeyId	id;				/* hash key */
 	int			running;
 } SchedKeyCount;
 
@@ -1039,9 +1210,14 @@ static HTAB *sched_concurrency;
 static int *
 sched_concurrency_count(const SchedRole *role, const char *key, bool create)
 {
-	uint64		id = chime_lock_id_concurrency(role->username, key);
+	SchedKeyId	id;
 	bool		found;
-	SchedKeyCount *k = hash_search(sched_concurrency, &id, create ? HASH_ENTER : HASH_FIND, &found);
+	SchedKeyCount *k;
+
+	memset(&id, 0, sizeof(id));
+	strlcpy(id.username, role->username, NAMEDATALEN);
+	id.key_hash = chime_lock_id_text(key);
+	k = hash_search(sched_concurrency, &id, create ? HASH_ENTER : HASH_FIND, &found);
 
 	if (k && !found)
 		k->running = 0;
@@ -1215,7 +1391,7 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 	{
 		run->concurrency_key = pstrdup(concurrency_key);
 		req.lock_concurrency = true;
-		req.concurrency_id = chime_lock_id_concurrency(role->username, concurrency_key);
+		req.concurrency_hash = (uint32) chime_lock_id_text(concurrency_key);
 		(*sched_concurrency_count(role, concurrency_key, true))++;
 	}
 	if (http || http_error)
@@ -1367,23 +1543,18 @@ sched_flush_starts(void)
 			}
 			/* the key's run is now this attempt */
 			if (run->run_key[0] != '\0')
-				chime_key_update(run->jobid, run->run_key, Max(run->runid, 0), "running",
+				sched_key_update(run->jobid, run->run_key, Max(run->runid, 0), "running",
 								 ((SchedStart *) lfirst(lc))->row.start_time);
 		}
 	}
 	if (sched_deactivate != NIL)
 	{
-		Datum	   *ids = palloc(sizeof(Datum) * list_length(sched_deactivate));
-		Oid			types[1] = {INT8ARRAYOID};
-		Datum		values[1];
+		int64	   *ids = palloc(sizeof(int64) * list_length(sched_deactivate));
 
 		i = 0;
 		foreach(lc, sched_deactivate)
-			ids[i++] = Int64GetDatum(*(int64 *) lfirst(lc));
-		values[0] = PointerGetDatum(construct_array(ids, i, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		if (SPI_execute_with_args("UPDATE cron.job SET active = false WHERE jobid OPERATOR(pg_catalog.=) ANY ($1)",
-								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not deactivate @at jobs");
+			ids[i++] = *(int64 *) lfirst(lc);
+		sched_deactivate_jobs(ids, i, false);
 	}
 }
 
@@ -1482,7 +1653,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	if (key[0] != '\0' && attempt == 1)
 	{
 		/* cron.run_now or cron.release_key may be at it: try again in a second */
-		if (!chime_lock_try(CHIME_LOCK_RUN_KEY, chime_lock_id_run_key(job->jobid, key), false))
+		if (!chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) job->jobid, false))
 		{
 			sched_defer(job->jobid, due, 1, key, now + USECS_PER_SEC, 0);
 			return;
@@ -1886,6 +2057,14 @@ sched_catch(void)
 	MemoryContextSwitchTo(sched_scratch_cxt);
 	edata = CopyErrorData();
 	FlushErrorState();
+	/* what the failed transaction planned for later goes with it */
+	while (list_length(sched_later) > sched_later_mark)
+	{
+		MemoryContextSwitchTo(sched_runs_cxt);
+		pfree(llast(sched_later));
+		sched_later = list_delete_last(sched_later);
+		MemoryContextSwitchTo(sched_scratch_cxt);
+	}
 	return edata;
 }
 
@@ -2478,7 +2657,7 @@ sched_record_done(void)
 			TimestampTz at = plan[i++];
 
 			if (run->run_key[0] != '\0')
-				chime_key_update(run->jobid, run->run_key, Max(run->runid, 0),
+				sched_key_update(run->jobid, run->run_key, Max(run->runid, 0),
 								 d->skipped ? NULL : d->ok ? "succeeded" : at != 0 ? "running" : "failed",
 								 now);
 		}
@@ -3005,7 +3184,7 @@ chime_scheduler_main(Datum arg)
 							  sched_runs_cxt);
 	sched_manual = sched_hash("pg_chime manual runs", 64, sizeof(int64), sizeof(int64),
 							  sched_runs_cxt);
-	sched_concurrency = sched_hash("pg_chime concurrency keys", 64, sizeof(uint64),
+	sched_concurrency = sched_hash("pg_chime concurrency keys", 64, sizeof(SchedKeyId),
 								   sizeof(SchedKeyCount), sched_runs_cxt);
 	sched_roles = sched_hash("pg_chime roles", 16, SCHED_ROLE_KEYSIZE, sizeof(SchedRole),
 							 sched_runs_cxt);
@@ -3139,6 +3318,8 @@ chime_scheduler_main(Datum arg)
 		sched_record_done();
 		sched_send();
 		sched_mark_running();
+		if (sched_later != NIL && !sched_log_waiting())
+			sched_flush_later();
 		retire = sched_retire_idle();
 
 		if (!pairingheap_is_empty(sched_heap))
@@ -3174,6 +3355,8 @@ chime_scheduler_main(Datum arg)
 			if (timeout < 0 || left < timeout)
 				timeout = left;
 		}
+		if (sched_later != NIL && (timeout < 0 || timeout > 1000))
+			timeout = 1000;		/* writes a session held up: try again in a second */
 		if (sched_log_wait_until != 0)
 		{
 			/* recording failed: try again after the pause */

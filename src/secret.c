@@ -22,6 +22,7 @@
 
 #include "api.h"
 #include "http.h"
+#include "pg_chime.h"
 
 #define SECRET_OPEN "{{secret."
 #define SECRET_MAX_VALUE 65536	/* bytes, SPEC 14 */
@@ -190,6 +191,12 @@ chime_secret_expand(const char *text, const char *owner, bool one_line,
 			s->name = copy;
 			s->value = pstrdup(value);
 			*used = lappend(*used, s);
+		}
+		if ((Size) out.len + strlen(value) + strlen(close + 2) > CHIME_MAX_EXPANDED_LEN)
+		{
+			*error = psprintf("failed: with its secrets in place the request is longer than %d bytes",
+							  CHIME_MAX_EXPANDED_LEN);
+			return NULL;
 		}
 		appendStringInfoString(&out, value);
 		p = close + 2;

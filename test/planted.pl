@@ -236,8 +236,9 @@ for my $file (@hfiles, @cfiles)
 	my $s = strip_comments(<$fh>);
 	close $fh;
 
-	# string macros; then blank every preprocessor line
-	while ($s =~ /^[ \t]*#[ \t]*define[ \t]+(\w+)[ \t]+((?:"(?:[^"\\]|\\.)*"[ \t]*)+)$/mg)
+	# string macros (continued lines joined); then blank every preprocessor line
+	(my $joined = $s) =~ s/\\\n/ /g;
+	while ($joined =~ /^[ \t]*#[ \t]*define[ \t]+(\w+)[ \t]+((?:"(?:[^"\\]|\\.)*"[ \t]*)+)$/mg)
 	{
 		my ($name, $body) = ($1, $2);
 		my $v = '';

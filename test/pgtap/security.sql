@@ -5,7 +5,7 @@
 \pset format unaligned
 \pset tuples_only true
 BEGIN;
-SELECT plan(23);
+SELECT plan(25);
 
 CREATE ROLE pgtap_sec_alice;
 CREATE ROLE pgtap_sec_mallory;
@@ -38,7 +38,11 @@ SELECT throws_ok(format($$SELECT cron.schedule_http('h', '@daily', 'http://examp
                  '22023', NULL, 'headers over 1 MB are refused');
 SELECT throws_ok(format($$SELECT cron.set_secret('huge', %L)$$, repeat('s', 65537)),
                  '22023', NULL, 'a secret value over 64 kB is refused');
-SELECT is((SELECT count(*) FROM cron.job WHERE jobname IN ('big', 'u', 'b', 'h') OR length(jobname) > 200), 0::bigint,
+SELECT throws_ok(format($$SELECT cron.schedule('k', '@daily', 'SELECT 1', concurrency_key => %L)$$, repeat('k', 201)),
+                 '22023', 'concurrency_key is too long: 201 bytes', 'a concurrency_key over 200 bytes is refused');
+SELECT throws_ok(format($$SELECT cron.schedule('s', %L, 'SELECT 1')$$, '@daily' || repeat(' ', 4091)),
+                 '22023', 'schedule is too long: 4097 bytes', 'a schedule over 4 kB is refused');
+SELECT is((SELECT count(*) FROM cron.job WHERE jobname IN ('big', 'u', 'b', 'h', 'k', 's') OR length(jobname) > 200), 0::bigint,
           'the refused calls wrote nothing');
 
 -- the job quota: a role's own setting, 54000 naming it, counted per owner

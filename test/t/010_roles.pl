@@ -211,6 +211,58 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE username =
 like($node->safe_psql('postgres', "SELECT return_message FROM cron.job_run_details WHERE jobid = $spawner AND status = 'failed' LIMIT 1"),
 	qr/54000: .*cron\.max_jobs_per_role \(3\)/, 'the failure names the setting and its value');
 
+# ---- rows a role holds in an open transaction hold up no one else ----------
+$node->safe_psql('postgres', 'ALTER ROLE alice RESET cron.max_jobs_per_role');
+as('alice', "SELECT cron.unschedule($spawner)");
+$node->safe_psql('postgres', q{DELETE FROM cron.job WHERE username = 'alice'});
+my $beat = as('alice', q{SELECT cron.schedule('beat', '* * * * * *', $$INSERT INTO public.ticks VALUES ('beat')$$)});
+wait_runs($beat, 'succeeded', 1, "alice's heartbeat job runs");
+my $at = as('mallory', q{SELECT cron.schedule('at-held', format('@at %s', to_char(now() + interval '3 seconds',
+	'YYYY-MM-DD HH24:MI:SS+00')), 'SELECT 1')});
+my $keyed_fail = as('mallory', q{SELECT cron.schedule('key-held', '* * * * * *', 'SELECT 1/0', once_per => 'day',
+	max_attempts => 3, retry_delay => '3 seconds')});
+wait_runs($keyed_fail, 'failed', 1, "mallory's keyed job claims its day and fails once");
+my $hold = $node->background_psql('postgres', on_error_stop => 0);
+$hold->query_safe('SET ROLE mallory');
+$hold->query_safe('BEGIN');
+# the @at job's row (alter_job locks it), and the claims of the keyed job (release_key)
+$hold->query_safe("SELECT cron.alter_job($at, command => 'SELECT 2')");
+$hold->query_safe("SELECT cron.release_key($keyed_fail, 'no-such-key')");
+my $held_since = $node->safe_psql('postgres', 'SELECT now()');
+wait_runs($keyed_fail, 'failed', 3, "mallory's keyed job retries while she holds its claims");
+ok($node->poll_query_until('postgres', qq{SELECT count(*) >= 8 FROM cron.job_run_details WHERE jobid = $beat
+	AND status = 'succeeded' AND start_time > '$held_since'}),
+	"alice's job keeps running while mallory holds her rows in an open transaction");
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM cron.job_run_details WHERE jobid = $at AND status = 'succeeded'"),
+	"mallory's \@at job ran though she holds its row");
+is($node->safe_psql('postgres', "SELECT active FROM cron.job WHERE jobid = $at"), 't',
+	'its deactivation waits for her transaction');
+$hold->query_safe('ROLLBACK');
+$hold->quit;
+ok($node->poll_query_until('postgres', "SELECT NOT active FROM cron.job WHERE jobid = $at"),
+	'and is made once she lets go');
+ok($node->poll_query_until('postgres', "SELECT state = 'failed' FROM cron.job_run_key WHERE jobid = $keyed_fail"),
+	"the keyed job's key ends failed once she lets go");
+ok(!$node->log_contains(qr/could not record the runs/), 'recording never failed for it');
+as('mallory', "SELECT cron.unschedule($keyed_fail)");
+
+# ---- a huge error, and a request huge with its secrets in place ----------
+my $loud = as('alice', q{SELECT cron.schedule('loud', '* * * * * *', $q$DO $x$BEGIN RAISE EXCEPTION '%', repeat('x', 3000000); END$x$ $q$)});
+wait_runs($loud, 'failed', 2, 'a job raising a 3 MB error fails');
+like($node->safe_psql('postgres', "SELECT length(return_message) < 70000 AND return_message LIKE '%(cut: % bytes in all)'
+	FROM cron.job_run_details WHERE jobid = $loud AND status = 'failed' LIMIT 1"), qr/^t$/,
+	'its return_message is cut to 64 kB, saying so');
+wait_runs($beat, 'succeeded', 20, 'and other jobs are recorded meanwhile');
+as('alice', "SELECT cron.unschedule($loud)");
+as('alice', q{SELECT cron.set_secret('big', repeat('s', 64000))});
+my $swell = as('alice', qq{SELECT cron.schedule_http('swell', '* * * * * *', '$base/ok', body => repeat('{{secret.big}}', 200))});
+wait_runs($swell, 'failed', 1, 'a body that swells past 8 MB with its secrets fails');
+like($node->safe_psql('postgres', "SELECT return_message FROM cron.job_run_details WHERE jobid = $swell AND status = 'failed' LIMIT 1"),
+	qr/with its secrets in place the request is longer than 8388608 bytes/, 'saying why');
+my $beat_now = $node->safe_psql('postgres', "SELECT count(*) FROM cron.job_run_details WHERE jobid = $beat AND status = 'succeeded'");
+wait_runs($beat, 'succeeded', $beat_now + 3, 'and other jobs go on');
+as('alice', "SELECT cron.unschedule($swell); SELECT cron.unschedule($beat)");
+
 $node->stop;
 $server->kill_kill;
 done_testing();
