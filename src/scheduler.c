@@ -425,7 +425,7 @@ sched_deactivate_jobs(const int64 *jobids, int n, bool later_only)
 static void
 sched_flush_later(void)
 {
-	List	   *held = NIL;		/* jobids still held */
+	List	   *held = NIL;		/* SchedLater of the jobs still held */
 	List	   *done = NIL;
 
 	if (sched_later == NIL)
@@ -438,26 +438,30 @@ sched_flush_later(void)
 		foreach(lc, sched_later)
 		{
 			SchedLater *l = lfirst(lc);
+			ListCell   *hc;
+			bool		blocked = false;
+			MemoryContext old;
 
-			if (list_member_int(held, (int) (l->jobid % INT_MAX)))
-				continue;
-			if (l->deactivate)
+			foreach(hc, held)
+				blocked |= ((SchedLater *) lfirst(hc))->jobid == l->jobid;
+			if (!blocked && l->deactivate)
 			{
 				sched_deactivate_jobs(&l->jobid, 1, true);
-				if (SPI_processed > 0)
-				{
-					held = lappend_int(held, (int) (l->jobid % INT_MAX));
-					continue;
-				}
+				blocked = SPI_processed > 0;
 			}
-			else if (chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) l->jobid, false))
-				chime_key_update(l->jobid, l->run_key, l->runid, l->state[0] ? l->state : NULL, l->at);
-			else
+			else if (!blocked)
 			{
-				held = lappend_int(held, (int) (l->jobid % INT_MAX));
-				continue;
+				blocked = !chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) l->jobid, false);
+				if (!blocked)
+					chime_key_update(l->jobid, l->run_key, l->runid, l->state[0] ? l->state : NULL, l->at);
 			}
-			done = lappend(done, l);
+			/* (not in SPI's memory, which the commit frees) */
+			old = MemoryContextSwitchTo(sched_scratch_cxt);
+			if (blocked)
+				held = lappend(held, l);
+			else
+				done = lappend(done, l);
+			MemoryContextSwitchTo(old);
 		}
 		sched_commit();
 		MemoryContextSwitchTo(sched_runs_cxt);
@@ -1073,13 +1077,13 @@ sched_fair_shares(void)
 	int			share;
 
 	sched_share = 0;
+	if (sched_backlog == NIL || hash_get_num_entries(sched_roles) < 2)
+		return;					/* (nexec is read only while sched_share > 0) */
 	hash_seq_init(&seq, sched_roles);
 	while ((r = hash_seq_search(&seq)) != NULL)
 		r->nexec = 0;
 	foreach(lc, sched_executors)
 		((SchedExecutor *) lfirst(lc))->role->nexec++;
-	if (sched_backlog == NIL || hash_get_num_entries(sched_roles) < 2)
-		return;
 
 	foreach(lc, sched_backlog)
 		waiting = list_append_unique_ptr(waiting, ((SchedRun *) lfirst(lc))->role);
