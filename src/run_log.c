@@ -441,23 +441,26 @@ chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n)
 
 /*
  * The retries planned before the scheduler stopped: failed attempts with
- * retry_at set.  Appended to *pending (ChimeInterrupted, in 'cxt').
+ * retry_at set ('-infinity': an interrupted attempt whose retry has no time
+ * yet).  Appended to *pending (ChimeInterrupted, in 'cxt').
  */
 void
 chime_run_pending_retries(MemoryContext cxt, List **pending)
 {
-	if (SPI_execute("SELECT runid, jobid, scheduled_time, attempt, run_key, retry_at "
+	if (SPI_execute("SELECT runid, jobid, scheduled_time, attempt, run_key, retry_at, "
+					"pg_catalog.starts_with(return_message, '" RUN_CRASHED "') IS TRUE "
 					"FROM cron.job_run_details WHERE retry_at IS NOT NULL",
-					true, 0) != SPI_OK_SELECT)
+					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the pending retries");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
+		ChimeInterrupted *run = run_read_attempt(tup, desc, cxt, pending);
 
-		run_read_attempt(tup, desc, cxt, pending)->retry_at =
-			DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
+		run->retry_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
+		run->crashed = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
 	}
 }
 
@@ -504,9 +507,12 @@ run_crashed_before(int64 jobid, int64 runid)
  * executor's crash marker was left behind) say that their process crashed;
  * a job whose attempt before that one crashed too is deactivated (the
  * poison-job rule), with a WARNING.  The runs so ended are appended to
- * *interrupted (ChimeInterrupted, allocated in 'cxt') so that they can be
- * retried: 'crashed' is set for those retried once whatever max_attempts
- * says, 'poisoned' for those of a deactivated job.
+ * *interrupted (ChimeInterrupted, allocated in 'cxt'), 'crashed' set for
+ * those retried once whatever max_attempts says, 'poisoned' for those of a
+ * deactivated job.  The others get retry_at '-infinity', "a retry whose
+ * time is still to be set", in the same transaction: a scheduler that stops
+ * before it has set the time leaves them to the next one as pending
+ * retries, and their keys stay taken.
  */
 void
 chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, int nmanual,
@@ -563,7 +569,9 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 							  "WHEN runid OPERATOR(pg_catalog.=) ANY ($2) THEN '" RUN_CRASHED " the process "
 							  "running it ended abnormally and the server restarted' "
 							  "ELSE 'interrupted: the process running it ended "
-							  "(server or scheduler restart)' END "
+							  "(server or scheduler restart)' END, "
+							  "retry_at = CASE WHEN pg_catalog.pg_xact_status(commit_xid) OPERATOR(pg_catalog.=) 'committed' "
+							  "THEN NULL ELSE '-infinity'::pg_catalog.timestamptz END "
 							  "WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[]) "
 							  "AND NOT (trigger OPERATOR(pg_catalog.=) 'manual' "
 							  "AND status OPERATOR(pg_catalog.=) 'starting' AND job_pid IS NULL "
@@ -616,7 +624,7 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 					 errhint("See the server log for the crashes; cron.alter_job(" INT64_FORMAT
 							 ", active => true) lets it run again.", run->jobid)));
 		if (SPI_execute_with_args("UPDATE cron.job_run_details SET return_message = return_message OPERATOR(pg_catalog.||) "
-								  "'; the job was deactivated: its previous attempt crashed too' "
+								  "'; the job was deactivated: its previous attempt crashed too', retry_at = NULL "
 								  "WHERE runid OPERATOR(pg_catalog.=) $2 AND jobid OPERATOR(pg_catalog.=) $1",
 								  2, ptypes, pvalues, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not record the deactivation of job " INT64_FORMAT, run->jobid);

@@ -2268,6 +2268,17 @@ sched_fire_due(List **reboot)
  * attempt made, capped by cron.max_retry_delay, with a jitter of +-10 %
  * that depends only on the job, the occurrence and the attempt.
  */
+/*
+ * A planned retry of a failed attempt that will not be made: the key that
+ * the retry kept taken failed with that attempt.  Inside a transaction.
+ */
+static void
+sched_retry_key_failed(const SchedRetry *r, TimestampTz now)
+{
+	if (r->run_key[0] != '\0' && r->from_runid > 0)
+		sched_key_update(r->jobid, r->run_key, r->from_runid, "failed", now);
+}
+
 static int64
 sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt)
 {
@@ -2346,6 +2357,7 @@ sched_fire_retries(TimestampTz now)
 		{
 			if (r->from_runid > 0)
 				chime_run_set_retry(&r->from_runid, NULL, 1);
+			sched_retry_key_failed(r, now);
 		}
 		else if (r->buffered)
 			sched_start_run(job, command, r->due, now, "schedule", 1, NULL, 0);
@@ -2364,7 +2376,10 @@ sched_fire_retries(TimestampTz now)
 		else if (chime_in_window(&job->cls->timing.window, job->cls->timing.zone, now_s))
 			sched_start_run(job, command, r->due, now, "retry", r->attempt, r->run_key, r->from_runid);
 		else if (r->from_runid > 0)
+		{
 			chime_run_set_retry(&r->from_runid, NULL, 1);
+			sched_retry_key_failed(r, now);
+		}
 	}
 }
 
@@ -3247,21 +3262,16 @@ chime_scheduler_main(Datum arg)
 		int64	   *ids;
 		TimestampTz *ats;
 		int			nids = 0;
+		List	   *dropped = NIL;
 
-		foreach(lc, interrupted)
-		{
-			ChimeInterrupted *run = lfirst(lc);
-
-			if (!run->poisoned)
-				sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key, 0,
-							run->runid)->crashed = run->crashed;
-		}
+		/* the interrupted ones are among them, with no time yet */
 		foreach(lc, pending)
 		{
 			ChimeInterrupted *run = lfirst(lc);
 
 			sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key,
-						Max(run->retry_at, 1), run->runid);
+						TIMESTAMP_IS_NOBEGIN(run->retry_at) ? 0 : Max(run->retry_at, 1),
+						run->runid)->crashed = run->crashed;
 		}
 		list_free_deep(interrupted);
 		list_free_deep(pending);
@@ -3285,7 +3295,7 @@ chime_scheduler_main(Datum arg)
 				ids[nids] = r->from_runid;
 				ats[nids++] = 0;
 				sched_retries = foreach_delete_current(sched_retries, lc);
-				pfree(r);
+				dropped = lappend(dropped, r);
 				continue;
 			}
 			if (r->at == 0)
@@ -3297,8 +3307,11 @@ chime_scheduler_main(Datum arg)
 		{
 			sched_begin("pg_chime: saving the retries to make");
 			chime_run_set_retry(ids, ats, nids);
+			foreach(lc, dropped)
+				sched_retry_key_failed(lfirst(lc), now);
 			sched_commit();
 		}
+		list_free_deep(dropped);
 	}
 	elog(LOG, "pg_chime scheduler started");
 

@@ -151,6 +151,54 @@ is($node->safe_psql('postgres', q{SELECT string_agg(r.attempt || ' ' || r.trigge
 is($node->safe_psql('postgres', q{SELECT count(*) FROM effects WHERE job = 'flaky'}), '1',
 	'retry: the effect of the failed attempt was rolled back, the retry committed');
 
+# ---- a scheduler that stops before it plans the retries of interrupted runs
+# The new scheduler ends the interrupted runs, then cannot load the jobs
+# (cron.job is locked) and exits before it has set the retries' times:
+# the next one makes the retries all the same, and the keys are kept.
+$node->safe_psql('postgres', q{
+	CREATE TABLE hold (on_ boolean);
+	INSERT INTO hold VALUES (true);
+	SELECT cron.schedule('replan-' || i, '* * * * * *',
+	       format($$SELECT pg_sleep(CASE WHEN on_ THEN 60 ELSE 0 END) FROM hold; INSERT INTO effects VALUES ('replan-%s')$$, i),
+	       once_per => 'day', max_attempts => 3, retry_delay => '1 second')
+	FROM generate_series(1, 2) i;
+});
+poll_until(q{SELECT count(*) = 2 FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+             WHERE j.jobname LIKE 'replan-%' AND r.status = 'running' AND r.job_pid IS NOT NULL},
+	'replan: both first attempts are running');
+$node->safe_psql('postgres', 'UPDATE hold SET on_ = false');
+# (cron.job is not read while it is locked)
+my $replan_ids = $node->safe_psql('postgres',
+	q{SELECT string_agg(jobid::text, ',') FROM cron.job WHERE jobname LIKE 'replan-%'});
+my $replan_locker = $node->background_psql('postgres');
+$replan_locker->query_safe('BEGIN');
+$replan_locker->query_safe('LOCK TABLE cron.job IN ACCESS EXCLUSIVE MODE');
+my $replan_old = scheduler_pid();
+my $replan_log = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($replan_old)");
+poll_until(qq{SELECT count(*) = 2 FROM cron.job_run_details r
+             WHERE r.status = 'failed' AND r.return_message LIKE 'interrupted:%'
+             AND r.jobid IN ($replan_ids)},
+	'replan: a new scheduler ended both interrupted attempts');
+ok($node->wait_for_log(qr/lock timeout|canceling statement due to lock timeout/, $replan_log),
+	'replan: and could not load the jobs while cron.job is locked');
+is($node->safe_psql('postgres', qq{SELECT string_agg(k.state || ' ' || (r.retry_at IS NOT NULL), ', ')
+		FROM cron.job_run_key k JOIN cron.job_run_details r ON r.jobid = k.jobid AND r.run_key = k.run_key
+		WHERE k.jobid IN ($replan_ids)}),
+	'running true, running true', 'replan: the keys stay taken, a retry is still to be made');
+$replan_locker->query_safe('COMMIT');
+$replan_locker->quit;
+poll_until(q{SELECT count(*) = 2 FROM cron.job_run_key k JOIN cron.job j USING (jobid)
+             WHERE j.jobname LIKE 'replan-%' AND k.state = 'succeeded'},
+	'replan: the retries are made and both keys end succeeded');
+is($node->safe_psql('postgres', q{SELECT string_agg(job || ' ' || n, ', ' ORDER BY job)
+		FROM (SELECT job, count(*) n FROM effects WHERE job LIKE 'replan-%' GROUP BY job) s}),
+	'replan-1 1, replan-2 1', 'replan: each job took effect once');
+is($node->safe_psql('postgres', q{SELECT string_agg(r.attempt || ' ' || r.status || ' ' || (r.retry_at IS NULL), ', '
+		ORDER BY r.attempt) FROM cron.job_run_details r JOIN cron.job j USING (jobid) WHERE j.jobname = 'replan-1'}),
+	'1 failed true, 2 succeeded true', 'replan: two attempts, nothing left pending');
+$node->safe_psql('postgres', q{SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'replan-%'});
+
 # ---- the run log locked for 20 seconds ---------------------------------------
 my $tick = $node->safe_psql('postgres', q{SELECT cron.schedule('tick', '* * * * * *', $$INSERT INTO effects VALUES ('tick')$$)});
 poll_until(q{SELECT count(*) >= 2 FROM effects WHERE job = 'tick'}, 'locked: the ticks run');
