@@ -3,6 +3,7 @@
 #   make            build the extension
 #   make install    install it into the PostgreSQL that pg_config names
 #   make test       every test suite; last line "N passed, M failed"
+#   make installcheck  pg_regress and the TAP tests only (not as root)
 #   make demo       a throwaway cluster with example jobs
 #   make fuzz       run the schedule parser fuzzer (FUZZ_SECONDS, default 60)
 #   make bench      engine micro-benchmark
@@ -15,13 +16,18 @@ EXTVERSION  = 1.1
 MODULE_big  = pg_chime
 OBJS        = src/pg_chime.o src/schedule.o src/occurrence.o src/zone_pg.o \
               src/api.o src/job_api.o src/next_runs.o src/secret.o \
-              src/shared.o src/scheduler.o src/executor.o src/run_log.o src/locks.o \
+              src/shared.o src/scheduler.o src/sched_tx.o src/sched_jobs.o src/sched_fire.o \
+              src/sched_start.o src/sched_retry.o src/sched_record.o src/dispatch.o src/dispatch_io.o src/dispatch_http.o \
+              src/executor.o src/run_log.o src/locks.o src/clock.o \
               src/http.o
 DATA        = $(wildcard extension/pg_chime--*.sql)
 EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
 
 REGRESS     = schedule_api errors next_runs dst runs keys commands
 REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check --load-extension=pg_chime
+# make installcheck runs the TAP tests too (as a user initdb accepts)
+TAP_TESTS   = 1
+PROVE_TESTS = test/t/*.pl
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -Isrc

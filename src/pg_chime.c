@@ -37,12 +37,7 @@ bool		chime_preloaded = false;
 
 static char *chime_clock_skew_text = NULL;
 static char *chime_max_retry_delay_text = NULL;
-static int64 chime_clock_skew_us = 0;
 int64		chime_max_retry_delay_us = USECS_PER_HOUR;
-
-/* Seconds between 1970-01-01 and 2000-01-01 */
-#define UNIX_TO_PG_SECONDS \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
 
 /* Length of an interval in microseconds, a month counted as 30 days. */
 static int64
@@ -77,7 +72,7 @@ chime_check_interval(char **newval, void **extra, GucSource source)
 static void
 chime_assign_clock_skew(const char *newval, void *extra)
 {
-	chime_clock_skew_us = extra ? *(int64 *) extra : 0;
+	chime_clock_set_skew(extra ? *(int64 *) extra : 0);
 }
 
 static void
@@ -231,28 +226,6 @@ _PG_init(void)
 		strlcpy(w.bgw_type, "pg_chime scheduler", BGW_MAXLEN);
 		RegisterBackgroundWorker(&w);
 	}
-}
-
-TimestampTz
-chime_now(void)
-{
-	return GetCurrentTimestamp() + chime_clock_skew_us;
-}
-
-int64
-chime_unix_from_timestamptz(TimestampTz ts)
-{
-	int64		secs = ts / USECS_PER_SEC;
-
-	if (ts % USECS_PER_SEC < 0)
-		secs--;
-	return secs + UNIX_TO_PG_SECONDS;
-}
-
-TimestampTz
-chime_timestamptz_from_unix(int64 t)
-{
-	return (t - UNIX_TO_PG_SECONDS) * USECS_PER_SEC;
 }
 
 /*

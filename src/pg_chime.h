@@ -47,12 +47,8 @@ extern int64 chime_max_retry_delay_us;
 /* The longest return_message an executor sends; the rest is cut */
 #define CHIME_MAX_MESSAGE_LEN		(64 * 1024)
 
-/* pg_chime's "now": the real clock moved by cron.clock_skew. */
-extern TimestampTz chime_now(void);
-
-/* Unix seconds <-> timestamptz (floor for the way in). */
-extern int64 chime_unix_from_timestamptz(TimestampTz ts);
-extern TimestampTz chime_timestamptz_from_unix(int64 t);
+/* pg_chime's clock, the server's, and the conversions (clock.c) */
+#include "clock.h"
 
 /* Time zones (zone_pg.c) */
 extern const ChimeZone *chime_zone_lookup(const char *name, const char **canonical);

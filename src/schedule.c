@@ -37,22 +37,22 @@ typedef struct FieldSpec
 	const char *hint;
 } FieldSpec;
 
-static const char *const sched_month_names[] = {
+static const char *const parse_month_names[] = {
 	"jan", "feb", "mar", "apr", "may", "jun",
 	"jul", "aug", "sep", "oct", "nov", "dec", NULL
 };
 
-static const char *const sched_wday_names[] = {
+static const char *const parse_wday_names[] = {
 	"sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL
 };
 
-static const FieldSpec sched_fields[6] = {
+static const FieldSpec parse_fields[6] = {
 	{"second", 0, 59, NULL, "Seconds are 0-59, e.g. '0', '*/15' or '0,30'."},
 	{"minute", 0, 59, NULL, "Minutes are 0-59, e.g. '5', '*/15', '0-30/5' or '0,30'."},
 	{"hour", 0, 23, NULL, "Hours are 0-23, e.g. '3', '*/2', '9-17' or '0,12'."},
 	{"day-of-month", 1, 31, NULL, "Days of the month are 1-31 or 'L' / '$' for the last day, e.g. '1', '1,15', '10-20' or 'L'."},
-	{"month", 1, 12, sched_month_names, "Months are 1-12 or jan-dec, e.g. '1', 'jan-mar' or '*/3'."},
-	{"day-of-week", 0, 7, sched_wday_names, "Days of the week are 0-7 (0 and 7 = Sunday) or sun-sat, e.g. 'mon-fri', '5L' (last Friday) or '1#2' (second Monday)."},
+	{"month", 1, 12, parse_month_names, "Months are 1-12 or jan-dec, e.g. '1', 'jan-mar' or '*/3'."},
+	{"day-of-week", 0, 7, parse_wday_names, "Days of the week are 0-7 (0 and 7 = Sunday) or sun-sat, e.g. 'mon-fri', '5L' (last Friday) or '1#2' (second Monday)."},
 };
 
 enum
@@ -60,11 +60,11 @@ enum
 	F_SEC, F_MIN, F_HOUR, F_MDAY, F_MONTH, F_WDAY
 };
 
-static bool sched_fail(ChimeError *err, const char *hint, const char *fmt,...)
+static bool parse_fail(ChimeError *err, const char *hint, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
 
 static bool
-sched_fail(ChimeError *err, const char *hint, const char *fmt,...)
+parse_fail(ChimeError *err, const char *hint, const char *fmt,...)
 {
 	va_list		ap;
 
@@ -75,54 +75,9 @@ sched_fail(ChimeError *err, const char *hint, const char *fmt,...)
 	return false;
 }
 
-/*
- * Days since 1970-01-01 of a proleptic Gregorian date, and back.
- * (Era-based arithmetic; valid far beyond any date a schedule reaches.)
- */
-int64_t
-chime_days_from_civil(int64_t y, int m, int d)
-{
-	int64_t		era;
-	int64_t		yoe,
-				doy,
-				doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-void
-chime_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
-{
-	int64_t		z = days + 719468;
-	int64_t		era = (z >= 0 ? z : z - 146096) / 146097;
-	int64_t		doe = z - era * 146097;
-	int64_t		yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t		doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	int64_t		mp = (5 * doy + 2) / 153;
-
-	*d = (int) (doy - (153 * mp + 2) / 5 + 1);
-	*m = (int) (mp < 10 ? mp + 3 : mp - 9);
-	*y = yoe + era * 400 + (*m <= 2);
-}
-
-int
-chime_days_in_month(int64_t y, int m)
-{
-	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-
-	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-		return 29;
-	return mdays[m - 1];
-}
-
 /* Copy [start, end) into buf, NUL-terminated and cut to fit. */
 static void
-sched_copy(char *buf, size_t size, const char *start, const char *end)
+parse_copy(char *buf, size_t size, const char *start, const char *end)
 {
 	size_t		n = (size_t) (end - start);
 
@@ -137,7 +92,7 @@ sched_copy(char *buf, size_t size, const char *start, const char *end)
  * name) from *p.  On success advance *p past it.
  */
 static bool
-sched_value(const FieldSpec *f, const char *item, const char **p, int *out,
+parse_value(const FieldSpec *f, const char *item, const char **p, int *out,
 			ChimeError *err)
 {
 	const char *s = *p;
@@ -156,9 +111,9 @@ sched_value(const FieldSpec *f, const char *item, const char **p, int *out,
 		if (v < f->min || v > f->max)
 		{
 			if ((size_t) (s - *p) == strlen(item))
-				return sched_fail(err, f->hint, "%s field: value \"%s\" is out of range %d-%d",
+				return parse_fail(err, f->hint, "%s field: value \"%s\" is out of range %d-%d",
 								  f->name, item, f->min, f->max);
-			return sched_fail(err, f->hint,
+			return parse_fail(err, f->hint,
 							  "%s field: value \"%ld\" in \"%s\" is out of range %d-%d",
 							  f->name, v, item, f->min, f->max);
 		}
@@ -173,7 +128,7 @@ sched_value(const FieldSpec *f, const char *item, const char **p, int *out,
 
 		while (isalpha((unsigned char) *e))
 			e++;
-		sched_copy(word, sizeof(word), s, e);
+		parse_copy(word, sizeof(word), s, e);
 		for (int i = 0; f->names[i]; i++)
 		{
 			if (e - s == 3 && strncasecmp(s, f->names[i], 3) == 0)
@@ -183,23 +138,23 @@ sched_value(const FieldSpec *f, const char *item, const char **p, int *out,
 				return true;
 			}
 		}
-		return sched_fail(err, f->hint, "%s field: unknown name \"%s\" in \"%s\"",
+		return parse_fail(err, f->hint, "%s field: unknown name \"%s\" in \"%s\"",
 						  f->name, word, item);
 	}
-	return sched_fail(err, f->hint, "%s field: expected a number%s in \"%s\"",
+	return parse_fail(err, f->hint, "%s field: expected a number%s in \"%s\"",
 					  f->name, f->names ? " or a name" : "", item);
 }
 
 /* Read a step (after '/'): a number from 1 to the field's largest value. */
 static bool
-sched_step(const FieldSpec *f, const char *item, const char **p, int *step,
+parse_step(const FieldSpec *f, const char *item, const char **p, int *step,
 		   ChimeError *err)
 {
 	const char *s = *p;
 	long		v = 0;
 
 	if (!isdigit((unsigned char) *s))
-		return sched_fail(err, f->hint, "%s field: expected a step number after \"/\" in \"%s\"",
+		return parse_fail(err, f->hint, "%s field: expected a step number after \"/\" in \"%s\"",
 						  f->name, item);
 	while (isdigit((unsigned char) *s))
 	{
@@ -209,7 +164,7 @@ sched_step(const FieldSpec *f, const char *item, const char **p, int *step,
 		s++;
 	}
 	if (v < 1 || v > f->max)
-		return sched_fail(err, f->hint, "%s field: step \"%ld\" in \"%s\" must be between 1 and %d",
+		return parse_fail(err, f->hint, "%s field: step \"%ld\" in \"%s\" must be between 1 and %d",
 						  f->name, v, item, f->max);
 	*step = (int) v;
 	*p = s;
@@ -221,10 +176,10 @@ sched_step(const FieldSpec *f, const char *item, const char **p, int *step,
  * schedule.
  */
 static bool
-sched_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
+parse_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
 		   ChimeError *err)
 {
-	const FieldSpec *f = &sched_fields[fi];
+	const FieldSpec *f = &parse_fields[fi];
 	const char *p = item;
 	int			lo,
 				hi,
@@ -232,7 +187,7 @@ sched_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
 	bool		ranged = false;
 
 	if (*p == '\0')
-		return sched_fail(err, f->hint, "%s field: empty list item", f->name);
+		return parse_fail(err, f->hint, "%s field: empty list item", f->name);
 
 	if (fi == F_MDAY && (strcmp(p, "L") == 0 || strcmp(p, "l") == 0 || strcmp(p, "$") == 0))
 	{
@@ -251,16 +206,16 @@ sched_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
 	}
 	else
 	{
-		if (!sched_value(f, item, &p, &lo, err))
+		if (!parse_value(f, item, &p, &lo, err))
 			return false;
 		hi = lo;
 		if (*p == '-')
 		{
 			p++;
-			if (!sched_value(f, item, &p, &hi, err))
+			if (!parse_value(f, item, &p, &hi, err))
 				return false;
 			if (hi < lo)
-				return sched_fail(err, f->hint,
+				return parse_fail(err, f->hint,
 								  "%s field: range \"%s\" is reversed (%d > %d)",
 								  f->name, item, lo, hi);
 			ranged = true;
@@ -269,7 +224,7 @@ sched_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
 		{
 			p++;
 			if (*p != '\0')
-				return sched_fail(err, f->hint, "day-of-week field: unexpected text after \"L\" in \"%s\"", item);
+				return parse_fail(err, f->hint, "day-of-week field: unexpected text after \"L\" in \"%s\"", item);
 			s->wday_last |= (uint8_t) (1u << (lo % 7));
 			return true;
 		}
@@ -279,13 +234,13 @@ sched_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
 
 			p++;
 			if (!isdigit((unsigned char) *p))
-				return sched_fail(err, f->hint, "day-of-week field: expected a number 1-5 after \"#\" in \"%s\"", item);
+				return parse_fail(err, f->hint, "day-of-week field: expected a number 1-5 after \"#\" in \"%s\"", item);
 			while (isdigit((unsigned char) *p) && k < 100)
 				k = k * 10 + (*p++ - '0');
 			if (*p != '\0')
-				return sched_fail(err, f->hint, "day-of-week field: unexpected text in \"%s\"", item);
+				return parse_fail(err, f->hint, "day-of-week field: unexpected text in \"%s\"", item);
 			if (k < 1 || k > 5)
-				return sched_fail(err, f->hint, "day-of-week field: occurrence \"%ld\" in \"%s\" is out of range 1-5", k, item);
+				return parse_fail(err, f->hint, "day-of-week field: occurrence \"%ld\" in \"%s\" is out of range 1-5", k, item);
 			s->wday_nth[lo % 7] |= (uint8_t) (1u << k);
 			return true;
 		}
@@ -295,14 +250,14 @@ sched_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
 	{
 		p++;
 		if (!ranged)
-			return sched_fail(err, f->hint,
+			return parse_fail(err, f->hint,
 							  "%s field: a step must follow \"*\" or a range, not a single value, in \"%s\"",
 							  f->name, item);
-		if (!sched_step(f, item, &p, &step, err))
+		if (!parse_step(f, item, &p, &step, err))
 			return false;
 	}
 	if (*p != '\0')
-		return sched_fail(err, f->hint, "%s field: unexpected \"%c\" in \"%s\"",
+		return parse_fail(err, f->hint, "%s field: unexpected \"%c\" in \"%s\"",
 						  f->name, *p, item);
 
 	for (int v = lo; v <= hi; v += step)
@@ -312,7 +267,7 @@ sched_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
 
 /* Parse one whole cron field (a comma-separated list) into the schedule. */
 static bool
-sched_field(int fi, const char *text, ChimeSchedule *s, ChimeError *err)
+parse_field(int fi, const char *text, ChimeSchedule *s, ChimeError *err)
 {
 	uint64_t	bits = 0;
 	const char *p = text;
@@ -325,10 +280,10 @@ sched_field(int fi, const char *text, ChimeSchedule *s, ChimeError *err)
 		if (e == NULL)
 			e = p + strlen(p);
 		if ((size_t) (e - p) >= sizeof(item))
-			return sched_fail(err, sched_fields[fi].hint, "%s field: item \"%.40s...\" is too long",
-							  sched_fields[fi].name, p);
-		sched_copy(item, sizeof(item), p, e);
-		if (!sched_item(fi, item, s, &bits, err))
+			return parse_fail(err, parse_fields[fi].hint, "%s field: item \"%.40s...\" is too long",
+							  parse_fields[fi].name, p);
+		parse_copy(item, sizeof(item), p, e);
+		if (!parse_item(fi, item, s, &bits, err))
 			return false;
 		if (*e == '\0')
 			break;
@@ -365,7 +320,7 @@ sched_field(int fi, const char *text, ChimeSchedule *s, ChimeError *err)
 
 /* Parse the cron fields of 'text' (already trimmed). */
 static bool
-sched_cron(const char *text, ChimeSchedule *s, ChimeError *err)
+parse_cron(const char *text, ChimeSchedule *s, ChimeError *err)
 {
 	char		buf[256];
 	char	   *fields[8];
@@ -374,7 +329,7 @@ sched_cron(const char *text, ChimeSchedule *s, ChimeError *err)
 	int			first;
 
 	if (strlen(text) >= sizeof(buf))
-		return sched_fail(err, CRON_HINT, "schedule is too long (%zu characters)", strlen(text));
+		return parse_fail(err, CRON_HINT, "schedule is too long (%zu characters)", strlen(text));
 	strcpy(buf, text);
 	p = buf;
 	while (*p)
@@ -390,11 +345,11 @@ sched_cron(const char *text, ChimeSchedule *s, ChimeError *err)
 			p++;
 	}
 	if (n == 2 && isdigit((unsigned char) fields[0][0]) && isalpha((unsigned char) fields[1][0]))
-		return sched_fail(err, CRON_HINT,
+		return parse_fail(err, CRON_HINT,
 						  "\"%s %s\" is not a schedule; for an interval write '@every %s %s'",
 						  fields[0], fields[1], fields[0], fields[1]);
 	if (n != 5 && n != 6)
-		return sched_fail(err, CRON_HINT,
+		return parse_fail(err, CRON_HINT,
 						  "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), found %d",
 						  n);
 
@@ -403,7 +358,7 @@ sched_cron(const char *text, ChimeSchedule *s, ChimeError *err)
 	first = (n == 6) ? F_SEC : F_MIN;
 	for (int i = 0; i < n; i++)
 	{
-		if (!sched_field(first + i, fields[i], s, err))
+		if (!parse_field(first + i, fields[i], s, err))
 			return false;
 	}
 	return true;
@@ -420,7 +375,7 @@ sched_cron(const char *text, ChimeSchedule *s, ChimeError *err)
 #define EVERY_MAX_SECONDS ((int64_t) 100 * 366 * 86400)
 
 static bool
-sched_every(const char *text, int64_t *period, ChimeError *err)
+parse_every(const char *text, int64_t *period, ChimeError *err)
 {
 	const char *p = text;
 	int64_t		total_us = 0;	/* microseconds */
@@ -440,16 +395,16 @@ sched_every(const char *text, int64_t *period, ChimeError *err)
 		if (*p == '\0')
 			break;
 		if (*p == '-')
-			return sched_fail(err, EVERY_HINT, "interval \"%s\" is negative", text);
+			return parse_fail(err, EVERY_HINT, "interval \"%s\" is negative", text);
 		if (*p == '+')
 			p++;
 		if (!isdigit((unsigned char) *p) && *p != '.')
-			return sched_fail(err, EVERY_HINT, "interval \"%s\": expected a number at \"%s\"", text, p);
+			return parse_fail(err, EVERY_HINT, "interval \"%s\": expected a number at \"%s\"", text, p);
 		while (isdigit((unsigned char) *p))
 		{
 			ip = ip * 10 + (*p++ - '0');
 			if (ip > EVERY_MAX_SECONDS)
-				return sched_fail(err, EVERY_HINT, "interval \"%s\" is too long (at most 100 years)", text);
+				return parse_fail(err, EVERY_HINT, "interval \"%s\" is too long (at most 100 years)", text);
 		}
 		if (*p == ':')
 		{
@@ -469,13 +424,13 @@ sched_every(const char *text, int64_t *period, ChimeError *err)
 					nd++;
 				}
 				if (nd == 0 || v > 59)
-					return sched_fail(err, EVERY_HINT, "interval \"%s\": invalid time of day part", text);
+					return parse_fail(err, EVERY_HINT, "interval \"%s\": invalid time of day part", text);
 				parts[np++] = v;
 			}
 			if (*p == '.')
-				return sched_fail(err, EVERY_HINT, "interval \"%s\" has a fraction of a second", text);
+				return parse_fail(err, EVERY_HINT, "interval \"%s\" has a fraction of a second", text);
 			if (*p && !isspace((unsigned char) *p))
-				return sched_fail(err, EVERY_HINT, "interval \"%s\": unexpected \"%c\"", text, *p);
+				return parse_fail(err, EVERY_HINT, "interval \"%s\": unexpected \"%c\"", text, *p);
 			total_us += (parts[0] * 3600 + parts[1] * 60 + parts[2]) * 1000000;
 			any = true;
 			continue;
@@ -491,7 +446,7 @@ sched_every(const char *text, int64_t *period, ChimeError *err)
 					fdigits++;
 				}
 				else if (*p != '0')
-					return sched_fail(err, EVERY_HINT, "interval \"%s\" has a fraction of a second", text);
+					return parse_fail(err, EVERY_HINT, "interval \"%s\" has a fraction of a second", text);
 				p++;
 			}
 		}
@@ -526,39 +481,39 @@ sched_every(const char *text, int64_t *period, ChimeError *err)
 				 UNIT_IS("yrs") || UNIT_IS("year") || UNIT_IS("years") ||
 				 UNIT_IS("decade") || UNIT_IS("decades") ||
 				 UNIT_IS("century") || UNIT_IS("centuries"))
-			return sched_fail(err, EVERY_HINT,
+			return parse_fail(err, EVERY_HINT,
 							  "interval \"%s\" has a month or year part; months and years have no fixed length",
 							  text);
 		else
 		{
 			char		word[32];
 
-			sched_copy(word, sizeof(word), w, p);
-			return sched_fail(err, EVERY_HINT, "interval \"%s\": unknown unit \"%s\"", text, word);
+			parse_copy(word, sizeof(word), w, p);
+			return parse_fail(err, EVERY_HINT, "interval \"%s\": unknown unit \"%s\"", text, word);
 		}
 #undef UNIT_IS
 
 		if (ip > EVERY_MAX_SECONDS / unit)
-			return sched_fail(err, EVERY_HINT, "interval \"%s\" is too long (at most 100 years)", text);
+			return parse_fail(err, EVERY_HINT, "interval \"%s\" is too long (at most 100 years)", text);
 		total_us += ip * unit * 1000000 + frac_us * unit;
 		any = true;
 		if (total_us / 1000000 > EVERY_MAX_SECONDS)
-			return sched_fail(err, EVERY_HINT, "interval \"%s\" is too long (at most 100 years)", text);
+			return parse_fail(err, EVERY_HINT, "interval \"%s\" is too long (at most 100 years)", text);
 	}
 
 	if (!any)
-		return sched_fail(err, EVERY_HINT, "\"@every\" needs an interval");
+		return parse_fail(err, EVERY_HINT, "\"@every\" needs an interval");
 	if (total_us % 1000000 != 0)
-		return sched_fail(err, EVERY_HINT, "interval \"%s\" has a fraction of a second", text);
+		return parse_fail(err, EVERY_HINT, "interval \"%s\" has a fraction of a second", text);
 	if (total_us < 1000000)
-		return sched_fail(err, EVERY_HINT, "interval \"%s\" is shorter than 1 second", text);
+		return parse_fail(err, EVERY_HINT, "interval \"%s\" is shorter than 1 second", text);
 	*period = total_us / 1000000;
 	return true;
 }
 
 /* Read exactly n digits. */
 static bool
-sched_digits(const char **p, int n, int *out)
+parse_digits(const char **p, int n, int *out)
 {
 	int			v = 0;
 
@@ -582,7 +537,7 @@ sched_digits(const char **p, int n, int *out)
 #define AT_HINT "Use '@at YYYY-MM-DD HH:MM[:SS][+HH[:MM]]', e.g. '@at 2026-12-24 18:00' (read in the job's time zone) or '@at 2026-12-24 18:00:00+00'."
 
 static bool
-sched_at(const char *text, ChimeSchedule *s, ChimeError *err)
+parse_at(const char *text, ChimeSchedule *s, ChimeError *err)
 {
 	const char *p = text;
 	int			y,
@@ -594,31 +549,31 @@ sched_at(const char *text, ChimeSchedule *s, ChimeError *err)
 	bool		frac = false;
 	int64_t		t;
 
-	if (!sched_digits(&p, 4, &y) || *p++ != '-' ||
-		!sched_digits(&p, 2, &mo) || *p++ != '-' ||
-		!sched_digits(&p, 2, &d) || (*p != ' ' && *p != 'T' && *p != 't'))
-		return sched_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
+	if (!parse_digits(&p, 4, &y) || *p++ != '-' ||
+		!parse_digits(&p, 2, &mo) || *p++ != '-' ||
+		!parse_digits(&p, 2, &d) || (*p != ' ' && *p != 'T' && *p != 't'))
+		return parse_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
 	while (*p == ' ' || *p == 'T' || *p == 't')
 		p++;
-	if (!sched_digits(&p, 2, &h) || *p++ != ':' || !sched_digits(&p, 2, &mi))
-		return sched_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
+	if (!parse_digits(&p, 2, &h) || *p++ != ':' || !parse_digits(&p, 2, &mi))
+		return parse_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
 	if (*p == ':')
 	{
 		p++;
-		if (!sched_digits(&p, 2, &sec))
-			return sched_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
+		if (!parse_digits(&p, 2, &sec))
+			return parse_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
 		if (*p == '.')
 		{
 			p++;
 			if (!isdigit((unsigned char) *p))
-				return sched_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
+				return parse_fail(err, AT_HINT, "\"%s\" is not a timestamp", text);
 			while (isdigit((unsigned char) *p))
 				frac |= (*p++ != '0');
 		}
 	}
 	if (mo < 1 || mo > 12 || d < 1 || d > chime_days_in_month(y, mo) ||
 		h > 23 || mi > 59 || sec > 59)
-		return sched_fail(err, AT_HINT, "\"%s\" is not a valid date and time", text);
+		return parse_fail(err, AT_HINT, "\"%s\" is not a valid date and time", text);
 
 	t = chime_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec + (frac ? 1 : 0);
 
@@ -642,21 +597,21 @@ sched_at(const char *text, ChimeSchedule *s, ChimeError *err)
 					om = 0;
 
 		p++;
-		if (!sched_digits(&p, 2, &oh))
-			return sched_fail(err, AT_HINT, "\"%s\": invalid UTC offset", text);
+		if (!parse_digits(&p, 2, &oh))
+			return parse_fail(err, AT_HINT, "\"%s\": invalid UTC offset", text);
 		if (*p == ':')
 			p++;
-		if (isdigit((unsigned char) *p) && !sched_digits(&p, 2, &om))
-			return sched_fail(err, AT_HINT, "\"%s\": invalid UTC offset", text);
+		if (isdigit((unsigned char) *p) && !parse_digits(&p, 2, &om))
+			return parse_fail(err, AT_HINT, "\"%s\": invalid UTC offset", text);
 		if (oh > 15 || om > 59)
-			return sched_fail(err, AT_HINT, "\"%s\": UTC offset out of range", text);
+			return parse_fail(err, AT_HINT, "\"%s\": UTC offset out of range", text);
 		t -= sign * (oh * 3600 + om * 60);
 		s->at_has_offset = true;
 	}
 	while (*p == ' ')
 		p++;
 	if (*p != '\0')
-		return sched_fail(err, AT_HINT, "\"%s\": unexpected text \"%s\"", text, p);
+		return parse_fail(err, AT_HINT, "\"%s\": unexpected text \"%s\"", text, p);
 
 	s->kind = CHIME_SCHED_AT;
 	s->at_time = t;
@@ -665,7 +620,7 @@ sched_at(const char *text, ChimeSchedule *s, ChimeError *err)
 
 /* Does 's' (up to white space) equal the keyword, ignoring case? */
 static bool
-sched_word_is(const char *s, size_t len, const char *kw)
+parse_word_is(const char *s, size_t len, const char *kw)
 {
 	return len == strlen(kw) && strncasecmp(s, kw, len) == 0;
 }
@@ -691,9 +646,9 @@ chime_parse_schedule(const char *text, ChimeSchedule *sched, ChimeError *err)
 		end--;
 	len = (size_t) (end - p);
 	if (len == 0)
-		return sched_fail(err, CRON_HINT, "schedule is empty");
+		return parse_fail(err, CRON_HINT, "schedule is empty");
 	if (len > 200)
-		return sched_fail(err, CRON_HINT, "schedule is too long (%zu characters, at most 200)", len);
+		return parse_fail(err, CRON_HINT, "schedule is too long (%zu characters, at most 200)", len);
 
 	{
 		char		buf[256];
@@ -701,7 +656,7 @@ chime_parse_schedule(const char *text, ChimeSchedule *sched, ChimeError *err)
 		size_t		wl;
 		const char *rest;
 
-		sched_copy(buf, sizeof(buf), p, end);
+		parse_copy(buf, sizeof(buf), p, end);
 		w = buf;
 		rest = w;
 		while (*rest && !isspace((unsigned char) *rest))
@@ -714,42 +669,42 @@ chime_parse_schedule(const char *text, ChimeSchedule *sched, ChimeError *err)
 		{
 			const char *expansion = NULL;
 
-			if (sched_word_is(w, wl, "@yearly") || sched_word_is(w, wl, "@annually"))
+			if (parse_word_is(w, wl, "@yearly") || parse_word_is(w, wl, "@annually"))
 				expansion = "0 0 1 1 *";
-			else if (sched_word_is(w, wl, "@monthly"))
+			else if (parse_word_is(w, wl, "@monthly"))
 				expansion = "0 0 1 * *";
-			else if (sched_word_is(w, wl, "@weekly"))
+			else if (parse_word_is(w, wl, "@weekly"))
 				expansion = "0 0 * * 0";
-			else if (sched_word_is(w, wl, "@daily") || sched_word_is(w, wl, "@midnight"))
+			else if (parse_word_is(w, wl, "@daily") || parse_word_is(w, wl, "@midnight"))
 				expansion = "0 0 * * *";
-			else if (sched_word_is(w, wl, "@hourly"))
+			else if (parse_word_is(w, wl, "@hourly"))
 				expansion = "0 * * * *";
-			else if (sched_word_is(w, wl, "@reboot") || sched_word_is(w, wl, "@restart"))
+			else if (parse_word_is(w, wl, "@reboot") || parse_word_is(w, wl, "@restart"))
 			{
 				if (*rest)
-					return sched_fail(err, CRON_HINT, "unexpected text \"%s\" after \"%.*s\"", rest, (int) wl, w);
+					return parse_fail(err, CRON_HINT, "unexpected text \"%s\" after \"%.*s\"", rest, (int) wl, w);
 				sched->kind = CHIME_SCHED_REBOOT;
 				return true;
 			}
-			else if (sched_word_is(w, wl, "@every"))
+			else if (parse_word_is(w, wl, "@every"))
 			{
-				if (!sched_every(rest, &sched->period, err))
+				if (!parse_every(rest, &sched->period, err))
 					return false;
 				sched->kind = CHIME_SCHED_INTERVAL;
 				return true;
 			}
-			else if (sched_word_is(w, wl, "@at"))
+			else if (parse_word_is(w, wl, "@at"))
 			{
 				if (*rest == '\0')
-					return sched_fail(err, AT_HINT, "\"@at\" needs a timestamp");
-				return sched_at(rest, sched, err);
+					return parse_fail(err, AT_HINT, "\"@at\" needs a timestamp");
+				return parse_at(rest, sched, err);
 			}
 			else
-				return sched_fail(err, CRON_HINT, "unknown macro \"%.*s\"", (int) wl, w);
+				return parse_fail(err, CRON_HINT, "unknown macro \"%.*s\"", (int) wl, w);
 
 			if (*rest)
-				return sched_fail(err, CRON_HINT, "unexpected text \"%s\" after \"%.*s\"", rest, (int) wl, w);
-			return sched_cron(expansion, sched, err);
+				return parse_fail(err, CRON_HINT, "unexpected text \"%s\" after \"%.*s\"", rest, (int) wl, w);
+			return parse_cron(expansion, sched, err);
 		}
 
 		/* 'N seconds' */
@@ -770,13 +725,13 @@ chime_parse_schedule(const char *text, ChimeSchedule *sched, ChimeError *err)
 				strcasecmp(q, "secs") == 0 || strcasecmp(q, "sec") == 0)
 			{
 				if (n < 1 || n > 59)
-					return sched_fail(err, "Use '[1-59] seconds', or '@every <interval>' for longer intervals (e.g. '@every 90 seconds').",
+					return parse_fail(err, "Use '[1-59] seconds', or '@every <interval>' for longer intervals (e.g. '@every 90 seconds').",
 									  "\"%s\": the number of seconds must be between 1 and 59", buf);
 				sched->kind = CHIME_SCHED_INTERVAL;
 				sched->period = n;
 				return true;
 			}
 		}
-		return sched_cron(buf, sched, err);
+		return parse_cron(buf, sched, err);
 	}
 }

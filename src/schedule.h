@@ -69,7 +69,7 @@ typedef struct ChimeSchedule
 extern bool chime_parse_schedule(const char *text, ChimeSchedule *sched,
 								 ChimeError *err);
 
-/* Calendar helpers shared with the time engine. */
+/* Calendar arithmetic, shared by the parser and the time engine (occurrence.c) */
 extern int64_t chime_days_from_civil(int64_t y, int m, int d);
 extern void chime_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 extern int	chime_days_in_month(int64_t y, int m);

@@ -1,0 +1,518 @@
+/*-------------------------------------------------------------------------
+ *
+ * sched_fire.c
+ *	  What a due occurrence becomes: a run, a skipped row, a missed row
+ *	  or nothing, by overlap, concurrency key, once_per key, catchup and
+ *	  run_window; and the manual runs cron.run_now handed over.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+
+#include "executor.h"
+#include "locks.h"
+#include "run_log.h"
+#include "shared.h"
+#include "sched.h"
+
+static HTAB *sched_manual;		/* runids of manual runs handed over */
+
+static bool sched_manual_all = false;	/* look for every manual run still to start */
+
+/* How many due jobs one transaction starts before handing them over */
+#define SCHED_CHUNK 64
+
+static void sched_row(ChimeRunRow *row, const SchedJob *job, const char *command, int64 due, TimestampTz now, const char *status, const char *trigger, int32 attempt, const char *run_key);
+static int64 sched_insert_row(const ChimeRunRow *row);
+static void sched_skip(SchedActive *active, ChimeRunRow *row, const char *message);
+static void sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now);
+
+/* A run row of the job for occurrence 'due', starting at 'now'. */
+static void
+sched_row(ChimeRunRow *row, const SchedJob *job, const char *command, int64 due,
+		  TimestampTz now, const char *status, const char *trigger, int32 attempt,
+		  const char *run_key)
+{
+	memset(row, 0, sizeof(*row));
+	row->run_key = run_key;
+	row->jobid = job->jobid;
+	row->database = job->cls->role->database;
+	row->username = job->cls->role->username;
+	row->command = command;
+	row->status = status;
+	row->start_time = now;
+	row->scheduled_time = chime_timestamptz_from_unix(due);
+	row->trigger = trigger;
+	row->attempt = attempt;
+	row->occurrences = 1;
+}
+
+/* How many runs hold each concurrency key of an owner */
+typedef struct SchedKeyId
+{
+	char		username[NAMEDATALEN];	/* the owner, exactly */
+	uint64		key_hash;		/* the key (a collision is between one owner's keys) */
+} SchedKeyId;
+
+typedef struct SchedKeyCount
+{
+	SchedKeyId	id;				/* hash key */
+	int			running;
+} SchedKeyCount;
+
+static HTAB *sched_concurrency;
+
+int *
+sched_concurrency_count(const SchedRole *role, const char *key, bool create)
+{
+	SchedKeyId	id;
+	bool		found;
+	SchedKeyCount *k;
+
+	memset(&id, 0, sizeof(id));
+	strlcpy(id.username, role->username, NAMEDATALEN);
+	id.key_hash = chime_lock_id_text(key);
+	k = hash_search(sched_concurrency, &id, create ? HASH_ENTER : HASH_FIND, &found);
+
+	if (k && !found)
+		k->running = 0;
+	return k ? &k->running : NULL;
+}
+
+/* A skipped or missed row (not written while cron.log_run is off) */
+static int64
+sched_insert_row(const ChimeRunRow *row)
+{
+	return chime_log_run ? chime_run_insert(row) : 0;
+}
+
+/* Record a skipped occurrence: one row per streak of them */
+static void
+sched_skip(SchedActive *active, ChimeRunRow *row, const char *message)
+{
+	if (active->skip_runid == 0 || !chime_run_add_occurrence(active->skip_runid))
+	{
+		row->status = "skipped";
+		row->message = message;
+		active->skip_runid = sched_insert_row(row);
+	}
+}
+
+/*
+ * Start an attempt of a job for occurrence 'due': record it and queue it.
+ * A first attempt starts nothing when its once_per key is claimed, and is
+ * recorded skipped when the previous run is still going (overlap 'skip';
+ * 'buffer_one' keeps it for later) or its concurrency_key is held; it
+ * claims its key in this transaction.  A later attempt (run_key given)
+ * that meets a run still going waits a second.  Inside a transaction.
+ */
+void
+sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
+				const char *trigger, int32 attempt, const char *run_key, int64 from_runid)
+{
+	SchedActive *active = sched_active_for(job->jobid, true);
+	const SchedClass *cls = job->cls;
+	SchedExecutor *ex;
+	ChimeRunRow row;
+	char		key[CHIME_RUN_KEY_LEN] = "";
+	ChimeHttpRequest *http = NULL;
+	char	   *http_error = NULL;
+	bool		busy = active->running > 0 && cls->overlap != 'a';
+	int		   *held = cls->concurrency_key ? sched_concurrency_count(cls->role, cls->concurrency_key, false) : NULL;
+
+	if (run_key)
+		strlcpy(key, run_key, sizeof(key));
+	else
+		chime_run_key(cls->once_per, cls->timing.zone, due, key);
+	sched_row(&row, job, command, due, now, "starting", trigger, attempt, key);
+
+	if (key[0] != '\0' && attempt == 1 && chime_key_claimed(job->jobid, key))
+		return;					/* the period has had its run */
+
+	if (busy || (held && *held > 0))
+	{
+		if (attempt > 1)
+		{
+			/* an attempt inside a key waits for the run in its way */
+			sched_defer(job->jobid, due, attempt, key, now + USECS_PER_SEC, from_runid);
+			return;
+		}
+		if (busy && cls->overlap == 'b' && active->buffered_due == 0)
+		{
+			active->buffered_due = due;
+			return;
+		}
+		sched_skip(active, &row, busy ? NULL :
+				   psprintf("concurrency_key \"%s\" was held by another run", cls->concurrency_key));
+		return;
+	}
+
+	if (key[0] != '\0' && attempt == 1)
+	{
+		/* cron.run_now or cron.release_key may be at it: try again in a second */
+		if (!chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) job->jobid, false))
+		{
+			sched_defer(job->jobid, due, 1, key, now + USECS_PER_SEC, 0);
+			return;
+		}
+		if (!chime_key_claim(job->jobid, key, now))
+			return;
+	}
+
+	/*
+	 * An HTTP run is this process's own transfer.  A SQL run is 'running'
+	 * when a live executor takes it, 'starting' while one starts.
+	 */
+	if (cls->http)
+	{
+		ex = NULL;
+		http = sched_http_prepare(job->jobid, cls->role->username, cls->timeout_ms, &http_error);
+	}
+	else
+		ex = sched_executor_for(cls->role);
+	if (chime_log_statement)
+		ereport(LOG,
+				(errmsg("pg_chime: job " INT64_FORMAT " starting: %s", job->jobid, command)));
+	row.job_pid = cls->http ? MyProcPid : ex ? sched_executor_pid(ex) : 0;
+	row.status = row.job_pid != 0 ? "running" : "starting";
+	active->running++;
+	active->skip_runid = 0;
+	{
+		MemoryContext old = MemoryContextSwitchTo(sched_scratch_cxt);
+		SchedRun   *run = sched_queue_run(job->jobid, cls->role, command, cls->timeout_ms, cls->overlap,
+										  cls->concurrency_key, key, ex, 0, due, attempt, http, http_error);
+
+		run->from_runid = from_runid;
+		MemoryContextSwitchTo(old);
+		sched_start_add(run, &row, cls->timing.sched.kind == CHIME_SCHED_AT);
+	}
+}
+
+/*
+ * The occurrences of one key (all of them for a job without once_per):
+ * those that could not start become one 'missed' row, unless the key has
+ * or gets its run; of the rest, the latest starts.
+ */
+void
+sched_fire_group(SchedJob *job, const char *command, const char *key, int64 first_missed,
+				 int32 missed, const char *why, int64 latest, int32 coalesced, int64 now_s,
+				 TimestampTz now)
+{
+	if (missed > 0 &&
+		!(key[0] != '\0' && (latest != 0 || chime_key_claimed(job->jobid, key))))
+	{
+		ChimeRunRow row;
+
+		sched_row(&row, job, command, first_missed, now, "missed", "schedule", 1, key);
+		row.occurrences = missed;
+		row.message = why;
+		(void) sched_insert_row(&row);
+	}
+	if (latest != 0)
+		sched_start_run(job, command, latest, now,
+						(coalesced > 1 || now_s - latest >= 1) ? "catchup" : "schedule", 1, NULL, 0);
+}
+
+/*
+ * Handle one due job.  Its occurrences up to now (more than one when the
+ * scheduler was late or down) start if they are within catchup and the
+ * run window is open now; several coalesce into one run of the latest (one
+ * per once_per key).  The others are recorded missed, saying why.
+ */
+static void
+sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
+{
+	const SchedClass *cls = job->cls;
+	bool		open = chime_in_window(&cls->timing.window, cls->timing.zone, now_s);
+	int64		occ = job->due;
+	int64		first_missed = 0;
+	int64		latest = 0;
+	int32		missed = 0;
+	int32		coalesced = 0;
+	const char *why = NULL;
+	char		group[CHIME_RUN_KEY_LEN] = "";
+	bool		more = true;
+
+	for (int guard = 0; more && occ <= now_s && guard < 1000000; guard++)
+	{
+		char		key[CHIME_RUN_KEY_LEN];
+
+		chime_run_key(cls->once_per, cls->timing.zone, occ, key);
+		if (strcmp(key, group) != 0)
+		{
+			sched_fire_group(job, command, group, first_missed, missed, why, latest, coalesced,
+							 now_s, now);
+			strlcpy(group, key, sizeof(group));
+			first_missed = latest = 0;
+			missed = coalesced = 0;
+		}
+		if (now_s - occ > cls->catchup_s || !open)
+		{
+			if (missed++ == 0)
+				first_missed = occ;
+			why = open ? "could not start within catchup" :
+				"could not start: the run_window had closed";
+		}
+		else
+		{
+			latest = occ;
+			coalesced++;
+		}
+		more = chime_next_run(&cls->timing, occ, &occ);
+	}
+	sched_fire_group(job, command, group, first_missed, missed, why, latest, coalesced, now_s, now);
+
+	if (more)
+		sched_jobs_requeue(job, occ);
+}
+
+/*
+ * Take over the manual runs cron.run_now recorded: rows 'starting' with
+ * trigger 'manual' that are not handed over yet.  They wait in the backlog
+ * for an executor.
+ */
+bool
+sched_start_manual(void)
+{
+	SPITupleTable *rows;
+	uint64		n;
+	List	   *volatile taken = NIL;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+	sched_begin("pg_chime: starting manual runs");
+	{
+		int64	   *ids = palloc(sizeof(int64) * CHIME_MANUAL_MAX);
+		int			nids = sched_manual_all ? -1 : chime_take_manual(ids);
+		Datum	   *d = palloc(sizeof(Datum) * (Max(nids, 0) + 1));
+		Oid			types[1] = {INT8ARRAYOID};
+		Datum		values[1];
+
+		if (sched_manual_all)
+			(void) chime_take_manual(ids);
+		sched_manual_all = false;
+		for (int i = 0; i < nids; i++)
+			d[i] = Int64GetDatum(ids[i]);
+		values[0] = PointerGetDatum(construct_array(d, Max(nids, 0), INT8OID, 8, true, TYPALIGN_DOUBLE));
+
+		/*
+		 * By runid (the primary key) the runs cron.run_now named; all those
+		 * still to start only when there were too many to name.
+		 */
+		if (SPI_execute_with_args(psprintf("SELECT r.runid, r.jobid, r.scheduled_time, j.command, j.database, "
+										   "j.username, j.timeout, j.overlap, j.concurrency_key, r.run_key, j.kind "
+										   "FROM cron.job_run_details r JOIN cron.job j "
+										   "ON j.jobid OPERATOR(pg_catalog.=) r.jobid "
+										   "WHERE r.trigger OPERATOR(pg_catalog.=) 'manual' "
+										   "AND r.status OPERATOR(pg_catalog.=) 'starting' "
+										   "AND r.job_pid IS NULL%s",
+										   nids >= 0 ? " AND r.runid OPERATOR(pg_catalog.=) ANY ($1)" : ""),
+								  nids >= 0 ? 1 : 0, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read manual runs");
+	}
+	/* kept: reading an HTTP job's request runs statements of its own */
+	rows = SPI_tuptable;
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = rows->vals[i];
+		TupleDesc	desc = rows->tupdesc;
+		bool		isnull;
+		bool		found;
+		int64		runid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		int64		timeout_us;
+		int32		timeout_ms;
+		char	   *username = SPI_getvalue(tup, desc, 6);
+		ChimeHttpRequest *http = NULL;
+		char	   *http_error = NULL;
+		SchedRun   *run;
+		MemoryContext old;
+
+		(void) hash_search(sched_manual, &runid, HASH_FIND, &found);
+		if (found)
+			continue;
+		if (!sched_interval_us(tup, desc, 7, CHIME_MAX_TIMEOUT_US, &timeout_us))
+			timeout_us = CHIME_MAX_TIMEOUT_US;
+		timeout_ms = (int32) ((timeout_us + 999) / 1000);
+		if (strcmp(SPI_getvalue(tup, desc, 11), "http") == 0)
+		{
+			int32		pid = MyProcPid;
+
+			http = sched_http_prepare(jobid, username, timeout_ms, &http_error);
+			chime_run_running(&runid, &pid, 1);
+		}
+		sched_active_for(jobid, true)->running++;
+		run = sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), username),
+							   SPI_getvalue(tup, desc, 4), timeout_ms,
+							   SPI_getvalue(tup, desc, 8)[0], SPI_getvalue(tup, desc, 9),
+							   SPI_getvalue(tup, desc, 10), NULL, runid,
+							   chime_unix_from_timestamptz(DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull))),
+							   1, http, http_error);
+		old = MemoryContextSwitchTo(sched_scratch_cxt);
+		taken = lappend(taken, run);
+		MemoryContextSwitchTo(old);
+		(void) hash_search(sched_manual, &runid, HASH_ENTER, NULL);
+	}
+	sched_commit();
+	}
+	PG_CATCH();
+	{
+		ListCell   *lc;
+		ErrorData  *edata = sched_catch();
+
+		foreach(lc, taken)
+		{
+			SchedRun   *run = lfirst(lc);
+
+			(void) hash_search(sched_manual, &run->runid, HASH_REMOVE, NULL);
+			sched_run_abandon(run);
+		}
+		sched_recording_failed_with("take the manual runs", edata);
+		/* the runids it took are gone with it: look for all next time */
+		sched_manual_all = true;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * Start every run that is due; then move the horizon.  In groups of
+ * SCHED_CHUNK: each is recorded in one transaction and handed over before
+ * the next, so executors start on the first runs at once, and finished
+ * runs are collected in between.  The horizon is saved with the last.
+ * *reboot (the @reboot jobs, at startup) is emptied once they started.
+ * When a transaction fails (the run log unavailable), what it started is
+ * undone and tried again after a pause: returns false.
+ */
+bool
+sched_fire_due(List **reboot)
+{
+	TimestampTz now = chime_now();
+	int64		now_s = sched_now_unix(now);
+	SchedJob  **due;
+	int64	   *orig_due;
+	int			ndue = 0;
+	volatile int first = 0;
+	volatile int committed = 0; /* due[] before it: their runs are committed */
+	volatile int64 retry_mark = sched_retry_mark();	/* retries planned up to then are committed */
+	ListCell   *lc;
+	volatile bool ok = true;
+	int64		old_horizon = sched_jobs_horizon();
+
+	if (sched_log_waiting())
+		return false;
+	due = sched_jobs_take_due(now_s, &ndue);
+	if (ndue == 0 && *reboot == NIL &&
+		!(sched_retries_pending() && sched_next_retry() <= now))
+	{
+		sched_jobs_set_horizon(now_s);
+		return true;
+	}
+	orig_due = palloc(sizeof(int64) * Max(ndue, 1));
+	for (int i = 0; i < ndue; i++)
+		orig_due[i] = due[i]->due;
+
+	PG_TRY();
+	{
+		sched_begin("pg_chime: starting due runs");
+		sched_fire_retries(now);
+		foreach(lc, *reboot)
+		{
+			SchedJob   *job = sched_job_find(*(int64 *) lfirst(lc));
+			char	   *command = job ? sched_command(job) : NULL;
+
+			if (command)
+				sched_start_run(job, command, now_s, now, "schedule", 1, NULL, 0);
+		}
+		for (first = 0; first < ndue; first += SCHED_CHUNK)
+		{
+			int			n = Min(SCHED_CHUNK, ndue - first);
+			HTAB	   *commands;
+
+			if (first > 0)
+			{
+				/* recording ended runs waits until every due run has started */
+				sched_commit_starts();
+				committed = first;
+				retry_mark = sched_retry_mark();
+				sched_retry_fired_forget();
+				list_free_deep(*reboot);
+				*reboot = NIL;
+				sched_read_replies();
+				sched_send();
+				sched_begin("pg_chime: starting due runs");
+			}
+			commands = sched_commands(due + first, n);
+			for (int i = first; i < first + n; i++)
+			{
+				SchedCommand *c = hash_search(commands, &due[i]->jobid, HASH_FIND, NULL);
+
+				/* a job deleted since it was loaded is dropped at the next reload */
+				if (c != NULL)
+					sched_fire_job(due[i], c->command, now_s, now);
+			}
+		}
+		sched_save_horizon(now_s);
+		sched_commit_starts();
+		list_free_deep(*reboot);
+		*reboot = NIL;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata = sched_catch();
+
+		sched_jobs_set_horizon(old_horizon);
+		sched_retry_undo(retry_mark);
+		sched_undo_starts();
+		sched_jobs_restore_due(due, orig_due, committed, ndue);
+		sched_recording_failed_with("record the runs that are due", edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	if (!ok)
+		return false;
+	sched_retry_fired_forget();
+	sched_recording_ok();
+	return true;
+}
+
+/* At start: the tables of manual runs handed over and of concurrency keys held */
+void
+sched_fire_init(void)
+{
+	sched_manual = sched_hash("pg_chime manual runs", 64, sizeof(int64), sizeof(int64),
+							  sched_runs_cxt);
+	sched_concurrency = sched_hash("pg_chime concurrency keys", 64, sizeof(SchedKeyId),
+								   sizeof(SchedKeyCount), sched_runs_cxt);
+}
+
+/* A manual run recorded: no longer one handed over and still to start */
+void
+sched_manual_forget(int64 runid)
+{
+	(void) hash_search(sched_manual, &runid, HASH_REMOVE, NULL);
+}
+
+/*
+ * A run whose start was rolled back: out of the queues, no longer counted
+ * as running or as holding its concurrency key.  The caller frees it.
+ */
+void
+sched_run_abandon(SchedRun *run)
+{
+	SchedActive *active = sched_active_for(run->jobid, false);
+
+	sched_dispatch_withdraw(run);
+	if (active)
+		active->running--;
+	if (run->concurrency_key)
+		(*sched_concurrency_count(run->role, run->concurrency_key, true))--;
+	sched_http_forget(run);
+}

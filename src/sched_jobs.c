@@ -1,0 +1,697 @@
+/*-------------------------------------------------------------------------
+ *
+ * sched_jobs.c
+ *	  What is due: the jobs the scheduler knows, interned by their
+ *	  settings ("classes"), in a pairing heap by next due instant (the
+ *	  earliest on top, no scan of all jobs); loading and reloading them
+ *	  from cron.job, the persisted horizon, and reading the commands of
+ *	  jobs about to run.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "storage/proc.h"
+#include "common/hashfn.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "executor.h"
+#include "run_log.h"
+#include "sched.h"
+
+static MemoryContext sched_jobs_cxt;	/* the job list; reset on a full reload */
+
+static HTAB *sched_jobs;
+
+static HTAB *sched_classes;
+
+static HTAB *sched_active;
+
+static pairingheap *sched_heap;
+
+static int64 sched_horizon;		/* every occurrence up to here is handled */
+
+/* How many job rows are read at a time when loading */
+#define SCHED_LOAD_BATCH 10000
+
+/* The commands read in this iteration of the main loop (scratch memory) */
+static HTAB *sched_cmd_cache = NULL;
+
+static int sched_cmp(const pairingheap_node *a, const pairingheap_node *b, void *arg);
+static uint32 sched_class_hash(const void *key, Size keysize);
+static int sched_class_match(const void *key1, const void *key2, Size keysize);
+static void sched_job_remove(int64 jobid);
+static SchedClass * sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid);
+
+/* Earliest due on top */
+static int
+sched_cmp(const pairingheap_node *a, const pairingheap_node *b, void *arg)
+{
+	const SchedJob *ja = pairingheap_const_container(SchedJob, node, a);
+	const SchedJob *jb = pairingheap_const_container(SchedJob, node, b);
+
+	if (ja->due < jb->due)
+		return 1;
+	if (ja->due > jb->due)
+		return -1;
+	return 0;
+}
+
+SchedActive *
+sched_active_for(int64 jobid, bool create)
+{
+	bool		found;
+	SchedActive *a = hash_search(sched_active, &jobid, create ? HASH_ENTER : HASH_FIND, &found);
+
+	if (a && !found)
+	{
+		a->running = 0;
+		a->buffered_due = 0;
+		a->skip_runid = 0;
+	}
+	return a;
+}
+
+/* Classes are keyed by a pointer to their settings' text */
+static uint32
+sched_class_hash(const void *key, Size keysize)
+{
+	const char *text = *(char *const *) key;
+
+	return hash_bytes((const unsigned char *) text, (int) strlen(text));
+}
+
+static int
+sched_class_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(char *const *) key1, *(char *const *) key2);
+}
+
+/* Take a job out of the heap and the job list. */
+static void
+sched_job_remove(int64 jobid)
+{
+	SchedJob   *job = hash_search(sched_jobs, &jobid, HASH_FIND, NULL);
+
+	if (job == NULL)
+		return;
+	if (job->in_heap)
+		pairingheap_remove(sched_heap, &job->node);
+	(void) hash_search(sched_jobs, &jobid, HASH_REMOVE, NULL);
+}
+
+/*
+ * An interval column as microseconds (NULL: 0); false when it is negative
+ * or longer than max_us.  Computed in double, so no stored value can
+ * overflow it.
+ */
+bool
+sched_interval_us(HeapTuple tup, TupleDesc desc, int col, int64 max_us, int64 *us)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	Interval   *iv;
+	double		v;
+
+	*us = 0;
+	if (isnull)
+		return true;
+	iv = DatumGetIntervalP(d);
+	v = (double) iv->time + (double) iv->day * (double) USECS_PER_DAY +
+		(double) iv->month * (double) (DAYS_PER_MONTH * USECS_PER_DAY);
+	if (v < 0 || v > (double) max_us)
+		return false;
+	*us = (int64) v;
+	return true;
+}
+
+/*
+ * The class of a job row (columns as in sched_load's query), found or
+ * made; NULL, with a warning, if the row cannot be scheduled.
+ */
+static SchedClass *
+sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid)
+{
+	StringInfoData key;
+	char	   *k;
+	SchedClass *cls;
+	bool		found;
+	bool		isnull;
+	char	   *schedule = SPI_getvalue(tup, desc, 2);
+	char	   *zone = SPI_getvalue(tup, desc, 5);
+	char	   *window = SPI_getvalue(tup, desc, 6);
+	char	   *gap = SPI_getvalue(tup, desc, 7);
+	ChimeError	err;
+	int64		timeout_us;
+	int64		catchup_us;
+
+	if (zone == NULL)
+		zone = chime_timezone;
+	initStringInfo(&key);
+	for (int c = 2; c <= 15; c++)
+	{
+		char	   *v = c == 5 ? zone : SPI_getvalue(tup, desc, c);
+
+		appendStringInfoString(&key, v ? v : "\x01");
+		appendStringInfoChar(&key, '\x1f');
+	}
+	k = key.data;
+	cls = hash_search(sched_classes, &k, HASH_ENTER, &found);
+	if (found)
+		return cls->timing.zone ? cls : NULL;
+
+	cls->key = MemoryContextStrdup(sched_jobs_cxt, k);
+	memset(&cls->timing, 0, sizeof(cls->timing));
+	cls->timing.zone = chime_zone_lookup(zone, NULL);
+	if (!chime_parse_schedule(schedule, &cls->timing.sched, &err) ||
+		(window && !chime_parse_window(window, &cls->timing.window, &err)) ||
+		!chime_parse_dst_gap(gap, &cls->timing.gap, &err))
+		cls->timing.zone = NULL;
+	if (cls->timing.zone == NULL)
+	{
+		ereport(WARNING,
+				(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
+				 errdetail("schedule \"%s\", time zone \"%s\"", schedule, zone)));
+		return NULL;
+	}
+	if (!sched_interval_us(tup, desc, 9, CHIME_MAX_TIMEOUT_US, &timeout_us) ||
+		!sched_interval_us(tup, desc, 10, CHIME_MAX_CATCHUP_US, &catchup_us) ||
+		!sched_interval_us(tup, desc, 12, CHIME_MAX_RETRY_DELAY_US, &cls->retry_delay_us))
+	{
+		/* a row written around the API's range checks */
+		cls->timing.zone = NULL;
+		ereport(WARNING,
+				(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
+				 errdetail("Its timeout, catchup or retry_delay is out of range."),
+				 errhint("Set them with cron.alter_job.")));
+		return NULL;
+	}
+	cls->role = sched_role(SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4));
+	cls->overlap = SPI_getvalue(tup, desc, 8)[0];
+	cls->timeout_ms = (int32) ((timeout_us + 999) / 1000);
+	cls->catchup_s = catchup_us / USECS_PER_SEC;
+	cls->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+	(void) chime_parse_once_per(SPI_getvalue(tup, desc, 13), &cls->once_per);
+	cls->concurrency_key = SPI_getvalue(tup, desc, 14);
+	if (cls->concurrency_key)
+		cls->concurrency_key = MemoryContextStrdup(sched_jobs_cxt, cls->concurrency_key);
+	cls->http = strcmp(SPI_getvalue(tup, desc, 15), "http") == 0;
+	return cls;
+}
+
+/* A hash table keyed by the bytes of its keys, in cxt */
+HTAB *
+sched_hash(const char *name, long nelem, Size keysize, Size entrysize, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = keysize;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = cxt;
+	return hash_create(name, nelem, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/*
+ * Where the scheduler had got to before it (re)started: the persisted
+ * horizon (never later than now), and in *handled the jobs whose
+ * occurrences after it were already recorded (jobid -> Unix seconds of
+ * the latest), which a crash between two groups of due runs leaves.
+ */
+int64
+sched_read_horizon(int64 now_s, HTAB **handled)
+{
+	int64		horizon = now_s;
+
+	*handled = sched_hash("pg_chime handled jobs", 64, sizeof(int64), 2 * sizeof(int64),
+						  sched_scratch_cxt);
+
+	if (SPI_execute("SELECT pg_catalog.extract('epoch', horizon)::pg_catalog.int8, last_runid "
+					"FROM cron.scheduler_state",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the scheduler's horizon");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		int64		saved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		Oid			types[1] = {INT8OID};
+
+		if (saved < horizon)
+			horizon = saved;
+		if (SPI_execute_with_args("SELECT jobid, pg_catalog.extract('epoch', "
+								  "pg_catalog.max(scheduled_time))::pg_catalog.int8 "
+								  "FROM cron.job_run_details WHERE runid OPERATOR(pg_catalog.>) $1 "
+								  "AND trigger OPERATOR(pg_catalog.=) ANY ('{schedule,catchup}'::pg_catalog.text[]) "
+								  "GROUP BY jobid",
+								  1, types, &last, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the runs recorded after the horizon");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			int64		jobid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			int64	   *entry = hash_search(*handled, &jobid, HASH_ENTER, NULL);
+
+			entry[1] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		}
+	}
+	return horizon;
+}
+
+/* Persist the horizon (inside the transaction that recorded the runs up to it). */
+void
+sched_save_horizon(int64 horizon)
+{
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
+
+	static SPIPlanPtr plan = NULL;
+
+	sched_horizon = horizon;
+	values[0] = TimestampTzGetDatum(chime_timestamptz_from_unix(sched_horizon));
+
+	if (SPI_execute_plan(chime_plan(&plan,
+									"INSERT INTO cron.scheduler_state (horizon, last_runid) "
+									"SELECT $1, last_value FROM cron.runid_seq "
+									"ON CONFLICT (id) DO UPDATE SET horizon = excluded.horizon, "
+									"last_runid = excluded.last_runid",
+									1, types),
+						 values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not save the scheduler's horizon");
+}
+
+/*
+ * Load the active SQL jobs and their next instants: all of them (ids
+ * NULL), or those listed (the others are kept as they are).  A job loaded
+ * before keeps going from the horizon; a job new to the scheduler (created
+ * or activated) from the start of the transaction that made it, 'since'
+ * (0: the horizon), so an occurrence that fell before that commit, or
+ * while the scheduler was busy, starts late rather than never.  At
+ * startup, @reboot jobs are returned in *reboot to run once now, and
+ * 'handled' tells which jobs have runs recorded after the horizon.
+ */
+void
+sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz since)
+{
+	StringInfoData sql;
+	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+	Datum	   *retry_ids;
+	int			n = 0;
+	uint64		loaded = 0;
+	Portal		portal;
+	MemoryContext batch_cxt;
+	MemoryContext old_cxt = NULL;
+	HTAB	   *old_jobs = NULL;	/* full reload: the jobs loaded before */
+	HTAB	   *old_classes = sched_classes;
+	pairingheap *old_heap = sched_heap;
+	HTAB	   *known = NULL;	/* reload of some: those of them loaded before */
+	int64		new_after = sched_horizon;
+
+	if (since != 0 && chime_unix_from_timestamptz(since) < new_after)
+		new_after = chime_unix_from_timestamptz(since);
+	if (ids == NULL)
+	{
+		HASHCTL		ctl;
+
+		old_cxt = sched_jobs_cxt;
+		old_jobs = sched_jobs;
+		sched_jobs_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime jobs",
+											   ALLOCSET_DEFAULT_SIZES);
+		sched_jobs = sched_hash("pg_chime jobs", 1024, sizeof(int64), sizeof(SchedJob),
+								sched_jobs_cxt);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.hcxt = sched_jobs_cxt;
+		ctl.keysize = sizeof(char *);
+		ctl.entrysize = sizeof(SchedClass);
+		ctl.hash = sched_class_hash;
+		ctl.match = sched_class_match;
+		sched_classes = hash_create("pg_chime job classes", 64, &ctl,
+									HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+		MemoryContextSwitchTo(sched_jobs_cxt);
+		sched_heap = pairingheap_allocate(sched_cmp, NULL);
+		MemoryContextSwitchTo(sched_scratch_cxt);
+	}
+	else
+	{
+		known = sched_hash("pg_chime known jobs", Max(nids, 16), sizeof(int64), sizeof(int64),
+						   sched_scratch_cxt);
+		for (int i = 0; i < nids; i++)
+		{
+			if (hash_search(sched_jobs, &ids[i], HASH_FIND, NULL) != NULL)
+				(void) hash_search(known, &ids[i], HASH_ENTER, NULL);
+			sched_job_remove(ids[i]);
+		}
+	}
+
+	/*
+	 * Active jobs, and the @at jobs (inactive once they have run) that are
+	 * running or still have a retry to make.
+	 */
+	retry_ids = palloc(sizeof(Datum) * (sched_retry_count() + hash_get_num_entries(sched_active) + 1));
+	n = sched_retry_jobids(retry_ids);
+	{
+		HASH_SEQ_STATUS seq;
+		SchedActive *a;
+
+		hash_seq_init(&seq, sched_active);
+		while ((a = hash_seq_search(&seq)) != NULL)
+			if (a->running > 0)
+				retry_ids[n++] = Int64GetDatum(a->jobid);
+	}
+	values[0] = PointerGetDatum(construct_array(retry_ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "SELECT jobid, schedule, database, username, timezone, run_window, "
+						   "dst_gap, overlap, timeout, catchup, max_attempts, "
+						   "retry_delay, once_per, concurrency_key, kind "
+						   "FROM cron.job WHERE (active OR "
+						   "(jobid OPERATOR(pg_catalog.=) ANY ($1) AND schedule OPERATOR(pg_catalog.~*) '^\\s*@at\\s'))");
+	if (ids != NULL)
+	{
+		Datum	   *d = palloc(sizeof(Datum) * (nids + 1));
+
+		for (int i = 0; i < nids; i++)
+			d[i] = Int64GetDatum(ids[i]);
+		values[1] = PointerGetDatum(construct_array(d, nids, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		appendStringInfoString(&sql, " AND jobid OPERATOR(pg_catalog.=) ANY ($2)");
+	}
+
+	batch_cxt = AllocSetContextCreate(sched_scratch_cxt, "pg_chime load batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	PG_TRY();
+	{
+	sched_begin("pg_chime: loading jobs");
+	portal = SPI_cursor_open_with_args(NULL, sql.data, ids ? 2 : 1, types, values, NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, SCHED_LOAD_BATCH);
+		if (SPI_processed == 0)
+			break;
+		MemoryContextSwitchTo(batch_cxt);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			SchedClass *cls = sched_class_of(tup, desc, jobid);
+			SchedJob   *job;
+			int64		after = new_after;
+			int64	   *seen;
+
+			if (cls == NULL)
+				continue;
+			if ((old_jobs && hash_search(old_jobs, &jobid, HASH_FIND, NULL)) ||
+				(known && hash_search(known, &jobid, HASH_FIND, NULL)))
+				after = sched_horizon;
+			job = hash_search(sched_jobs, &jobid, HASH_ENTER, NULL);
+			job->cls = cls;
+			job->in_heap = false;
+			seen = handled ? hash_search(handled, &jobid, HASH_FIND, NULL) : NULL;
+			if (seen && seen[1] > after)
+				after = seen[1];
+			if (cls->timing.sched.kind == CHIME_SCHED_REBOOT)
+			{
+				if (reboot)
+				{
+					int64	   *id;
+
+					/* by id: a reload before they start frees the jobs */
+					MemoryContextSwitchTo(sched_runs_cxt);
+					id = palloc(sizeof(int64));
+					*id = jobid;
+					*reboot = lappend(*reboot, id);
+					MemoryContextSwitchTo(batch_cxt);
+				}
+			}
+			else if (chime_next_run(&cls->timing, after, &job->due))
+			{
+				pairingheap_add(sched_heap, &job->node);
+				job->in_heap = true;
+			}
+			loaded++;
+		}
+		MemoryContextSwitchTo(sched_scratch_cxt);
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextReset(batch_cxt);
+	}
+	SPI_cursor_close(portal);
+	sched_save_horizon(sched_horizon);
+	sched_commit();
+	}
+	PG_CATCH();
+	{
+		/* a full reload that failed: keep going with the jobs loaded before */
+		if (old_cxt != NULL)
+		{
+			MemoryContextDelete(sched_jobs_cxt);
+			sched_jobs_cxt = old_cxt;
+			sched_jobs = old_jobs;
+			sched_classes = old_classes;
+			sched_heap = old_heap;
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	/* jobs gone (unscheduled, or deactivated): their HTTP runs end now */
+	{
+		HTAB	   *gone = sched_hash("pg_chime jobs gone", 16, sizeof(int64), sizeof(int64),
+									  sched_scratch_cxt);
+
+		if (old_cxt != NULL)
+		{
+			HASH_SEQ_STATUS seq;
+			SchedJob   *job;
+
+			hash_seq_init(&seq, old_jobs);
+			while ((job = hash_seq_search(&seq)) != NULL)
+				if (hash_search(sched_jobs, &job->jobid, HASH_FIND, NULL) == NULL)
+					(void) hash_search(gone, &job->jobid, HASH_ENTER, NULL);
+		}
+		else
+		{
+			for (int i = 0; i < nids; i++)
+				if (hash_search(sched_jobs, &ids[i], HASH_FIND, NULL) == NULL)
+					(void) hash_search(gone, &ids[i], HASH_ENTER, NULL);
+		}
+		if (hash_get_num_entries(gone) > 0)
+			sched_http_cancel_jobs(gone);
+	}
+	if (old_cxt != NULL)
+		MemoryContextDelete(old_cxt);
+	elog(DEBUG1, "pg_chime: loaded " UINT64_FORMAT " jobs", loaded);
+}
+
+HTAB *
+sched_commands(SchedJob **jobs, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum	   *ids = palloc(sizeof(Datum) * (n + 1));
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	MemoryContext old;
+
+	if (sched_cmd_cache == NULL)
+		sched_cmd_cache = sched_hash("pg_chime commands", Max(n, 256), sizeof(int64),
+									 sizeof(SchedCommand), sched_scratch_cxt);
+	for (int i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(jobs[i]->jobid);
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	if (SPI_execute_plan(chime_plan(&plan,
+									"SELECT jobid, command, kind OPERATOR(pg_catalog.=) 'http', url, method, body, "
+									"CASE WHEN kind OPERATOR(pg_catalog.=) 'http' THEN "
+									"(SELECT pg_catalog.array_agg(key OPERATOR(pg_catalog.||) ': ' "
+									"OPERATOR(pg_catalog.||) value) FROM pg_catalog.jsonb_each_text(headers)) END "
+									"FROM cron.job WHERE jobid OPERATOR(pg_catalog.=) ANY ($1)",
+									1, types),
+						 values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the commands of due jobs");
+	old = MemoryContextSwitchTo(sched_scratch_cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		SchedCommand *c = hash_search(sched_cmd_cache, &jobid, HASH_ENTER, NULL);
+		Datum		hdrs;
+
+		c->command = SPI_getvalue(tup, desc, 2);
+		c->http = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		c->url = SPI_getvalue(tup, desc, 4);
+		c->method = SPI_getvalue(tup, desc, 5);
+		c->body = SPI_getvalue(tup, desc, 6);
+		c->headers = NIL;
+		hdrs = SPI_getbinval(tup, desc, 7, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			int			nh;
+
+			deconstruct_array(DatumGetArrayTypeP(hdrs), TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nh);
+			for (int h = 0; h < nh; h++)
+				c->headers = lappend(c->headers, TextDatumGetCString(elems[h]));
+		}
+	}
+	MemoryContextSwitchTo(old);
+	return sched_cmd_cache;
+}
+
+/* The command of one job (NULL if it is gone), inside a transaction */
+char *
+sched_command(SchedJob *job)
+{
+	HTAB	   *commands = sched_commands(&job, 1);
+	SchedCommand *c = hash_search(commands, &job->jobid, HASH_FIND, NULL);
+
+	return c ? c->command : NULL;
+}
+
+/* At start: the job table's memory and hash tables */
+void
+sched_jobs_init(void)
+{
+	sched_jobs_cxt = NULL;		/* made by each full load */
+	sched_active = sched_hash("pg_chime active jobs", 256, sizeof(int64), sizeof(SchedActive),
+							  sched_runs_cxt);
+}
+
+/*
+ * At start: read the horizon, then load every job; occurrences since the
+ * last scheduler handled them are caught up.  @reboot jobs are appended to
+ * *reboot.
+ */
+void
+sched_jobs_first_load(TimestampTz now, List **reboot)
+{
+	HTAB	   *handled;
+
+	sched_begin("pg_chime: reading the horizon");
+	sched_horizon = sched_read_horizon(sched_now_unix(now), &handled);
+	sched_commit();
+	sched_load(NULL, 0, reboot, handled, 0);
+}
+
+/* The job, or NULL if it is not loaded */
+SchedJob *
+sched_job_find(int64 jobid)
+{
+	return hash_search(sched_jobs, &jobid, HASH_FIND, NULL);
+}
+
+/* When the next job is due (pg_chime's clock); false if none is */
+bool
+sched_jobs_next_due(TimestampTz *due)
+{
+	SchedJob   *job;
+
+	if (pairingheap_is_empty(sched_heap))
+		return false;
+	job = pairingheap_container(SchedJob, node, pairingheap_first(sched_heap));
+	*due = chime_timestamptz_from_unix(job->due);
+	return true;
+}
+
+/* A new iteration: the commands read in the last one (scratch memory) are gone */
+void
+sched_commands_forget(void)
+{
+	sched_cmd_cache = NULL;
+}
+
+/* Every occurrence up to then has been handled (Unix seconds) */
+int64
+sched_jobs_horizon(void)
+{
+	return sched_horizon;
+}
+
+/* Occurrences up to 'horizon' are handled (not saved: sched_save_horizon does) */
+void
+sched_jobs_set_horizon(int64 horizon)
+{
+	sched_horizon = horizon;
+}
+
+/*
+ * Take the jobs due at or before now_s off the heap, the earliest first;
+ * *n is set to how many.  They go back with sched_jobs_requeue.
+ */
+SchedJob  **
+sched_jobs_take_due(int64 now_s, int *n)
+{
+	int			size = 64;
+	SchedJob  **due = palloc(sizeof(SchedJob *) * size);
+
+	*n = 0;
+	while (!pairingheap_is_empty(sched_heap))
+	{
+		SchedJob   *job = pairingheap_container(SchedJob, node, pairingheap_first(sched_heap));
+
+		if (job->due > now_s)
+			break;
+		(void) pairingheap_remove_first(sched_heap);
+		job->in_heap = false;
+		if (*n == size)
+		{
+			size *= 2;
+			due = repalloc(due, sizeof(SchedJob *) * size);
+		}
+		due[(*n)++] = job;
+	}
+	return due;
+}
+
+/* Put a job back on the heap, next due at 'due' (Unix seconds) */
+void
+sched_jobs_requeue(SchedJob *job, int64 due)
+{
+	job->due = due;
+	pairingheap_add(sched_heap, &job->node);
+	job->in_heap = true;
+}
+
+/*
+ * What the job runs, from this iteration's commands if they were read
+ * (sched_commands), else read now; NULL if the job is gone.  Inside a
+ * transaction.
+ */
+SchedCommand *
+sched_command_of(int64 jobid)
+{
+	SchedCommand *c = sched_cmd_cache ? hash_search(sched_cmd_cache, &jobid, HASH_FIND, NULL) : NULL;
+
+	if (c == NULL)
+	{
+		SchedJob	job;
+		SchedJob   *one = &job;
+
+		job.jobid = jobid;
+		c = hash_search(sched_commands(&one, 1), &jobid, HASH_FIND, NULL);
+	}
+	return c;
+}
+
+/*
+ * A transaction that started runs failed: the jobs from the first one it
+ * handled go back into the heap at the instants they had ('orig_due'), and
+ * their skipped streaks start a new row.
+ */
+void
+sched_jobs_restore_due(SchedJob **due, const int64 *orig_due, int first, int ndue)
+{
+	for (int i = first; i < ndue; i++)
+	{
+		SchedJob   *job = due[i];
+		SchedActive *active = sched_active_for(job->jobid, false);
+
+		if (job->in_heap)
+			pairingheap_remove(sched_heap, &job->node);
+		sched_jobs_requeue(job, orig_due[i]);
+		if (active)
+			active->skip_runid = 0;
+	}
+}

@@ -1,0 +1,156 @@
+/*-------------------------------------------------------------------------
+ *
+ * sched_start.c
+ *	  Runs started in a transaction: recorded as started all together
+ *	  before its commit (sched_commit_starts), and undone when it fails.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+
+#include "executor.h"
+#include "run_log.h"
+#include "sched.h"
+
+static int64 sched_unlogged_runid = 0;	/* runids while cron.log_run is off */
+
+/* Runs started in the current transaction, recorded together at commit */
+typedef struct SchedStart
+{
+	SchedRun   *run;
+	ChimeRunRow row;
+} SchedStart;
+
+static List *sched_starts = NIL;
+static List *sched_deactivate = NIL;	/* @at jobs that have had their run */
+
+/*
+ * Record the runs started in this transaction (unless cron.log_run is off)
+ * and deactivate @at jobs.
+ */
+void
+sched_flush_starts(void)
+{
+	int			n = list_length(sched_starts);
+	ChimeRunRow *rows;
+	int64	   *runids;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (n > 0)
+	{
+		runids = palloc(sizeof(int64) * n);
+		if (chime_log_run)
+		{
+			rows = palloc(sizeof(ChimeRunRow) * n);
+			foreach(lc, sched_starts)
+				rows[i++] = ((SchedStart *) lfirst(lc))->row;
+			chime_run_insert_batch(rows, n, runids);
+		}
+		else
+			for (i = 0; i < n; i++)
+				runids[i] = --sched_unlogged_runid;
+		i = 0;
+		foreach(lc, sched_starts)
+		{
+			SchedRun   *run = ((SchedStart *) lfirst(lc))->run;
+			ExecRequest req;
+
+			if (run->from_runid > 0)
+				chime_run_set_retry(&run->from_runid, NULL, 1);
+
+			run->runid = runids[i++];
+			if (run->msg)
+			{
+				memcpy(&req, run->msg, sizeof(req));
+				sched_request_recording(&req, run->role, run->runid);
+				memcpy(run->msg, &req, sizeof(req));
+			}
+			/* the key's run is now this attempt */
+			if (run->run_key[0] != '\0')
+				sched_key_update(run->jobid, run->run_key, Max(run->runid, 0), "running",
+								 ((SchedStart *) lfirst(lc))->row.start_time);
+		}
+	}
+	if (sched_deactivate != NIL)
+	{
+		int64	   *ids = palloc(sizeof(int64) * list_length(sched_deactivate));
+
+		i = 0;
+		foreach(lc, sched_deactivate)
+			ids[i++] = *(int64 *) lfirst(lc);
+		sched_deactivate_jobs(ids, i, false);
+	}
+}
+
+/*
+ * A transaction that starts runs failed: the runs it queued are dropped
+ * (their rows were rolled back).  The jobs and retries it took are put
+ * back by sched_jobs_restore_due and sched_retry_undo.
+ */
+void
+sched_undo_starts(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, sched_starts)
+	{
+		SchedRun   *run = ((SchedStart *) lfirst(lc))->run;
+
+		sched_run_abandon(run);
+		if (run->msg)
+			pfree(run->msg);
+		pfree(run);
+	}
+	sched_starts = NIL;
+	sched_deactivate = NIL;
+}
+
+/*
+ * A run started in this transaction, with its row, to record as started
+ * at commit (sched_commit_starts); 'at_job': its job, an @at job, is made
+ * inactive then.  Kept in scratch memory: an undo after a failed commit
+ * still reads them.
+ */
+void
+sched_start_add(SchedRun *run, const ChimeRunRow *row, bool at_job)
+{
+	MemoryContext old = MemoryContextSwitchTo(sched_scratch_cxt);
+	SchedStart *start = palloc(sizeof(SchedStart));
+
+	start->run = run;
+	start->row = *row;
+	start->row.run_key = run->run_key;
+	sched_starts = lappend(sched_starts, start);
+	if (at_job)
+	{
+		int64	   *id = palloc(sizeof(int64));
+
+		*id = run->jobid;
+		sched_deactivate = lappend(sched_deactivate, id);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* Are runs started in this transaction still to be recorded? */
+bool
+sched_starts_pending(void)
+{
+	return sched_starts != NIL || sched_deactivate != NIL;
+}
+
+/*
+ * Commit a transaction that started runs: record them as started first
+ * (one statement for all), then commit; once committed, nothing of them is
+ * to undo.
+ */
+void
+sched_commit_starts(void)
+{
+	sched_flush_starts();
+	sched_commit();
+	sched_starts = NIL;
+	sched_deactivate = NIL;
+}
