@@ -18,6 +18,11 @@
  * callback and the transfer stopped past cron.http_max_response_size.
  * Every address is checked before connecting (http_policy.c).
  *
+ * Failures: every libcurl call is checked.  One that fails while a
+ * transfer is prepared, moved on to its next hop or read fails that
+ * transfer, with a message naming the call and libcurl's reason; only the
+ * multi handle failing at chime_http_init is an ERROR.
+ *
  * Proxies: the proxy settings of the server's environment (http_proxy,
  * HTTPS_PROXY, ALL_PROXY, NO_PROXY...) are ignored; cron.http_proxy is the
  * only proxy.  Through it, the connections go to the proxy, which resolves
@@ -107,20 +112,39 @@ http_timer(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- the engine ---------------------------------------------------------- */
 
+/* curl_multi_setopt, checked into *fault as http_setopt does */
+#define http_multi_setopt(multi, fault, option, value) \
+	do { \
+		if ((fault)->call == NULL) \
+			(void) http_multi_ok((fault), "curl_multi_setopt(" #option ")", \
+								 curl_multi_setopt((multi), (option), (value))); \
+	} while (0)
+
+/*
+ * Start the engine in this process (the scheduler): libcurl, the epoll set
+ * and the multi handle; the epoll set's descriptor, for the scheduler to
+ * wait on.  Any failure is an ERROR: without them there is no engine.
+ */
 int
 chime_http_init(void)
 {
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
-		elog(ERROR, "pg_chime: could not initialise libcurl");
+	CURLcode	code = curl_global_init(CURL_GLOBAL_DEFAULT);
+	HttpFault	fault = {0};
+
+	if (code != CURLE_OK)
+		elog(ERROR, "pg_chime: could not initialise libcurl: %s", curl_easy_strerror(code));
 	http_epoll = epoll_create1(EPOLL_CLOEXEC);
 	if (http_epoll < 0)
 		elog(ERROR, "pg_chime: could not create an epoll set: %m");
 	http_multi = curl_multi_init();
-	if (http_multi == NULL ||
-		curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_socket) != CURLM_OK ||
-		curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_timer) != CURLM_OK ||
-		curl_multi_setopt(http_multi, CURLMOPT_MAXCONNECTS, (long) Max(chime_http_max_in_flight, 16)) != CURLM_OK)
-		elog(ERROR, "pg_chime: could not set up a libcurl multi handle");
+	if (http_multi == NULL)
+		(void) http_fault(&fault, "curl_multi_init", NULL);
+	http_multi_setopt(http_multi, &fault, CURLMOPT_SOCKETFUNCTION, http_socket);
+	http_multi_setopt(http_multi, &fault, CURLMOPT_TIMERFUNCTION, http_timer);
+	http_multi_setopt(http_multi, &fault, CURLMOPT_MAXCONNECTS, (long) Max(chime_http_max_in_flight, 16));
+	if (fault.call != NULL)
+		elog(ERROR, "pg_chime: %s",
+			 chime_http_fault_message("could not set up a libcurl multi handle", &fault));
 	return http_epoll;
 }
 
@@ -148,18 +172,47 @@ http_time_left(const HttpTransfer *t)
 	return t->timeout_ms - (long) ((GetCurrentTimestamp() - t->started) / 1000);
 }
 
+/*
+ * Take an easy handle (a transfer's 'what': request or probe) out of the
+ * multi handle.  A failure is a WARNING and nothing more: the handle is
+ * cleaned up or set up again next, either way.
+ */
+static void
+http_remove(CURL *easy, const char *what)
+{
+	CURLMcode	code = curl_multi_remove_handle(http_multi, easy);
+
+	if (code != CURLM_OK)
+		elog(WARNING, "pg_chime: libcurl could not remove a %s: %s", what, curl_multi_strerror(code));
+}
+
+/*
+ * Append a copy of 'line' to *list.  False, noted in *fault, when libcurl
+ * has no memory for it: *list is then as it was (curl_slist_append returns
+ * NULL and leaves the list alone), still the caller's to free.
+ */
+static bool
+http_slist_append(struct curl_slist **list, const char *line, HttpFault *fault)
+{
+	struct curl_slist *more = curl_slist_append(*list, line);
+
+	if (more == NULL)
+		return http_fault(fault, "curl_slist_append", "out of memory");
+	*list = more;
+	return true;
+}
+
 /* Forget a transfer: out of the multi handle, its handles and memory freed. */
 static void
 http_free(HttpTransfer *t)
 {
 	if (t->probe)
 	{
-		if (curl_multi_remove_handle(http_multi, t->probe) != CURLM_OK)
-			elog(WARNING, "pg_chime: libcurl could not remove a probe");
+		http_remove(t->probe, "probe");
 		curl_easy_cleanup(t->probe);
 	}
-	if (t->easy_added && curl_multi_remove_handle(http_multi, t->easy) != CURLM_OK)
-		elog(WARNING, "pg_chime: libcurl could not remove a transfer");
+	if (t->easy_added)
+		http_remove(t->easy, "transfer");
 	curl_easy_cleanup(t->easy);
 	curl_slist_free_all(t->headers);
 	chime_http_drop_secrets(t);
@@ -175,34 +228,31 @@ http_free(HttpTransfer *t)
 
 /*
  * Start a probe of this hop's host (see the file's header): false, with
- * the failing call in *failed, if it cannot start.
+ * the failing call in *fault (clear on entry), if it cannot start.
  */
 static bool
-http_start_probe(HttpTransfer *t, long left_ms, const char **failed)
+http_start_probe(HttpTransfer *t, long left_ms, HttpFault *fault)
 {
 	CURL	   *probe = curl_easy_init();
 
 	if (probe == NULL)
-	{
-		*failed = "curl_easy_init";
-		return false;
-	}
+		return http_fault(fault, "curl_easy_init", NULL);
 	t->allowed = 0;
-	http_setopt(probe, failed, CURLOPT_URL, t->url);
-	http_setopt(probe, failed, CURLOPT_PRIVATE, t);
-	http_setopt(probe, failed, CURLOPT_NOSIGNAL, 1L);
-	http_setopt(probe, failed, CURLOPT_PROTOCOLS_STR, "http,https");
-	http_setopt(probe, failed, CURLOPT_PROXY, "");
-	http_setopt(probe, failed, CURLOPT_CONNECT_ONLY, 1L);
-	http_setopt(probe, failed, CURLOPT_FRESH_CONNECT, 1L);
-	http_setopt(probe, failed, CURLOPT_FORBID_REUSE, 1L);
-	http_setopt(probe, failed, CURLOPT_OPENSOCKETFUNCTION, chime_http_probe_socket);
-	http_setopt(probe, failed, CURLOPT_OPENSOCKETDATA, t);
-	http_setopt(probe, failed, CURLOPT_ERRORBUFFER, t->error);
-	http_setopt(probe, failed, CURLOPT_TIMEOUT_MS, left_ms);
-	if (*failed == NULL && curl_multi_add_handle(http_multi, probe) != CURLM_OK)
-		*failed = "curl_multi_add_handle";
-	if (*failed)
+	http_setopt(probe, fault, CURLOPT_URL, t->url);
+	http_setopt(probe, fault, CURLOPT_PRIVATE, t);
+	http_setopt(probe, fault, CURLOPT_NOSIGNAL, 1L);
+	http_setopt(probe, fault, CURLOPT_PROTOCOLS_STR, "http,https");
+	http_setopt(probe, fault, CURLOPT_PROXY, "");
+	http_setopt(probe, fault, CURLOPT_CONNECT_ONLY, 1L);
+	http_setopt(probe, fault, CURLOPT_FRESH_CONNECT, 1L);
+	http_setopt(probe, fault, CURLOPT_FORBID_REUSE, 1L);
+	http_setopt(probe, fault, CURLOPT_OPENSOCKETFUNCTION, chime_http_probe_socket);
+	http_setopt(probe, fault, CURLOPT_OPENSOCKETDATA, t);
+	http_setopt(probe, fault, CURLOPT_ERRORBUFFER, t->error);
+	http_setopt(probe, fault, CURLOPT_TIMEOUT_MS, left_ms);
+	if (fault->call == NULL)
+		(void) http_multi_ok(fault, "curl_multi_add_handle", curl_multi_add_handle(http_multi, probe));
+	if (fault->call != NULL)
 	{
 		curl_easy_cleanup(probe);
 		return false;
@@ -211,14 +261,17 @@ http_start_probe(HttpTransfer *t, long left_ms, const char **failed)
 	return true;
 }
 
-/* Send this hop's request: false, with the failing call in *failed, if it cannot start. */
+/*
+ * Send this hop's request: false, with the failing call in *fault (clear
+ * on entry), if it cannot start.
+ */
 static bool
-http_send(HttpTransfer *t, long left_ms, const char **failed)
+http_send(HttpTransfer *t, long left_ms, HttpFault *fault)
 {
-	http_setopt(t->easy, failed, CURLOPT_TIMEOUT_MS, left_ms);
-	if (*failed == NULL && curl_multi_add_handle(http_multi, t->easy) != CURLM_OK)
-		*failed = "curl_multi_add_handle";
-	if (*failed)
+	http_setopt(t->easy, fault, CURLOPT_TIMEOUT_MS, left_ms);
+	if (fault->call == NULL)
+		(void) http_multi_ok(fault, "curl_multi_add_handle", curl_multi_add_handle(http_multi, t->easy));
+	if (fault->call != NULL)
 		return false;
 	t->easy_added = true;
 	return true;
@@ -226,40 +279,44 @@ http_send(HttpTransfer *t, long left_ms, const char **failed)
 
 /*
  * Start this hop: through a proxy the probe of its host, else its request.
- * False, with the failing call in *failed, if it cannot start.
+ * False, with the failing call in *fault (clear on entry), if it cannot
+ * start.
  */
 static bool
-http_hop(HttpTransfer *t, const char **failed)
+http_hop(HttpTransfer *t, HttpFault *fault)
 {
 	long		left = Max(http_time_left(t), 1);
 
 	t->refused[0] = '\0';
 	t->error[0] = '\0';
 	if (t->via_proxy)
-		return http_start_probe(t, left, failed);
-	return http_send(t, left, failed);
+		return http_start_probe(t, left, fault);
+	return http_send(t, left, fault);
 }
 
 /*
  * Start a transfer for 'req' (which the caller may free on return: what is
  * needed is copied), owned by 'owner'.  False, with *error, if it cannot
- * start.
+ * start: then a libcurl call failed, and *error names it.
  */
 bool
 chime_http_start(void *owner, const ChimeHttpRequest *req, char **error)
 {
 	HttpTransfer *t;
 	CURL	   *easy = curl_easy_init();
-	const char *failed = NULL;
+	HttpFault	fault = {0};
 	char	   *normal;
 	char	   *scheme;
 	char	   *origin;
+	char	   *message;
 	ListCell   *lc;
 	MemoryContext old;
 
 	if (easy == NULL)
 	{
-		*error = pstrdup("could not start a transfer");
+		(void) http_fault(&fault, "curl_easy_init", NULL);
+		*error = chime_http_fault_message("could not start a transfer", &fault);
+		elog(LOG, "pg_chime: %s", *error);
 		return false;
 	}
 	/* libcurl says what is wrong with a URL that does not parse */
@@ -278,52 +335,45 @@ chime_http_start(void *owner, const ChimeHttpRequest *req, char **error)
 	chime_http_keep_secrets(t, req);
 	foreach(lc, req->headers)
 	{
-		struct curl_slist *more = curl_slist_append(t->headers, lfirst(lc));
-
-		if (more == NULL)
-			failed = "curl_slist_append";
-		else
-			t->headers = more;
+		if (!http_slist_append(&t->headers, lfirst(lc), &fault))
+			break;
 	}
 	dlist_push_tail(&http_transfers, &t->node);
 	http_running++;
 	MemoryContextSwitchTo(old);
 
-	http_setopt(easy, &failed, CURLOPT_URL, req->url);
-	http_setopt(easy, &failed, CURLOPT_PRIVATE, t);
-	http_setopt(easy, &failed, CURLOPT_NOSIGNAL, 1L);
-	http_setopt(easy, &failed, CURLOPT_PROTOCOLS_STR, "http,https");
+	http_setopt(easy, &fault, CURLOPT_URL, req->url);
+	http_setopt(easy, &fault, CURLOPT_PRIVATE, t);
+	http_setopt(easy, &fault, CURLOPT_NOSIGNAL, 1L);
+	http_setopt(easy, &fault, CURLOPT_PROTOCOLS_STR, "http,https");
 	/* "" is no proxy, whatever the environment says */
-	http_setopt(easy, &failed, CURLOPT_PROXY, t->via_proxy ? chime_http_proxy : "");
+	http_setopt(easy, &fault, CURLOPT_PROXY, t->via_proxy ? chime_http_proxy : "");
 	/* and no_proxy in the environment does not bypass cron.http_proxy */
-	http_setopt(easy, &failed, CURLOPT_NOPROXY, "");
+	http_setopt(easy, &fault, CURLOPT_NOPROXY, "");
 	/* redirects are followed by http_redirect */
-	http_setopt(easy, &failed, CURLOPT_FOLLOWLOCATION, 0L);
-	http_setopt(easy, &failed, CURLOPT_WRITEFUNCTION, chime_http_write);
-	http_setopt(easy, &failed, CURLOPT_WRITEDATA, t);
-	http_setopt(easy, &failed, CURLOPT_HEADERFUNCTION, chime_http_header);
-	http_setopt(easy, &failed, CURLOPT_HEADERDATA, t);
-	http_setopt(easy, &failed, CURLOPT_OPENSOCKETFUNCTION, chime_http_open_socket);
-	http_setopt(easy, &failed, CURLOPT_OPENSOCKETDATA, t);
-	http_setopt(easy, &failed, CURLOPT_ERRORBUFFER, t->error);
-	http_setopt(easy, &failed, CURLOPT_USERAGENT, "pg_chime");
-	http_setopt(easy, &failed, CURLOPT_HTTPHEADER, t->headers);
-	http_setopt(easy, &failed, CURLOPT_CUSTOMREQUEST, req->method);
+	http_setopt(easy, &fault, CURLOPT_FOLLOWLOCATION, 0L);
+	http_setopt(easy, &fault, CURLOPT_WRITEFUNCTION, chime_http_write);
+	http_setopt(easy, &fault, CURLOPT_WRITEDATA, t);
+	http_setopt(easy, &fault, CURLOPT_HEADERFUNCTION, chime_http_header);
+	http_setopt(easy, &fault, CURLOPT_HEADERDATA, t);
+	http_setopt(easy, &fault, CURLOPT_OPENSOCKETFUNCTION, chime_http_open_socket);
+	http_setopt(easy, &fault, CURLOPT_OPENSOCKETDATA, t);
+	http_setopt(easy, &fault, CURLOPT_ERRORBUFFER, t->error);
+	http_setopt(easy, &fault, CURLOPT_USERAGENT, "pg_chime");
+	http_setopt(easy, &fault, CURLOPT_HTTPHEADER, t->headers);
+	http_setopt(easy, &fault, CURLOPT_CUSTOMREQUEST, req->method);
 	if (strcmp(req->method, "HEAD") == 0)
-		http_setopt(easy, &failed, CURLOPT_NOBODY, 1L);
+		http_setopt(easy, &fault, CURLOPT_NOBODY, 1L);
 	if (req->body)
-		http_setopt(easy, &failed, CURLOPT_COPYPOSTFIELDS, req->body);
+		http_setopt(easy, &fault, CURLOPT_COPYPOSTFIELDS, req->body);
 	t->started = GetCurrentTimestamp();
-	if (failed == NULL)
-		(void) http_hop(t, &failed);
-	if (failed)
-	{
-		elog(LOG, "pg_chime: could not start a transfer: %s failed", failed);
-		*error = pstrdup("could not start a transfer");
-		http_free(t);
-		return false;
-	}
-	return true;
+	if (fault.call == NULL && http_hop(t, &fault))
+		return true;
+	message = chime_http_fault_message("could not start a transfer", &fault);
+	elog(LOG, "pg_chime: %s", message);
+	*error = chime_http_scrub(t, message, strlen(message), NULL);
+	http_free(t);
+	return false;
 }
 
 /*
@@ -337,7 +387,7 @@ http_redirect(HttpTransfer *t, long status, const char *location)
 	char	   *url;
 	char	   *scheme;
 	char	   *origin;
-	const char *failed = NULL;
+	HttpFault	fault = {0};
 	bool		same_origin;
 
 	if (t->redirects >= chime_http_max_redirects)
@@ -357,8 +407,8 @@ http_redirect(HttpTransfer *t, long status, const char *location)
 	if ((status == 303 && strcmp(t->method, "HEAD") != 0) ||
 		((status == 301 || status == 302) && strcmp(t->method, "POST") == 0))
 	{
-		http_setopt(t->easy, &failed, CURLOPT_HTTPGET, 1L);
-		http_setopt(t->easy, &failed, CURLOPT_CUSTOMREQUEST, (char *) NULL);
+		http_setopt(t->easy, &fault, CURLOPT_HTTPGET, 1L);
+		http_setopt(t->easy, &fault, CURLOPT_CUSTOMREQUEST, (char *) NULL);
 		strlcpy(t->method, "GET", sizeof(t->method));
 	}
 	if (!same_origin)
@@ -366,21 +416,15 @@ http_redirect(HttpTransfer *t, long status, const char *location)
 		/* what libcurl would not send to another origin either */
 		struct curl_slist *kept = NULL;
 
-		for (struct curl_slist *h = t->headers; h && failed == NULL; h = h->next)
+		for (struct curl_slist *h = t->headers; h && fault.call == NULL; h = h->next)
 		{
-			struct curl_slist *more;
-
 			if (pg_strncasecmp(h->data, "authorization:", 14) == 0 ||
 				pg_strncasecmp(h->data, "cookie:", 7) == 0)
 				continue;
-			more = curl_slist_append(kept, h->data);
-			if (more == NULL)
-				failed = "curl_slist_append";
-			else
-				kept = more;
+			(void) http_slist_append(&kept, h->data, &fault);
 		}
-		http_setopt(t->easy, &failed, CURLOPT_HTTPHEADER, kept);
-		if (failed)
+		http_setopt(t->easy, &fault, CURLOPT_HTTPHEADER, kept);
+		if (fault.call != NULL)
 			curl_slist_free_all(kept);
 		else
 		{
@@ -388,8 +432,8 @@ http_redirect(HttpTransfer *t, long status, const char *location)
 			t->headers = kept;
 		}
 	}
-	http_setopt(t->easy, &failed, CURLOPT_URL, url);
-	if (failed == NULL)
+	http_setopt(t->easy, &fault, CURLOPT_URL, url);
+	if (fault.call == NULL)
 	{
 		char	   *old = t->url;
 
@@ -402,28 +446,38 @@ http_redirect(HttpTransfer *t, long status, const char *location)
 		t->retry_after_s = 0;
 		if (http_time_left(t) <= 0)
 			return chime_http_result(t, CURLE_OPERATION_TIMEDOUT);
-		if (http_hop(t, &failed))
+		if (http_hop(t, &fault))
 			return NULL;
 	}
-	return chime_http_stalled(t, failed);
+	return chime_http_failed(t, "could not follow a redirect", &fault);
 }
 
-/* The request of a hop ended: the next hop started (NULL) or the result. */
+/*
+ * The request of a hop ended: the next hop started (NULL) or the result.
+ * A response whose status or Location cannot be read fails the transfer.
+ */
 static ChimeHttpResult *
 http_answered(HttpTransfer *t, CURLcode code)
 {
 	long		status = 0;
 	char	   *location = NULL;
+	HttpFault	fault = {0};
 
-	if (curl_multi_remove_handle(http_multi, t->easy) != CURLM_OK)
-		elog(WARNING, "pg_chime: libcurl could not remove a transfer");
+	http_remove(t->easy, "transfer");
 	t->easy_added = false;
-	if (code == CURLE_OK && !t->too_big && chime_http_max_redirects > 0 &&
-		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
-		status >= 300 && status < 400 && status != 304 && status != 305 &&
-		curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
-		location != NULL)
-		return http_redirect(t, status, location);
+	if (code == CURLE_OK && !t->too_big && chime_http_max_redirects > 0)
+	{
+		http_getinfo(t->easy, &fault, CURLINFO_RESPONSE_CODE, &status);
+		if (fault.call == NULL &&
+			status >= 300 && status < 400 && status != 304 && status != 305)
+		{
+			http_getinfo(t->easy, &fault, CURLINFO_REDIRECT_URL, &location);
+			if (fault.call == NULL && location != NULL)
+				return http_redirect(t, status, location);
+		}
+		if (fault.call != NULL)
+			return chime_http_failed(t, "could not read the response", &fault);
+	}
 	return chime_http_result(t, code);
 }
 
@@ -431,10 +485,9 @@ http_answered(HttpTransfer *t, CURLcode code)
 static ChimeHttpResult *
 http_probed(HttpTransfer *t, CURLcode code)
 {
-	const char *failed = NULL;
+	HttpFault	fault = {0};
 
-	if (curl_multi_remove_handle(http_multi, t->probe) != CURLM_OK)
-		elog(WARNING, "pg_chime: libcurl could not remove a probe");
+	http_remove(t->probe, "probe");
 	curl_easy_cleanup(t->probe);
 	t->probe = NULL;
 	if (t->refused[0] != '\0')
@@ -444,9 +497,60 @@ http_probed(HttpTransfer *t, CURLcode code)
 	t->error[0] = '\0';
 	if (http_time_left(t) <= 0)
 		return chime_http_result(t, CURLE_OPERATION_TIMEDOUT);
-	if (http_send(t, Max(http_time_left(t), 1), &failed))
+	if (http_send(t, Max(http_time_left(t), 1), &fault))
 		return NULL;
-	return chime_http_stalled(t, failed);
+	return chime_http_failed(t, "could not send the request", &fault);
+}
+
+/*
+ * The transfer an easy handle (request or probe) belongs to: its
+ * CURLOPT_PRIVATE, or, if libcurl cannot give it, the one whose handle it
+ * is; NULL if none is.
+ */
+static HttpTransfer *
+http_transfer_of(CURL *easy)
+{
+	HttpTransfer *t = NULL;
+	HttpFault	fault = {0};
+	dlist_iter	iter;
+
+	http_getinfo(easy, &fault, CURLINFO_PRIVATE, (char **) &t);
+	if (fault.call == NULL && t != NULL)
+		return t;
+	dlist_foreach(iter, &http_transfers)
+	{
+		t = dlist_container(HttpTransfer, node, iter.cur);
+		if (t->easy == easy || t->probe == easy)
+			return t;
+	}
+	return NULL;
+}
+
+/*
+ * Let libcurl act on socket 's' (flags: what epoll saw), or on its timers
+ * (CURL_SOCKET_TIMEOUT).  A failure is the multi handle's, not one
+ * transfer's: a WARNING, and libcurl is asked again, for a socket when it
+ * is ready again, for the timers in a second unless libcurl set a timer
+ * of its own meanwhile.  A socket libcurl does not know leaves the epoll
+ * set, so that it does not wake the scheduler again.
+ */
+static void
+http_socket_action(curl_socket_t s, int flags)
+{
+	int			still;
+	CURLMcode	code = curl_multi_socket_action(http_multi, s, flags, &still);
+
+	if (code == CURLM_OK)
+		return;
+	elog(WARNING, "pg_chime: libcurl could not act on %s: %s",
+		 s == CURL_SOCKET_TIMEOUT ? "its timers" : "a socket", curl_multi_strerror(code));
+	if (s != CURL_SOCKET_TIMEOUT && code == CURLM_BAD_SOCKET)
+		(void) epoll_ctl(http_epoll, EPOLL_CTL_DEL, s, NULL);
+	if (s == CURL_SOCKET_TIMEOUT && http_timer_ms < 0)
+	{
+		http_timer_ms = 1000;
+		http_timer_set = GetCurrentTimestamp();
+	}
 }
 
 /*
@@ -459,7 +563,6 @@ chime_http_work(void)
 {
 	struct epoll_event events[64];
 	int			n;
-	int			still;
 	CURLMsg    *msg;
 	int			left;
 	List	   *results = NIL;
@@ -478,7 +581,7 @@ chime_http_work(void)
 				flags |= CURL_CSELECT_OUT;
 			if (events[i].events & (EPOLLERR | EPOLLHUP))
 				flags |= CURL_CSELECT_ERR;
-			curl_multi_socket_action(http_multi, events[i].data.fd, flags, &still);
+			http_socket_action(events[i].data.fd, flags);
 		}
 		if (n < (int) lengthof(events))
 			break;
@@ -486,20 +589,26 @@ chime_http_work(void)
 	if (http_timer_ms >= 0 && chime_http_timeout() == 0)
 	{
 		http_timer_ms = -1;
-		curl_multi_socket_action(http_multi, CURL_SOCKET_TIMEOUT, 0, &still);
+		http_socket_action(CURL_SOCKET_TIMEOUT, 0);
 	}
 
 	while ((msg = curl_multi_info_read(http_multi, &left)) != NULL)
 	{
-		HttpTransfer *t = NULL;
+		HttpTransfer *t;
 		CURL	   *easy = msg->easy_handle;
 		CURLcode	code = msg->data.result;
 		ChimeHttpResult *r;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t) != CURLE_OK || t == NULL)
-			elog(ERROR, "pg_chime: a libcurl transfer without its state");
+		t = http_transfer_of(easy);
+		if (t == NULL)
+		{
+			/* none of ours: out of the multi handle, so it is not seen again */
+			elog(WARNING, "pg_chime: libcurl ended a transfer that pg_chime does not know");
+			http_remove(easy, "transfer");
+			continue;
+		}
 		r = easy == t->probe ? http_probed(t, code) : http_answered(t, code);
 		if (r != NULL)
 		{

@@ -2,8 +2,8 @@
  *
  * http_int.h
  *	  What the files of the HTTP engine share, and nothing outside them
- *	  sees: the state of a transfer, the settings the engine reads, and
- *	  what each file lends the others.
+ *	  sees: the state of a transfer, the settings the engine reads, the
+ *	  checks of libcurl calls, and what each file lends the others.
  *
  *	  http_policy.c		settings, URL parsing, which addresses a job may reach
  *	  http_request.c	requests and the secrets they carry, scrubbing
@@ -69,13 +69,59 @@ typedef struct HttpTransfer
 } HttpTransfer;
 
 /*
- * curl_easy_setopt, keeping in *failed the name of the first option libcurl
- * refused: the options of a handle are set in a row and checked once.
+ * The first libcurl call that failed while one transfer was prepared, moved
+ * on or read: the call (with its option) and libcurl's word for why.  The
+ * calls of a step are made in a row and the fault looked at once; a fault
+ * fails that transfer (chime_http_failed), never the scheduler.
  */
-#define http_setopt(easy, failed, option, value) \
+typedef struct HttpFault
+{
+	const char *call;			/* e.g. "curl_easy_setopt(CURLOPT_URL)"; NULL: none */
+	const char *why;			/* libcurl's message; NULL: none to give */
+} HttpFault;
+
+/* Note 'call' in *fault, if it is the first to fail; true if it did not. */
+static inline bool
+http_fault(HttpFault *fault, const char *call, const char *why)
+{
+	if (fault->call == NULL)
+	{
+		fault->call = call;
+		fault->why = why;
+	}
+	return false;
+}
+
+/* Check a CURLcode: true if CURLE_OK, else noted in *fault. */
+static inline bool
+http_easy_ok(HttpFault *fault, const char *call, CURLcode code)
+{
+	return code == CURLE_OK || http_fault(fault, call, curl_easy_strerror(code));
+}
+
+/* Check a CURLMcode: true if CURLM_OK, else noted in *fault. */
+static inline bool
+http_multi_ok(HttpFault *fault, const char *call, CURLMcode code)
+{
+	return code == CURLM_OK || http_fault(fault, call, curl_multi_strerror(code));
+}
+
+/*
+ * curl_easy_setopt and curl_easy_getinfo, checked into *fault; once a call
+ * of the row has failed, the next ones are not made.
+ */
+#define http_setopt(easy, fault, option, value) \
 	do { \
-		if (*(failed) == NULL && curl_easy_setopt((easy), (option), (value)) != CURLE_OK) \
-			*(failed) = #option; \
+		if ((fault)->call == NULL) \
+			(void) http_easy_ok((fault), "curl_easy_setopt(" #option ")", \
+								curl_easy_setopt((easy), (option), (value))); \
+	} while (0)
+
+#define http_getinfo(easy, fault, info, ptr) \
+	do { \
+		if ((fault)->call == NULL) \
+			(void) http_easy_ok((fault), "curl_easy_getinfo(" #info ")", \
+								curl_easy_getinfo((easy), (info), (ptr))); \
 	} while (0)
 
 /* http_policy.c */
@@ -97,6 +143,8 @@ extern size_t chime_http_write(char *data, size_t size, size_t nmemb, void *user
 extern size_t chime_http_header(char *data, size_t size, size_t nmemb, void *userp);
 extern ChimeHttpResult *chime_http_result(HttpTransfer *t, CURLcode code);
 extern ChimeHttpResult *chime_http_refusal(HttpTransfer *t, const char *message);
-extern ChimeHttpResult *chime_http_stalled(HttpTransfer *t, const char *failed);
+extern ChimeHttpResult *chime_http_failed(HttpTransfer *t, const char *doing,
+										  const HttpFault *fault);
+extern char *chime_http_fault_message(const char *doing, const HttpFault *fault);
 
 #endif							/* CHIME_HTTP_INT_H */

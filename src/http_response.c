@@ -96,17 +96,32 @@ chime_http_header(char *data, size_t size, size_t nmemb, void *userp)
 /* ---- results ------------------------------------------------------------- */
 
 /*
- * The result of a transfer that could not go on to its next step because a
- * libcurl call failed: worth a retry.
+ * "doing: call failed: why", the message of a step of a transfer that a
+ * libcurl call failed (*fault), in the current memory context.  It holds
+ * the call and libcurl's words only, no value of the request.
+ */
+char *
+chime_http_fault_message(const char *doing, const HttpFault *fault)
+{
+	if (fault->why != NULL)
+		return psprintf("%s: %s failed: %s", doing, fault->call, fault->why);
+	return psprintf("%s: %s failed", doing, fault->call);
+}
+
+/*
+ * The result of a transfer that could not go on to its next step, or whose
+ * response could not be read, because a libcurl call failed (*fault): no
+ * status, no body, worth a retry.  The message goes to the server log too.
  */
 ChimeHttpResult *
-chime_http_stalled(HttpTransfer *t, const char *failed)
+chime_http_failed(HttpTransfer *t, const char *doing, const HttpFault *fault)
 {
 	ChimeHttpResult *r = palloc0(sizeof(ChimeHttpResult));
+	char	   *message = chime_http_fault_message(doing, fault);
 
-	elog(LOG, "pg_chime: could not go on with a transfer: %s failed", failed);
+	elog(LOG, "pg_chime: %s", message);
 	r->owner = t->owner;
-	r->message = pstrdup("could not start a transfer");
+	r->message = chime_http_scrub(t, message, strlen(message), NULL);
 	r->retry = true;
 	return r;
 }
@@ -122,18 +137,31 @@ chime_http_refusal(HttpTransfer *t, const char *message)
 	return r;
 }
 
-/* The result of a finished transfer (allocated in the current context) */
+/*
+ * The result of a finished transfer (allocated in the current context).
+ * Its status is read from libcurl when a response came, whole or cut for
+ * its size; if it cannot be, a whole response fails (chime_http_failed),
+ * and a cut one keeps its refusal without a status.
+ */
 ChimeHttpResult *
 chime_http_result(HttpTransfer *t, CURLcode code)
 {
-	ChimeHttpResult *r = palloc0(sizeof(ChimeHttpResult));
+	ChimeHttpResult *r;
 	long		status = 0;
 	long		ms = (long) ((GetCurrentTimestamp() - t->started) / 1000);
 	char	   *message;
+	HttpFault	fault = {0};
 
-	r->owner = t->owner;
-	if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+	if (code == CURLE_OK || t->too_big)
+		http_getinfo(t->easy, &fault, CURLINFO_RESPONSE_CODE, &status);
+	if (fault.call != NULL)
+	{
+		if (!t->too_big)
+			return chime_http_failed(t, "could not read the response", &fault);
 		status = 0;
+	}
+	r = palloc0(sizeof(ChimeHttpResult));
+	r->owner = t->owner;
 	if (t->too_big)
 	{
 		message = psprintf("refused: response larger than cron.http_max_response_size (%d bytes)",
