@@ -14,12 +14,15 @@ EXTENSION   = pg_chime
 EXTVERSION  = 1.1
 
 MODULE_big  = pg_chime
-OBJS        = src/pg_chime.o src/schedule.o src/occurrence.o src/zone_pg.o \
-              src/api.o src/job_api.o src/next_runs.o src/secret.o \
-              src/shared.o src/scheduler.o src/sched_tx.o src/sched_jobs.o src/sched_fire.o \
-              src/sched_start.o src/sched_retry.o src/sched_record.o src/dispatch.o src/dispatch_io.o src/dispatch_http.o \
-              src/executor.o src/run_log.o src/locks.o src/clock.o \
-              src/http.o
+OBJS        = src/pg_chime.o src/clock.o src/schedule.o src/occurrence.o src/zone_pg.o \
+              src/api.o src/job_api.o src/job_check.o src/job_run.o src/job_def.o \
+              src/next_runs.o src/secret.o src/shared.o src/locks.o src/run_log.o \
+              src/scheduler.o src/sched_tx.o src/sched_jobs.o src/sched_fire.o \
+              src/sched_start.o src/sched_retry.o src/sched_record.o \
+              src/dispatch.o src/dispatch_io.o src/dispatch_http.o \
+              src/executor.o src/exec_queue.o src/exec_marker.o src/exec_session.o \
+              src/exec_statements.o src/exec_commit.o \
+              src/http.o src/http_policy.o src/http_request.o src/http_response.o
 DATA        = $(wildcard extension/pg_chime--*.sql)
 EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
 

@@ -318,6 +318,25 @@ $node->safe_psql('postgres', "SELECT cron.set_secret('big', repeat('x', 65536))"
 is($node->safe_psql('postgres', "SELECT length(value) FROM cron.secret WHERE name = 'big'"), '65536',
 	'a value of 65536 bytes is taken');
 
+# ---- a value libcurl refuses fails its run, not the scheduler -------------------
+# 123 times the 64 kB secret is 8,060,928 bytes: under the 8 MB a request may
+# have with its secrets in place, over the 8,000,000 bytes libcurl takes in a
+# string option, so curl_easy_setopt refuses it.
+my $scheduler_pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_chime scheduler'");
+my $long_body = http('long-body', "$base/tag/long-body", q{, method => 'POST', body => repeat('{{secret.big}}', 123)});
+my $long_url = http('long-url', "$base/tag/long-url?a=" . ('{{secret.big}}' x 123));
+like(outcome($long_body),
+	qr/^failed - could not start a transfer: curl_easy_setopt\(CURLOPT_COPYPOSTFIELDS\) failed: \S.*$/,
+	'a body libcurl refuses fails its run, naming the option and libcurl\'s reason');
+like(outcome($long_url), qr/^failed - could not start a transfer: curl_easy_setopt\(CURLOPT_URL\) failed: \S.*$/,
+	'so does a URL libcurl refuses');
+is(scalar(grep { $_->{path} =~ /long-/ } requests($log)), 0, 'neither was sent');
+my $after_long = http('after-long', "$base/tag/after-long");
+like(outcome($after_long), qr/^succeeded 200 /, 'the next HTTP job succeeds');
+is($node->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_chime scheduler'"),
+	$scheduler_pid, 'with the same scheduler: it never stopped');
+
 # ---- the issue's case: loopback denied, the unspecified addresses still refused --
 $node->append_conf('postgresql.conf', qq{
 cron.http_allow_networks = ''
