@@ -16,7 +16,8 @@ MODULE_big  = pg_chime
 OBJS        = src/pg_chime.o src/schedule.o src/occurrence.o src/zone_pg.o \
               src/api.o src/job_api.o src/next_runs.o src/secret.o \
               src/shared.o src/scheduler.o src/executor.o src/run_log.o src/locks.o \
-              src/http.o
+              src/http.o src/exec_queue.o src/exec_marker.o src/exec_session.o \
+              src/exec_statements.o src/exec_commit.o
 DATA        = $(wildcard extension/pg_chime--*.sql)
 EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
 
