@@ -136,7 +136,8 @@ chime_exec_record_success(const ExecRequest *req, const char *tag)
  * scheduler has written it on the run row.  Then, whatever ends the
  * scheduler, the row tells whether the run committed (pg_xact_status), so
  * it is never run again when it did.  Runs sent meanwhile are kept for
- * later.
+ * later.  The wait takes no configuration reload: that waits for the loop
+ * between runs.
  */
 void
 chime_exec_confirm_commit(const ExecRequest *req)

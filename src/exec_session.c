@@ -13,6 +13,11 @@
  * (chime_exec_session_current); if not, the run goes back to the scheduler
  * (EXEC_STALE), which gives it to a new executor.
  *
+ * A reload of the configuration files (SIGHUP) changes the values the
+ * reset goes back to only for the settings no ALTER ROLE/DATABASE set, as
+ * in any session; the executor's loop applies it between runs only, after
+ * one run's reset and before the next run's checks (executor.c).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -25,7 +25,8 @@
  * reset after each run, and before each run the executor checks that its
  * role and the role's settings are those it connected with; if not, it
  * hands the run back (EXEC_STALE) and the scheduler gives it to a new
- * executor (exec_session.c).
+ * executor (exec_session.c).  A reload of the configuration (SIGHUP) is
+ * applied between runs only, at the top of the loop.
  *
  * A run's success commits with it (exec_commit.c); failures are recorded
  * by the scheduler, which decides on retries.
@@ -253,6 +254,21 @@ chime_executor_main(Datum arg)
 		Assert(!get_timeout_active(STATEMENT_TIMEOUT));
 
 		CHECK_FOR_INTERRUPTS();
+
+		/*
+		 * A reload is applied here only, between runs and never in one:
+		 * after the last run's session reset, outside any transaction.  So
+		 * a run sees one configuration from its checks to its reset, and
+		 * the reload finds every setting at the value a new session of the
+		 * role would have (a setting of ALTER ROLE/DATABASE stays, as in
+		 * any session).
+		 */
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
 		res = chime_exec_receive(&len, &data);
 		if (res == SHM_MQ_WOULD_BLOCK)
 		{
@@ -262,11 +278,6 @@ chime_executor_main(Datum arg)
 			/* a cancel (pg_cancel_backend) while idle cancels nothing */
 			QueryCancelPending = false;
 			CHECK_FOR_INTERRUPTS();
-			if (ConfigReloadPending)
-			{
-				ConfigReloadPending = false;
-				ProcessConfigFile(PGC_SIGHUP);
-			}
 			if (chime_exec_database_wanted())
 			{
 				elog(LOG, "pg_chime executor for %s leaves database \"%s\": it is being dropped or changed",
