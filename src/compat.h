@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
@@ -29,6 +30,24 @@
 #if PG_VERSION_NUM < 150000
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
 #endif
+
+/*
+ * Requesting shared memory: since PostgreSQL 15 only from shmem_request_hook;
+ * before, straight from _PG_init.  Installs 'hook' there, with the hook it
+ * replaces in *prev for it to call first; before 15 calls it at once, with
+ * *prev NULL.
+ */
+static inline void
+compat_shmem_request_install(void (*hook) (void), void (**prev) (void))
+{
+#if PG_VERSION_NUM >= 150000
+	*prev = shmem_request_hook;
+	shmem_request_hook = hook;
+#else
+	*prev = NULL;
+	hook();
+#endif
+}
 
 /* shm_mq_send: PostgreSQL 15 added force_flush (we always flush). */
 #define compat_shm_mq_send(mqh, nbytes, data, nowait) \

@@ -25,6 +25,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "pg_chime.h"
 #include "shared.h"
 
@@ -42,17 +43,13 @@ static int	shared_xact_nmanual = 0;
 static void shared_publish_manual(void);
 static bool shared_callback_registered = false;
 static shmem_startup_hook_type shared_prev_startup_hook = NULL;
-#if PG_VERSION_NUM >= 150000
-static shmem_request_hook_type shared_prev_request_hook = NULL;
-#endif
+static void (*shared_prev_request_hook) (void) = NULL;
 
 static void
 shared_request(void)
 {
-#if PG_VERSION_NUM >= 150000
 	if (shared_prev_request_hook)
 		shared_prev_request_hook();
-#endif
 	RequestAddinShmemSpace(MAXALIGN(sizeof(ChimeShared)));
 }
 
@@ -88,12 +85,7 @@ shared_startup(void)
 void
 chime_shared_init(void)
 {
-#if PG_VERSION_NUM >= 150000
-	shared_prev_request_hook = shmem_request_hook;
-	shmem_request_hook = shared_request;
-#else
-	shared_request();
-#endif
+	compat_shmem_request_install(shared_request, &shared_prev_request_hook);
 	shared_prev_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = shared_startup;
 }
