@@ -14,7 +14,8 @@ EXTVERSION  = 1.1
 
 MODULE_big  = pg_chime
 OBJS        = src/pg_chime.o src/schedule.o src/occurrence.o src/zone_pg.o \
-              src/api.o src/job_api.o src/next_runs.o src/secret.o \
+              src/api.o src/job_api.o src/job_check.o src/job_run.o src/job_def.o \
+              src/next_runs.o src/secret.o \
               src/shared.o src/scheduler.o src/executor.o src/run_log.o src/locks.o \
               src/http.o
 DATA        = $(wildcard extension/pg_chime--*.sql)

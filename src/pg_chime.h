@@ -54,14 +54,10 @@ extern TimestampTz chime_now(void);
 extern int64 chime_unix_from_timestamptz(TimestampTz ts);
 extern TimestampTz chime_timestamptz_from_unix(int64 t);
 
-/* Time zones (zone_pg.c) */
+/* Time zones (zone_pg.c); a job's, cron.timezone by default: job_def.h */
 extern const ChimeZone *chime_zone_lookup(const char *name, const char **canonical);
-extern const ChimeZone *chime_zone_for_job(const char *name);
 
 /* Background workers (scheduler.c, executor.c) */
 extern PGDLLEXPORT void chime_scheduler_main(Datum arg);
-
-/* A job's schedule, zone, window and dst_gap (job_api.c) */
-extern bool chime_job_timing(int64 jobid, ChimeTiming *timing);
 
 #endif							/* PG_CHIME_H */
