@@ -21,7 +21,7 @@ OBJS        = src/pg_chime.o src/schedule.o src/occurrence.o src/zone_pg.o \
 DATA        = $(wildcard extension/pg_chime--*.sql)
 EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
 
-REGRESS     = schedule_api errors next_runs dst runs keys commands
+REGRESS     = schedule_api errors next_runs dst runs keys commands stored_rows
 REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check --load-extension=pg_chime
 
 PG_CONFIG  ?= pg_config
