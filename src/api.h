@@ -13,6 +13,7 @@
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
+#include "job_def.h"
 #include "schedule.h"
 
 /* What chime_api_begin() changed, for chime_api_end() to put back. */
@@ -97,27 +98,14 @@ typedef struct JobCaller
 	bool		super;
 } JobCaller;
 
-/* The parts of an existing job that checks of a change depend on. */
-typedef struct JobRow
-{
-	int64		jobid;
-	char	   *username;
-	char	   *database;
-	char	   *kind;
-	char	   *url;
-	char	   *method;
-	Jsonb	   *headers;
-	char	   *body;
-} JobRow;
-
-/* job_api.c */
+/* job_api.c; a job read back is a ChimeJobDef (job_def.h) */
 extern void chime_job_caller(JobCaller *caller);
 extern void chime_job_set(JobArgs *a, JobColumn c, Datum value, bool isnull);
 extern void chime_job_set_text(JobArgs *a, JobColumn c, const char *value);
 extern char *chime_job_text(const JobArgs *a, JobColumn c);
-extern JobRow *chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values,
+extern ChimeJobDef *chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values,
 							   bool lock);
-extern JobRow *chime_job_fetch_owned(const JobCaller *caller, int64 jobid, bool lock);
+extern ChimeJobDef *chime_job_fetch_owned(const JobCaller *caller, int64 jobid, bool lock);
 
 /* job_check.c */
 extern void chime_job_check_values(JobArgs *a);

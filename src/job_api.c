@@ -75,6 +75,7 @@ static const JobColumn alter_job_args[] = {
 	JC_URL, JC_METHOD, JC_HEADERS, JC_BODY
 };
 
+/* Who is calling (before the functions act as the catalog's owner) */
 void
 chime_job_caller(JobCaller *caller)
 {
@@ -83,6 +84,7 @@ chime_job_caller(JobCaller *caller)
 	caller->super = superuser_arg(caller->id);
 }
 
+/* Give column c a value (NULL when isnull) */
 void
 chime_job_set(JobArgs *a, JobColumn c, Datum value, bool isnull)
 {
@@ -91,6 +93,7 @@ chime_job_set(JobArgs *a, JobColumn c, Datum value, bool isnull)
 	a->isnull[c] = isnull;
 }
 
+/* Give a text column a value (NULL: a null) */
 void
 chime_job_set_text(JobArgs *a, JobColumn c, const char *value)
 {
@@ -109,6 +112,7 @@ job_read_args(JobArgs *a, FunctionCallInfo fcinfo, const JobColumn *map, int n)
 	}
 }
 
+/* A given text column's value; NULL when not given or null */
 char *
 chime_job_text(const JobArgs *a, JobColumn c)
 {
@@ -128,18 +132,17 @@ job_require(const JobArgs *a, JobColumn c, const char *hint)
 }
 
 /*
- * Fetch a job, locked for update when 'lock'; NULL if there is none.  SPI
- * must be connected.
+ * Fetch a job, locked for update when 'lock'; NULL if there is none.  What
+ * checks of a change depend on is decoded: jobid, owner, database, kind
+ * and an HTTP job's request.  SPI must be connected.
  */
-JobRow *
+ChimeJobDef *
 chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lock)
 {
 	StringInfoData sql;
-	JobRow	   *row;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
+	ChimeJobDefMap map;
+	ChimeJobDef *row;
+	ChimeJobDefError err;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
@@ -150,18 +153,14 @@ chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lo
 	if (SPI_processed == 0)
 		return NULL;
 
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	row = palloc0(sizeof(JobRow));
-	row->jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	row->username = SPI_getvalue(tup, desc, 2);
-	row->database = SPI_getvalue(tup, desc, 3);
-	row->kind = SPI_getvalue(tup, desc, 4);
-	row->url = SPI_getvalue(tup, desc, 5);
-	row->method = SPI_getvalue(tup, desc, 6);
-	d = SPI_getbinval(tup, desc, 7, &isnull);
-	row->headers = isnull ? NULL : DatumGetJsonbPCopy(d);
-	row->body = SPI_getvalue(tup, desc, 8);
+	chime_job_def_map(&map, SPI_tuptable->tupdesc,
+					  CHIME_JOB_BIT(CHIME_JOB_JOBID) | CHIME_JOB_BIT(CHIME_JOB_USERNAME) |
+					  CHIME_JOB_BIT(CHIME_JOB_DATABASE) | CHIME_JOB_BIT(CHIME_JOB_KIND) |
+					  CHIME_JOB_BIT(CHIME_JOB_URL) | CHIME_JOB_BIT(CHIME_JOB_METHOD) |
+					  CHIME_JOB_BIT(CHIME_JOB_HEADERS) | CHIME_JOB_BIT(CHIME_JOB_BODY));
+	row = palloc(sizeof(ChimeJobDef));
+	if (!chime_job_def_decode(&map, SPI_tuptable->vals[0], row, &err))
+		chime_job_def_raise(&err);
 	return row;
 }
 
@@ -169,12 +168,12 @@ chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lo
  * Fetch a job by id, which must exist and belong to the caller (or the
  * caller is a superuser).
  */
-JobRow *
+ChimeJobDef *
 chime_job_fetch_owned(const JobCaller *caller, int64 jobid, bool lock)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(jobid)};
-	JobRow	   *row = chime_job_fetch("jobid OPERATOR(pg_catalog.=) $1", 1, types, values, lock);
+	ChimeJobDef *row = chime_job_fetch("jobid OPERATOR(pg_catalog.=) $1", 1, types, values, lock);
 
 	if (row == NULL)
 		ereport(ERROR,
@@ -264,7 +263,7 @@ job_schedule(JobArgs *a, bool http)
 	char	   *jobname = chime_job_text(a, JC_JOBNAME);
 	char	   *username;
 	char	   *database;
-	JobRow	   *row = NULL;
+	ChimeJobDef *row = NULL;
 	ApiPrivilege saved;
 	int64		jobid;
 
@@ -383,7 +382,7 @@ chime_alter_job(PG_FUNCTION_ARGS)
 {
 	JobArgs		a;
 	JobCaller	caller;
-	JobRow	   *row;
+	ChimeJobDef *row;
 	ApiPrivilege saved;
 	int64		jobid;
 	char	   *username;
@@ -404,7 +403,7 @@ chime_alter_job(PG_FUNCTION_ARGS)
 	row = chime_job_fetch_owned(&caller, jobid, true);
 
 	http_fields = a.given[JC_URL] || a.given[JC_METHOD] || a.given[JC_HEADERS] || a.given[JC_BODY];
-	if (strcmp(row->kind, "http") == 0)
+	if (row->kind == CHIME_JOB_HTTP)
 	{
 		if (a.given[JC_COMMAND])
 			ereport(ERROR,
@@ -436,7 +435,7 @@ chime_alter_job(PG_FUNCTION_ARGS)
 	chime_job_check_rights(&caller, username, database, false);
 	if (strcmp(username, row->username) != 0)
 		chime_job_check_quota(username);
-	if (strcmp(row->kind, "http") == 0)
+	if (row->kind == CHIME_JOB_HTTP)
 		chime_job_check_secrets(username,
 						  a.given[JC_URL] ? chime_job_text(&a, JC_URL) : row->url,
 						  a.given[JC_HEADERS] ? DatumGetJsonbP(a.value[JC_HEADERS]) : row->headers,

@@ -18,6 +18,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "api.h"
@@ -47,6 +48,10 @@ static const struct
 	[CHIME_JOB_CONCURRENCY_KEY] = {"concurrency_key", TEXTOID},
 	[CHIME_JOB_KIND] = {"kind", TEXTOID},
 	[CHIME_JOB_COMMAND] = {"command", TEXTOID},
+	[CHIME_JOB_URL] = {"url", TEXTOID},
+	[CHIME_JOB_METHOD] = {"method", TEXTOID},
+	[CHIME_JOB_HEADERS] = {"headers", JSONBOID},
+	[CHIME_JOB_BODY] = {"body", TEXTOID},
 };
 
 static const char *const jd_zone_hint =
@@ -328,6 +333,19 @@ jd_decode_field(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, Chime
 			def->command = jd_text(map, tup, f);
 			if (def->command == NULL)
 				jd_fail_null(def, err, f);
+			break;
+		case CHIME_JOB_URL:
+			def->url = jd_text(map, tup, f);
+			break;
+		case CHIME_JOB_METHOD:
+			def->method = jd_text(map, tup, f);
+			break;
+		case CHIME_JOB_HEADERS:
+			d = SPI_getbinval(tup, map->desc, map->attnum[f], &isnull);
+			def->headers = isnull ? NULL : DatumGetJsonbPCopy(d);
+			break;
+		case CHIME_JOB_BODY:
+			def->body = jd_text(map, tup, f);
 			break;
 		case CHIME_JOB_NFIELDS:
 			break;

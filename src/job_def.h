@@ -21,6 +21,7 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
+#include "utils/jsonb.h"
 
 #include "occurrence.h"
 
@@ -47,6 +48,10 @@ typedef enum ChimeJobField
 	CHIME_JOB_CONCURRENCY_KEY,
 	CHIME_JOB_KIND,
 	CHIME_JOB_COMMAND,
+	CHIME_JOB_URL,
+	CHIME_JOB_METHOD,
+	CHIME_JOB_HEADERS,
+	CHIME_JOB_BODY,
 	CHIME_JOB_NFIELDS
 } ChimeJobField;
 
@@ -70,8 +75,9 @@ typedef enum ChimeJobField
 	 CHIME_JOB_BIT(CHIME_JOB_KIND))
 
 /*
- * The select list of every field but the command (which can be large, and
- * is read only by those who run it: add ", command" to decode it).
+ * The select list of every field but the command and an HTTP job's
+ * request (which can be large, and are read only by those who need them:
+ * add ", command" or ", url, method, headers, body" to decode them).
  */
 #define CHIME_JOB_DEF_COLUMNS \
 	"jobid, active, schedule, timezone, run_window, dst_gap, database, username, " \
@@ -123,6 +129,10 @@ typedef struct ChimeJobDef
 	char	   *concurrency_key;	/* NULL: none */
 	ChimeJobKind kind;
 	char	   *command;
+	char	   *url;			/* an HTTP job's request; NULL for SQL jobs */
+	char	   *method;
+	Jsonb	   *headers;
+	char	   *body;			/* NULL: none */
 } ChimeJobDef;
 
 /* Why a row does not decode: its first invalid field, in ChimeJobField order */

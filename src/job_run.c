@@ -36,7 +36,7 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(jobid)};
-	JobRow	   *row;
+	ChimeJobDef *row;
 	TimestampTz now = chime_now();
 	char		key[CHIME_RUN_KEY_LEN];
 	ChimeJobDefMap map;
@@ -119,7 +119,7 @@ chime_run_now_name(PG_FUNCTION_ARGS)
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
 	char	   *jobname;
-	JobRow	   *row;
+	ChimeJobDef *row;
 	int64		runid;
 
 	if (PG_ARGISNULL(0))
