@@ -15,6 +15,7 @@ EXTVERSION  = 1.1
 
 MODULE_big  = pg_chime
 <<<<<<< HEAD
+<<<<<<< HEAD
 OBJS        = src/pg_chime.o src/clock.o src/schedule.o src/occurrence.o src/zone_pg.o \
               src/api.o src/job_api.o src/job_check.o src/job_run.o src/job_def.o \
               src/next_runs.o src/secret.o src/shared.o src/locks.o src/run_log.o \
@@ -27,7 +28,7 @@ OBJS        = src/pg_chime.o src/clock.o src/schedule.o src/occurrence.o src/zon
 DATA        = $(wildcard extension/pg_chime--*.sql)
 EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
 
-REGRESS     = schedule_api errors next_runs dst runs keys commands
+REGRESS     = schedule_api errors next_runs dst runs keys commands stored_rows
 REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check --load-extension=pg_chime
 # make installcheck runs the TAP tests too (as a user initdb accepts)
 TAP_TESTS   = 1

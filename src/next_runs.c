@@ -10,12 +10,15 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 #include "api.h"
+#include "job_def.h"
 #include "pg_chime.h"
 
 typedef struct NextRunsState
@@ -82,7 +85,12 @@ chime_next_runs_schedule(PG_FUNCTION_ARGS)
 			chime_invalid_value("schedule", arg, &err);
 
 		if (PG_ARGISNULL(1))
-			st->timing.zone = chime_zone_for_job(NULL);
+		{
+			ChimeJobDefError zerr;
+
+			if (!chime_job_zone(NULL, &st->timing.zone, &zerr))
+				chime_job_def_raise(&zerr);
+		}
 		else
 		{
 			arg = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -118,6 +126,39 @@ chime_next_runs_schedule(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The timing of a job, for cron.next_runs(job_id); returns whether the job
+ * is active.  Errors as cron.alter_job for a job the caller cannot see,
+ * and with the API's texts for a stored value that does not decode.
+ */
+static bool
+next_runs_job_timing(int64 jobid, ChimeTiming *timing)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(jobid)};
+	ApiPrivilege saved;
+	JobCaller	caller;
+	ChimeJobDefMap map;
+	ChimeJobDef def;
+	ChimeJobDefError err;
+
+	chime_job_caller(&caller);
+	chime_api_begin(&saved);
+	(void) chime_job_fetch_owned(&caller, jobid, false);
+	if (SPI_execute_with_args("SELECT " CHIME_JOB_DEF_COLUMNS " FROM cron.job "
+							  "WHERE jobid OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read job " INT64_FORMAT, jobid);
+	chime_job_def_map(&map, SPI_tuptable->tupdesc,
+					  CHIME_JOB_BIT(CHIME_JOB_ACTIVE) | CHIME_JOB_TIMING_FIELDS);
+	if (!chime_job_def_decode(&map, SPI_tuptable->vals[0], &def, &err))
+		chime_job_def_raise(&err);
+	*timing = def.timing;
+	chime_api_end(&saved);
+	return def.active;
+}
+
+/*
  * cron.next_runs(job_id, count): with all the job's options, from pg_chime's
  * now; an inactive job lists nothing.
  */
@@ -137,7 +178,7 @@ chime_next_runs_job(PG_FUNCTION_ARGS)
 					 errmsg("job_id must not be null"),
 					 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
 		st->remaining = next_runs_count(fcinfo, 1);
-		if (!chime_job_timing(PG_GETARG_INT64(0), &st->timing))
+		if (!next_runs_job_timing(PG_GETARG_INT64(0), &st->timing))
 			st->remaining = 0;
 		st->cursor = chime_unix_from_timestamptz(chime_now());
 

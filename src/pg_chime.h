@@ -50,14 +50,10 @@ extern int64 chime_max_retry_delay_us;
 /* pg_chime's clock, the server's, and the conversions (clock.c) */
 #include "clock.h"
 
-/* Time zones (zone_pg.c) */
+/* Time zones (zone_pg.c); a job's, cron.timezone by default: job_def.h */
 extern const ChimeZone *chime_zone_lookup(const char *name, const char **canonical);
-extern const ChimeZone *chime_zone_for_job(const char *name);
 
 /* Background workers (scheduler.c, executor.c) */
 extern PGDLLEXPORT void chime_scheduler_main(Datum arg);
-
-/* A job's schedule, zone, window and dst_gap (job_api.c) */
-extern bool chime_job_timing(int64 jobid, ChimeTiming *timing);
 
 #endif							/* PG_CHIME_H */

@@ -4,8 +4,9 @@
  *	  Where runs are recorded: the rows of cron.job_run_details.
  *
  * Called by the scheduler inside its own transactions (SPI connected), with
- * saved plans for the statements it runs on every iteration.  Every
- * timestamp comes from pg_chime's clock.
+ * saved plans for the statements it runs on every iteration, and by
+ * cron.run_now for a manual run.  Every timestamp comes from pg_chime's
+ * clock.
  *
  *-------------------------------------------------------------------------
  */
@@ -148,6 +149,42 @@ chime_run_insert(const ChimeRunRow *row)
 	int64		runid;
 
 	chime_run_insert_batch(row, 1, &runid);
+	return runid;
+}
+
+/*
+ * Record a manual run (cron.run_now) of a job: 'starting' at 'now', which
+ * is also its scheduled time, first attempt.  A once_per key (NULL or "":
+ * none), which the caller has claimed, is recorded on the run and names
+ * the run as its own.  Returns the runid.
+ */
+int64
+chime_run_insert_manual(int64 jobid, const char *database, const char *username,
+						const char *command, const char *run_key, TimestampTz now)
+{
+	Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
+	bool		has_key = run_key != NULL && run_key[0] != '\0';
+	bool		isnull;
+	int64		runid;
+
+	values[0] = Int64GetDatum(jobid);
+	values[1] = CStringGetTextDatum(database);
+	values[2] = CStringGetTextDatum(username);
+	values[3] = CStringGetTextDatum(command);
+	values[4] = TimestampTzGetDatum(now);
+	values[5] = has_key ? CStringGetTextDatum(run_key) : (Datum) 0;
+	nulls[5] = has_key ? ' ' : 'n';
+	if (SPI_execute_with_args("INSERT INTO cron.job_run_details (jobid, database, username, command, "
+							  "status, start_time, scheduled_time, trigger, attempt, run_key) "
+							  "VALUES ($1, $2, $3, $4, 'starting', $5, $5, 'manual', 1, $6) "
+							  "RETURNING runid",
+							  6, types, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not record a manual run of job " INT64_FORMAT, jobid);
+	runid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (has_key)
+		chime_key_update(jobid, run_key, runid, "running", now);
 	return runid;
 }
 

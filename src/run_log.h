@@ -36,6 +36,8 @@ typedef struct ChimeRunRow
 extern SPIPlanPtr chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types);
 extern int64 chime_run_insert(const ChimeRunRow *row);
 extern void chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
+extern int64 chime_run_insert_manual(int64 jobid, const char *database, const char *username,
+									 const char *command, const char *run_key, TimestampTz now);
 extern void chime_run_finish(const int64 *runids, const char *const *statuses,
 							 char *const *messages, const int32 *pids,
 							 const int32 *http_status, char *const *bodies,

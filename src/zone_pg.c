@@ -64,24 +64,6 @@ chime_zone_lookup(const char *name, const char **canonical)
 	return (const ChimeZone *) tz;
 }
 
-/*
- * The zone a job runs in: its own, or cron.timezone when it has none.
- * An unknown name (a zone removed from the tz database) is an error.
- */
-const ChimeZone *
-chime_zone_for_job(const char *name)
-{
-	const char *zone_name = name ? name : chime_timezone;
-	const ChimeZone *zone = chime_zone_lookup(zone_name, NULL);
-
-	if (zone == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid time zone: \"%s\"", zone_name),
-				 errhint("Use a zone name from pg_timezone_names, e.g. 'America/New_York' or 'UTC'.")));
-	return zone;
-}
-
 int32_t
 chime_zone_offset(const ChimeZone *zone, int64_t t)
 {

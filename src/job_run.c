@@ -1,0 +1,229 @@
+/*-------------------------------------------------------------------------
+ *
+ * job_run.c
+ *	  The job catalog's SQL API for runs: cron.run_now (both forms),
+ *	  cron.release_key and cron.delete_runs.
+ *
+ * Like the functions of job_api.c, each takes the caller on entry, checks
+ * the caller's rights over the job, and then acts as the catalog's owner.
+ * The manual run's row is written by run_log.c, the job read through the
+ * job decoder (job_def.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "api.h"
+#include "job_def.h"
+#include "locks.h"
+#include "pg_chime.h"
+#include "run_log.h"
+#include "shared.h"
+
+/*
+ * cron.run_now: record a manual run of the job, to start as soon as this
+ * transaction commits; returns its runid.  Outside the job's run_window it
+ * is refused unless ignore_window.  A once_per job claims the key of now's
+ * period, and is refused if it is claimed already.
+ */
+static int64
+job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(jobid)};
+	ChimeJobDef *row;
+	TimestampTz now = chime_now();
+	char		key[CHIME_RUN_KEY_LEN];
+	ChimeJobDefMap map;
+	ChimeJobDef def;
+	ChimeJobDefError err;
+	int64		runid;
+
+	row = chime_job_fetch_owned(caller, jobid, true);
+
+	if (SPI_execute_with_args("SELECT " CHIME_JOB_DEF_COLUMNS ", command FROM cron.job "
+							  "WHERE jobid OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read job " INT64_FORMAT, jobid);
+	chime_job_def_map(&map, SPI_tuptable->tupdesc,
+					  CHIME_JOB_BIT(CHIME_JOB_TIMEZONE) | CHIME_JOB_BIT(CHIME_JOB_RUN_WINDOW) |
+					  CHIME_JOB_BIT(CHIME_JOB_ONCE_PER) | CHIME_JOB_BIT(CHIME_JOB_COMMAND));
+
+	/*
+	 * Only an unusable zone is an error here: a run window that does not
+	 * parse is not enforced, a once_per that does not parse claims no key.
+	 */
+	if (!chime_job_def_decode(&map, SPI_tuptable->vals[0], &def, &err) &&
+		(def.invalid & CHIME_JOB_BIT(CHIME_JOB_TIMEZONE)))
+		chime_job_def_raise(&err);
+
+	if (def.timing.window.set && !ignore_window &&
+		!chime_in_window(&def.timing.window, def.timing.zone, chime_unix_from_timestamptz(now)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job " INT64_FORMAT " may only start inside its run_window %s", jobid,
+						def.window_text),
+				 errhint("Pass ignore_window => true to run it now anyway.")));
+
+	chime_run_key(def.once_per, def.timing.zone, chime_unix_from_timestamptz(now), key);
+	if (key[0] != '\0')
+	{
+		/* one claim at a time: the scheduler waits for ours */
+		chime_lock_wait(CHIME_LOCK_RUN_KEY, (uint64) jobid);
+		if (!chime_key_claim(jobid, key, now))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("job " INT64_FORMAT " has already run for key %s", jobid, key),
+					 errdetail("The job runs once per %s, and its run for %s is claimed in cron.job_run_key.",
+							   def.once_per_text, key),
+					 errhint("SELECT cron.release_key(" INT64_FORMAT ", '%s') lets it run again.", jobid, key)));
+	}
+	runid = chime_run_insert_manual(jobid, row->database, row->username, def.command, key, now);
+	chime_manual_run_requested(runid);
+	return runid;
+}
+
+/* cron.run_now(job_id, ignore_window) */
+PG_FUNCTION_INFO_V1(chime_run_now_id);
+Datum
+chime_run_now_id(PG_FUNCTION_ARGS)
+{
+	JobCaller	caller;
+	ApiPrivilege saved;
+	int64		runid;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job_id must not be null"),
+				 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
+	chime_job_caller(&caller);
+	chime_api_begin(&saved);
+	runid = job_run_now(&caller, PG_GETARG_INT64(0), !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
+	chime_api_end(&saved);
+	PG_RETURN_INT64(runid);
+}
+
+/* cron.run_now(job_name, ignore_window): the caller's job of that name */
+PG_FUNCTION_INFO_V1(chime_run_now_name);
+Datum
+chime_run_now_name(PG_FUNCTION_ARGS)
+{
+	JobCaller	caller;
+	ApiPrivilege saved;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char	   *jobname;
+	ChimeJobDef *row;
+	int64		runid;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job_name must not be null"),
+				 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
+	jobname = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	chime_job_caller(&caller);
+	values[0] = CStringGetTextDatum(jobname);
+	values[1] = CStringGetTextDatum(caller.name);
+	chime_api_begin(&saved);
+	row = chime_job_fetch("jobname OPERATOR(pg_catalog.=) $1 AND username OPERATOR(pg_catalog.=) $2", 2, types, values, false);
+	if (row == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("could not find valid entry for job '%s'", jobname),
+				 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
+	runid = job_run_now(&caller, row->jobid, !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
+	chime_api_end(&saved);
+	PG_RETURN_INT64(runid);
+}
+
+/*
+ * cron.release_key(job_id, run_key): forget a claimed once_per key, so
+ * that the period can run again (by the scheduler, or cron.run_now).  The
+ * job's owner or a superuser.  Returns whether the key was claimed.
+ */
+PG_FUNCTION_INFO_V1(chime_release_key);
+Datum
+chime_release_key(PG_FUNCTION_ARGS)
+{
+	JobCaller	caller;
+	ApiPrivilege saved;
+	int64		jobid;
+	char	   *key;
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	bool		released;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job_id and run_key must not be null"),
+				 errhint("SELECT jobid, run_key, state FROM cron.job_run_key lists the claimed keys of your jobs.")));
+	jobid = PG_GETARG_INT64(0);
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	chime_job_caller(&caller);
+	chime_api_begin(&saved);
+	(void) chime_job_fetch_owned(&caller, jobid, true);
+	chime_lock_wait(CHIME_LOCK_RUN_KEY, (uint64) jobid);
+	values[0] = Int64GetDatum(jobid);
+	values[1] = CStringGetTextDatum(key);
+	if (SPI_execute_with_args("DELETE FROM cron.job_run_key WHERE jobid OPERATOR(pg_catalog.=) $1 "
+							  "AND run_key OPERATOR(pg_catalog.=) $2",
+							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not release key %s of job " INT64_FORMAT, key, jobid);
+	released = SPI_processed > 0;
+	chime_api_end(&saved);
+	PG_RETURN_BOOL(released);
+}
+
+/*
+ * cron.delete_runs(before, job_id): delete the caller's finished run rows
+ * that ended before 'before' (of one job, or of all the caller's jobs);
+ * returns how many.  Rows still running, or whose retry is still to be
+ * made, stay; so do rows the scheduler is writing (they are passed over,
+ * never waited for).  A superuser deletes any role's rows.  This is how
+ * roles prune their history: cron.job_run_details grants them no DELETE,
+ * which would also let them lock the table and so stop every role's runs.
+ */
+PG_FUNCTION_INFO_V1(chime_delete_runs);
+Datum
+chime_delete_runs(PG_FUNCTION_ARGS)
+{
+	JobCaller	caller;
+	ApiPrivilege saved;
+	Oid			types[4] = {TIMESTAMPTZOID, INT8OID, TEXTOID, BOOLOID};
+	Datum		values[4];
+	char		nulls[4] = "    ";
+	uint64		deleted;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("before must not be null"),
+				 errhint("SELECT cron.delete_runs(now() - interval '7 days') deletes the runs that ended over a week ago.")));
+	chime_job_caller(&caller);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	values[2] = CStringGetTextDatum(caller.name);
+	values[3] = BoolGetDatum(caller.super);
+	chime_api_begin(&saved);
+	if (SPI_execute_with_args("DELETE FROM cron.job_run_details r USING "
+							  "(SELECT runid FROM cron.job_run_details "
+							  "WHERE end_time OPERATOR(pg_catalog.<) $1 AND retry_at IS NULL "
+							  "AND status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,skipped,missed}'::pg_catalog.text[]) "
+							  "AND ($2 IS NULL OR jobid OPERATOR(pg_catalog.=) $2) "
+							  "AND ($4 OR username OPERATOR(pg_catalog.=) $3) "
+							  "FOR UPDATE SKIP LOCKED) x WHERE r.runid OPERATOR(pg_catalog.=) x.runid",
+							  4, types, values, nulls, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete runs");
+	deleted = SPI_processed;
+	chime_api_end(&saved);
+	PG_RETURN_INT64((int64) deleted);
+}
