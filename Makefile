@@ -14,8 +14,6 @@ EXTENSION   = pg_chime
 EXTVERSION  = 1.1
 
 MODULE_big  = pg_chime
-<<<<<<< HEAD
-<<<<<<< HEAD
 OBJS        = src/pg_chime.o src/clock.o src/schedule.o src/occurrence.o src/zone_pg.o \
               src/api.o src/job_api.o src/job_check.o src/job_run.o src/job_def.o \
               src/next_runs.o src/secret.o src/shared.o src/locks.o src/run_log.o \

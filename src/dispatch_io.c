@@ -145,7 +145,8 @@ sched_read_replies(void)
 			d->skipped = reply.outcome == EXEC_SKIPPED;
 			d->recorded = reply.recorded;
 			d->message = pnstrdup((char *) data + sizeof(reply), len - sizeof(reply));
-			d->pid = ex->pid;
+			/* (it replied: its pid is known now, if it was not yet) */
+			d->pid = sched_executor_pid(ex);
 			ex->inflight = list_delete_first(ex->inflight);
 			sched_done_add(run);
 			if (ex->inflight == NIL && ex->queue == NIL)

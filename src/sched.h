@@ -131,7 +131,6 @@ extern void sched_recording_ok(void);
 
 /* sched_jobs.c */
 extern SchedActive * sched_active_for(int64 jobid, bool create);
-extern bool sched_interval_us(HeapTuple tup, TupleDesc desc, int col, int64 max_us, int64 *us);
 extern HTAB * sched_hash(const char *name, long nelem, Size keysize, Size entrysize, MemoryContext cxt);
 extern int64 sched_read_horizon(int64 now_s, HTAB **handled);
 extern void sched_save_horizon(int64 horizon);

@@ -17,6 +17,7 @@
 #include "locks.h"
 #include "run_log.h"
 #include "shared.h"
+#include "job_def.h"
 #include "sched.h"
 
 static HTAB *sched_manual;		/* runids of manual runs handed over */
@@ -337,8 +338,15 @@ sched_start_manual(void)
 		(void) hash_search(sched_manual, &runid, HASH_FIND, &found);
 		if (found)
 			continue;
-		if (!sched_interval_us(tup, desc, 7, CHIME_MAX_TIMEOUT_US, &timeout_us))
-			timeout_us = CHIME_MAX_TIMEOUT_US;
+		{
+			Datum		d = SPI_getbinval(tup, desc, 7, &isnull);
+
+			/* (a NULL timeout is none; one out of range, the longest) */
+			if (isnull)
+				timeout_us = 0;
+			else if (!chime_job_interval_us(d, CHIME_MAX_TIMEOUT_US, &timeout_us))
+				timeout_us = CHIME_MAX_TIMEOUT_US;
+		}
 		timeout_ms = (int32) ((timeout_us + 999) / 1000);
 		if (strcmp(SPI_getvalue(tup, desc, 11), "http") == 0)
 		{

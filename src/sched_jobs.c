@@ -19,6 +19,7 @@
 
 #include "executor.h"
 #include "run_log.h"
+#include "job_def.h"
 #include "sched.h"
 
 static MemoryContext sched_jobs_cxt;	/* the job list; reset on a full reload */
@@ -43,7 +44,7 @@ static int sched_cmp(const pairingheap_node *a, const pairingheap_node *b, void 
 static uint32 sched_class_hash(const void *key, Size keysize);
 static int sched_class_match(const void *key1, const void *key2, Size keysize);
 static void sched_job_remove(int64 jobid);
-static SchedClass * sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid);
+static SchedClass * sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid);
 
 /* Earliest due on top */
 static int
@@ -103,60 +104,22 @@ sched_job_remove(int64 jobid)
 }
 
 /*
- * An interval column as microseconds (NULL: 0); false when it is negative
- * or longer than max_us.  Computed in double, so no stored value can
- * overflow it.
- */
-bool
-sched_interval_us(HeapTuple tup, TupleDesc desc, int col, int64 max_us, int64 *us)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-	Interval   *iv;
-	double		v;
-
-	*us = 0;
-	if (isnull)
-		return true;
-	iv = DatumGetIntervalP(d);
-	v = (double) iv->time + (double) iv->day * (double) USECS_PER_DAY +
-		(double) iv->month * (double) (DAYS_PER_MONTH * USECS_PER_DAY);
-	if (v < 0 || v > (double) max_us)
-		return false;
-	*us = (int64) v;
-	return true;
-}
-
-/*
- * The class of a job row (columns as in sched_load's query), found or
- * made; NULL, with a warning, if the row cannot be scheduled.
+ * The class of a job row (decoded with 'map'), found or made; NULL, with a
+ * warning, if the row cannot be scheduled.  Only settings not seen before
+ * are decoded.
  */
 static SchedClass *
-sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid)
+sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid)
 {
 	StringInfoData key;
 	char	   *k;
 	SchedClass *cls;
 	bool		found;
-	bool		isnull;
-	char	   *schedule = SPI_getvalue(tup, desc, 2);
-	char	   *zone = SPI_getvalue(tup, desc, 5);
-	char	   *window = SPI_getvalue(tup, desc, 6);
-	char	   *gap = SPI_getvalue(tup, desc, 7);
-	ChimeError	err;
-	int64		timeout_us;
-	int64		catchup_us;
+	ChimeJobDef def;
+	ChimeJobDefError err;
 
-	if (zone == NULL)
-		zone = chime_timezone;
 	initStringInfo(&key);
-	for (int c = 2; c <= 15; c++)
-	{
-		char	   *v = c == 5 ? zone : SPI_getvalue(tup, desc, c);
-
-		appendStringInfoString(&key, v ? v : "\x01");
-		appendStringInfoChar(&key, '\x1f');
-	}
+	chime_job_def_key(map, tup, &key);
 	k = key.data;
 	cls = hash_search(sched_classes, &k, HASH_ENTER, &found);
 	if (found)
@@ -164,40 +127,37 @@ sched_class_of(HeapTuple tup, TupleDesc desc, int64 jobid)
 
 	cls->key = MemoryContextStrdup(sched_jobs_cxt, k);
 	memset(&cls->timing, 0, sizeof(cls->timing));
-	cls->timing.zone = chime_zone_lookup(zone, NULL);
-	if (!chime_parse_schedule(schedule, &cls->timing.sched, &err) ||
-		(window && !chime_parse_window(window, &cls->timing.window, &err)) ||
-		!chime_parse_dst_gap(gap, &cls->timing.gap, &err))
-		cls->timing.zone = NULL;
-	if (cls->timing.zone == NULL)
+	if (!chime_job_def_decode(map, tup, &def, &err))
 	{
-		ereport(WARNING,
-				(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
-				 errdetail("schedule \"%s\", time zone \"%s\"", schedule, zone)));
+		if (def.invalid & CHIME_JOB_TIMING_FIELDS)
+			ereport(WARNING,
+					(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
+					 errdetail("schedule \"%s\", time zone \"%s\"",
+							   def.schedule_text, def.zone_name)));
+		else if (def.invalid & (CHIME_JOB_BIT(CHIME_JOB_TIMEOUT) | CHIME_JOB_BIT(CHIME_JOB_CATCHUP) |
+								CHIME_JOB_BIT(CHIME_JOB_RETRY_DELAY)))
+			/* a row written around the API's range checks */
+			ereport(WARNING,
+					(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
+					 errdetail("Its timeout, catchup or retry_delay is out of range."),
+					 errhint("Set them with cron.alter_job.")));
+		else
+			ereport(WARNING,
+					(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
+					 errdetail("invalid %s: %s", err.column, err.value)));
 		return NULL;
 	}
-	if (!sched_interval_us(tup, desc, 9, CHIME_MAX_TIMEOUT_US, &timeout_us) ||
-		!sched_interval_us(tup, desc, 10, CHIME_MAX_CATCHUP_US, &catchup_us) ||
-		!sched_interval_us(tup, desc, 12, CHIME_MAX_RETRY_DELAY_US, &cls->retry_delay_us))
-	{
-		/* a row written around the API's range checks */
-		cls->timing.zone = NULL;
-		ereport(WARNING,
-				(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
-				 errdetail("Its timeout, catchup or retry_delay is out of range."),
-				 errhint("Set them with cron.alter_job.")));
-		return NULL;
-	}
-	cls->role = sched_role(SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4));
-	cls->overlap = SPI_getvalue(tup, desc, 8)[0];
-	cls->timeout_ms = (int32) ((timeout_us + 999) / 1000);
-	cls->catchup_s = catchup_us / USECS_PER_SEC;
-	cls->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
-	(void) chime_parse_once_per(SPI_getvalue(tup, desc, 13), &cls->once_per);
-	cls->concurrency_key = SPI_getvalue(tup, desc, 14);
-	if (cls->concurrency_key)
-		cls->concurrency_key = MemoryContextStrdup(sched_jobs_cxt, cls->concurrency_key);
-	cls->http = strcmp(SPI_getvalue(tup, desc, 15), "http") == 0;
+	cls->timing = def.timing;
+	cls->role = sched_role(def.database, def.username);
+	cls->overlap = def.overlap;
+	cls->timeout_ms = (int32) ((def.timeout_us + 999) / 1000);
+	cls->catchup_s = def.catchup_us / USECS_PER_SEC;
+	cls->max_attempts = def.max_attempts;
+	cls->retry_delay_us = def.retry_delay_us;
+	cls->once_per = def.once_per;
+	cls->concurrency_key = def.concurrency_key ?
+		MemoryContextStrdup(sched_jobs_cxt, def.concurrency_key) : NULL;
+	cls->http = def.kind == CHIME_JOB_HTTP;
 	return cls;
 }
 
@@ -302,6 +262,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 	uint64		loaded = 0;
 	Portal		portal;
 	MemoryContext batch_cxt;
+	ChimeJobDefMap map;
 	MemoryContext old_cxt = NULL;
 	HTAB	   *old_jobs = NULL;	/* full reload: the jobs loaded before */
 	HTAB	   *old_classes = sched_classes;
@@ -363,10 +324,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 	values[0] = PointerGetDatum(construct_array(retry_ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	initStringInfo(&sql);
 	appendStringInfoString(&sql,
-						   "SELECT jobid, schedule, database, username, timezone, run_window, "
-						   "dst_gap, overlap, timeout, catchup, max_attempts, "
-						   "retry_delay, once_per, concurrency_key, kind "
-						   "FROM cron.job WHERE (active OR "
+						   "SELECT " CHIME_JOB_DEF_COLUMNS " FROM cron.job WHERE (active OR "
 						   "(jobid OPERATOR(pg_catalog.=) ANY ($1) AND schedule OPERATOR(pg_catalog.~*) '^\\s*@at\\s'))");
 	if (ids != NULL)
 	{
@@ -390,13 +348,13 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 		if (SPI_processed == 0)
 			break;
 		MemoryContextSwitchTo(batch_cxt);
+		chime_job_def_map(&map, SPI_tuptable->tupdesc,
+						  CHIME_JOB_BIT(CHIME_JOB_JOBID) | CHIME_JOB_CLASS_FIELDS);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			SchedClass *cls = sched_class_of(tup, desc, jobid);
+			int64		jobid = chime_job_def_jobid(&map, tup);
+			SchedClass *cls = sched_class_of(&map, tup, jobid);
 			SchedJob   *job;
 			int64		after = new_after;
 			int64	   *seen;

@@ -216,9 +216,7 @@ chime_scheduler_main(Datum arg)
 	sched_stop_orphans();
 	crashed = chime_crashed_runs();
 	/* a manual run recorded since then cannot have been taken by a scheduler */
-	SpinLockAcquire(&chime_shared->mutex);
-	started = Max(chime_shared->started_at, chime_shared->manual_read_at);
-	SpinLockRelease(&chime_shared->mutex);
+	started = chime_manual_unread_since();
 	sched_begin("pg_chime: reconciling interrupted runs");
 	{
 		int64	   *manual = palloc(sizeof(int64) * CHIME_MANUAL_MAX);
@@ -289,7 +287,7 @@ chime_scheduler_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			reload_all = true;
 		}
-		if (reload_all || reload_pending || pg_atomic_read_u32(&chime_shared->jobs_changed) != 0)
+		if (reload_all || reload_pending || chime_jobs_changed_pending())
 		{
 			List	   *none = NIL;
 			int			n;
@@ -323,7 +321,7 @@ chime_scheduler_main(Datum arg)
 			PG_END_TRY();
 		}
 reloaded:
-		if (pg_atomic_exchange_u32(&chime_shared->manual_runs, 0) != 0)
+		if (chime_manual_runs_pending())
 			manual_pending = true;
 		if (manual_pending && !sched_log_waiting())
 			manual_pending = !sched_start_manual();

@@ -308,3 +308,32 @@ chime_set_scheduler(Latch *latch)
 	chime_shared->scheduler_pid = latch ? MyProcPid : 0;
 	SpinLockRelease(&chime_shared->mutex);
 }
+
+/*
+ * Since when a manual run recorded cannot have been taken by a scheduler:
+ * the later of this scheduler's start and the last time one read them.
+ */
+TimestampTz
+chime_manual_unread_since(void)
+{
+	TimestampTz since;
+
+	SpinLockAcquire(&chime_shared->mutex);
+	since = Max(chime_shared->started_at, chime_shared->manual_read_at);
+	SpinLockRelease(&chime_shared->mutex);
+	return since;
+}
+
+/* Have jobs changed since chime_take_changed last read them? */
+bool
+chime_jobs_changed_pending(void)
+{
+	return pg_atomic_read_u32(&chime_shared->jobs_changed) != 0;
+}
+
+/* Were manual runs requested since the last call?  (Clears the flag.) */
+bool
+chime_manual_runs_pending(void)
+{
+	return pg_atomic_exchange_u32(&chime_shared->manual_runs, 0) != 0;
+}

@@ -81,4 +81,9 @@ extern int	chime_peek_manual(int64 *ids);
 /* The scheduler registers its latch here; NULL on exit. */
 extern void chime_set_scheduler(Latch *latch);
 
+/* For the scheduler's loop */
+extern TimestampTz chime_manual_unread_since(void);
+extern bool chime_jobs_changed_pending(void);
+extern bool chime_manual_runs_pending(void);
+
 #endif							/* CHIME_SHARED_H */
