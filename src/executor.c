@@ -88,7 +88,7 @@ exec_error_message(const ErrorData *edata, StringInfo result)
 }
 
 /*
- * Run one command, holding the run's advisory locks (released by the
+ * Run one command, holding the run's locks (locks.c's user locks, released by the
  * session reset after it).  'result' gets the command tag, or the error.
  */
 static ExecOutcome

@@ -484,7 +484,7 @@ runs_are($more{overlap}, q{pg_catalog.bool_or(status OPERATOR(pg_catalog.=) 'ski
 api('mallory', $DEFAULT_PATH, q{SELECT cron.unschedule('m_overlap')});
 
 # a run in flight when the server stops at once: reconciled at start, retried
-$more{sleeper} = api('', $DEFAULT_PATH, "SELECT cron.schedule('s_sleeper', '" . at_soon(1)
+$more{sleeper} = api('', $DEFAULT_PATH, "SELECT cron.schedule('s_sleeper', '" . at_soon(3)
 	  . "', 'SELECT pg_catalog.pg_sleep(4)', max_attempts => 2, retry_delay => '1 second')");
 runs_are($more{sleeper}, q{pg_catalog.bool_or(status OPERATOR(pg_catalog.=) 'running' AND job_pid IS NOT NULL)},
 	'a long run is in flight');
