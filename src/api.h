@@ -19,9 +19,9 @@
 /* What chime_api_begin() changed, for chime_api_end() to put back. */
 typedef struct ApiPrivilege
 {
-	Oid			userid;
-	int			sec_context;
-	int			guc_nest;
+	Oid userid;
+	int sec_context;
+	int guc_nest;
 } ApiPrivilege;
 
 /*
@@ -67,14 +67,14 @@ typedef enum JobColumn
 	JC_HEADERS,
 	JC_BODY,
 	JC_COUNT,
-	JC_NONE = -1				/* an argument that is not a column */
+	JC_NONE = -1 /* an argument that is not a column */
 } JobColumn;
 
 /* Each column's name and type */
 typedef struct JobColumnInfo
 {
 	const char *name;
-	Oid			type;
+	Oid         type;
 } JobColumnInfo;
 
 extern const JobColumnInfo chime_job_columns[JC_COUNT];
@@ -82,9 +82,9 @@ extern const JobColumnInfo chime_job_columns[JC_COUNT];
 /* Values for the columns to write: given[c] false leaves column c alone. */
 typedef struct JobArgs
 {
-	bool		given[JC_COUNT];
-	bool		isnull[JC_COUNT];
-	Datum		value[JC_COUNT];
+	bool  given[JC_COUNT];
+	bool  isnull[JC_COUNT];
+	Datum value[JC_COUNT];
 } JobArgs;
 
 /*
@@ -93,18 +93,18 @@ typedef struct JobArgs
  */
 typedef struct JobCaller
 {
-	Oid			id;
-	char	   *name;
-	bool		super;
+	Oid   id;
+	char *name;
+	bool  super;
 } JobCaller;
 
 /* job_api.c; a job read back is a ChimeJobDef (job_def.h) */
-extern void chime_job_caller(JobCaller *caller);
-extern void chime_job_set(JobArgs *a, JobColumn c, Datum value, bool isnull);
-extern void chime_job_set_text(JobArgs *a, JobColumn c, const char *value);
-extern char *chime_job_text(const JobArgs *a, JobColumn c);
+extern void         chime_job_caller(JobCaller *caller);
+extern void         chime_job_set(JobArgs *a, JobColumn c, Datum value, bool isnull);
+extern void         chime_job_set_text(JobArgs *a, JobColumn c, const char *value);
+extern char        *chime_job_text(const JobArgs *a, JobColumn c);
 extern ChimeJobDef *chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values,
-							   bool lock);
+									bool lock);
 extern ChimeJobDef *chime_job_fetch_owned(const JobCaller *caller, int64 jobid, bool lock);
 
 /* job_check.c */
@@ -117,9 +117,9 @@ extern void chime_job_check_secrets(const char *owner, const char *url, Jsonb *h
 
 /* secret.c */
 extern List *chime_secret_refs(const char *text);
-extern void chime_secret_require(const char *owner, List *names);
+extern void  chime_secret_require(const char *owner, List *names);
 extern char *chime_secret_expand(const char *text, const char *owner, bool one_line,
 								 List **used, char **error);
-extern void chime_secret_forget(void);
+extern void  chime_secret_forget(void);
 
-#endif							/* CHIME_API_H */
+#endif /* CHIME_API_H */

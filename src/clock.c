@@ -16,7 +16,7 @@
 #define CLOCK_UNIX_TO_PG_SECONDS \
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
 
-static int64 clock_skew_us = 0;	/* cron.clock_skew */
+static int64 clock_skew_us = 0; /* cron.clock_skew */
 
 /* pg_chime's clock: the server's plus cron.clock_skew */
 TimestampTz
@@ -60,7 +60,7 @@ chime_server_ms_until(TimestampTz at)
 int64
 chime_unix_from_timestamptz(TimestampTz ts)
 {
-	int64		secs = ts / USECS_PER_SEC;
+	int64 secs = ts / USECS_PER_SEC;
 
 	if (ts % USECS_PER_SEC < 0)
 		secs--;

@@ -19,14 +19,14 @@
 
 extern TimestampTz chime_now(void);
 extern TimestampTz chime_server_now(void);
-extern void chime_clock_set_skew(int64 skew_us);
+extern void        chime_clock_set_skew(int64 skew_us);
 
 /* Milliseconds (rounded up, 0 if past) until 'at', on each clock */
 extern long chime_ms_until(TimestampTz at);
 extern long chime_server_ms_until(TimestampTz at);
 
 /* Unix seconds <-> timestamptz (floor for the way in) */
-extern int64 chime_unix_from_timestamptz(TimestampTz ts);
+extern int64       chime_unix_from_timestamptz(TimestampTz ts);
 extern TimestampTz chime_timestamptz_from_unix(int64 t);
 
-#endif							/* CHIME_CLOCK_H */
+#endif /* CHIME_CLOCK_H */

@@ -38,7 +38,7 @@
  * *prev NULL.
  */
 static inline void
-compat_shmem_request_install(void (*hook) (void), void (**prev) (void))
+compat_shmem_request_install(void (*hook)(void), void (**prev)(void))
 {
 #if PG_VERSION_NUM >= 150000
 	*prev = shmem_request_hook;
@@ -87,12 +87,12 @@ compat_database_connect_ok(Oid db, Oid role)
 static inline bool
 compat_parse_interval(const char *str, Interval *result)
 {
-	char		workbuf[256];
-	char	   *field[MAXDATEFIELDS];
-	int			ftype[MAXDATEFIELDS];
-	int			nf;
-	int			dtype;
-	int			dterr;
+	char  workbuf[256];
+	char *field[MAXDATEFIELDS];
+	int   ftype[MAXDATEFIELDS];
+	int   nf;
+	int   dtype;
+	int   dterr;
 
 #if PG_VERSION_NUM >= 150000
 	struct pg_itm_in itm_in;
@@ -109,7 +109,7 @@ compat_parse_interval(const char *str, Interval *result)
 	return itmin2interval(&itm_in, result) == 0;
 #else
 	struct pg_tm tt;
-	fsec_t		fsec;
+	fsec_t       fsec;
 
 	dterr = ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype,
 						  MAXDATEFIELDS, &nf);
@@ -124,4 +124,4 @@ compat_parse_interval(const char *str, Interval *result)
 #endif
 }
 
-#endif							/* CHIME_COMPAT_H */
+#endif /* CHIME_COMPAT_H */

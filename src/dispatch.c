@@ -19,31 +19,31 @@
 #include "sched.h"
 #include "dispatch.h"
 
-static HTAB *sched_roles;		/* SchedRole, interned */
-List	   *sched_executors = NIL;	/* SchedExecutor */
-List	   *sched_backlog = NIL;	/* SchedRun with no executor yet */
+static HTAB *sched_roles;           /* SchedRole, interned */
+List        *sched_executors = NIL; /* SchedExecutor */
+List        *sched_backlog = NIL;   /* SchedRun with no executor yet */
 
 /* No executor can start before then (0: the last one started) */
 static TimestampTz sched_no_slot_until = 0;
 
-static TimestampTz sched_slot_warned = 0;	/* when slots were last said to be short */
+static TimestampTz sched_slot_warned = 0; /* when slots were last said to be short */
 
-static SchedExecutor * sched_executor_start(SchedRole *role);
-static int sched_executor_load(const SchedExecutor *ex);
-static bool sched_over_share(const SchedRole *role);
-static bool sched_role_may_grow(const SchedRole *role);
+static SchedExecutor *sched_executor_start(SchedRole *role);
+static int            sched_executor_load(const SchedExecutor *ex);
+static bool           sched_over_share(const SchedRole *role);
+static bool           sched_role_may_grow(const SchedRole *role);
 
 /* Start an executor for the role; NULL if none can start now. */
 static SchedExecutor *
 sched_executor_start(SchedRole *role)
 {
-	SchedExecutor *ex;
+	SchedExecutor    *ex;
 	shm_toc_estimator e;
-	Size		size;
-	shm_toc    *toc;
-	shm_mq	   *mq;
-	BackgroundWorker w;
-	MemoryContext old;
+	Size              size;
+	shm_toc          *toc;
+	shm_mq           *mq;
+	BackgroundWorker  w;
+	MemoryContext     old;
 
 	if (chime_server_now() < sched_no_slot_until)
 		return NULL;
@@ -130,21 +130,21 @@ sched_executor_load(const SchedExecutor *ex)
  * (sched_retire_idle) to the roles under theirs.  sched_share is that
  * share, 0 when no role is short of one.  Recomputed at each sched_send.
  */
-static int	sched_share = 0;
+static int sched_share = 0;
 
 void
 sched_fair_shares(void)
 {
 	HASH_SEQ_STATUS seq;
-	SchedRole  *r;
-	ListCell   *lc;
-	List	   *waiting = NIL;
-	int			ndemand = 0;
-	int			share;
+	SchedRole      *r;
+	ListCell       *lc;
+	List           *waiting = NIL;
+	int             ndemand = 0;
+	int             share;
 
 	sched_share = 0;
 	if (sched_backlog == NIL || hash_get_num_entries(sched_roles) < 2)
-		return;					/* (nexec is read only while sched_share > 0) */
+		return; /* (nexec is read only while sched_share > 0) */
 	hash_seq_init(&seq, sched_roles);
 	while ((r = hash_seq_search(&seq)) != NULL)
 		r->nexec = 0;
@@ -158,11 +158,10 @@ sched_fair_shares(void)
 		if (r->nexec > 0 || list_member_ptr(waiting, r))
 			ndemand++;
 	/* what can run: cron.max_running_jobs, or the executors there are when worker slots are short */
-	share = Max(1, (sched_no_slot_until != 0 ? list_length(sched_executors) : chime_max_running_jobs) /
-				Max(ndemand, 1));
+	share = Max(1, (sched_no_slot_until != 0 ? list_length(sched_executors) : chime_max_running_jobs) / Max(ndemand, 1));
 	foreach(lc, waiting)
 	{
-		SchedRole  *w = lfirst(lc);
+		SchedRole *w = lfirst(lc);
 
 		/* (a role at its cron.max_running_jobs_per_role waits for itself) */
 		if (w->nexec < share && sched_role_may_grow(w))
@@ -185,8 +184,8 @@ sched_over_share(const SchedRole *role)
 static bool
 sched_role_may_grow(const SchedRole *role)
 {
-	ListCell   *lc;
-	int			n = 0;
+	ListCell *lc;
+	int       n = 0;
 
 	if (chime_max_running_jobs_per_role <= 0)
 		return true;
@@ -209,8 +208,8 @@ SchedExecutor *
 sched_executor_for(SchedRole *role)
 {
 	SchedExecutor *best = NULL;
-	int			best_load = 0;
-	ListCell   *lc;
+	int            best_load = 0;
+	ListCell      *lc;
 
 	if (sched_over_share(role))
 		return NULL;
@@ -246,7 +245,7 @@ sched_executor_for(SchedRole *role)
 bool
 sched_any_room(void)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	if (list_length(sched_executors) < chime_max_running_jobs &&
 		chime_server_now() >= sched_no_slot_until)
@@ -265,13 +264,13 @@ long
 sched_retire_idle(void)
 {
 	TimestampTz now = chime_server_now();
-	long		next = -1;
+	long        next = -1;
 	ListCell   *lc;
 
 	foreach(lc, sched_executors)
 	{
 		SchedExecutor *ex = lfirst(lc);
-		long		left;
+		long           left;
 
 		if (ex->queue != NIL || ex->inflight != NIL)
 			continue;
@@ -282,7 +281,7 @@ sched_retire_idle(void)
 			 (list_length(sched_executors) >= chime_max_running_jobs || sched_no_slot_until != 0)))
 		{
 			if (left > 0)
-				next = 0;		/* come back at once to start their executor */
+				next = 0; /* come back at once to start their executor */
 			shm_mq_detach(ex->requests);
 			shm_mq_detach(ex->replies);
 			dsm_detach(ex->seg);
@@ -304,20 +303,20 @@ sched_stop_orphans(void)
 {
 	for (int round = 0;; round++)
 	{
-		List	   *pids = NIL;
-		ListCell   *lc;
+		List     *pids = NIL;
+		ListCell *lc;
 
 		sched_begin("pg_chime: stopping the executors of a previous scheduler");
 		if (SPI_execute("SELECT pid FROM pg_catalog.pg_stat_activity "
-						"WHERE backend_type OPERATOR(pg_catalog.=) 'pg_chime executor'", true, 0) != SPI_OK_SELECT)
+						"WHERE backend_type OPERATOR(pg_catalog.=) 'pg_chime executor'",
+						true, 0) != SPI_OK_SELECT)
 
 			elog(ERROR, "could not list executors");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			bool		isnull;
+			bool isnull;
 
-			pids = lappend_int(pids, DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-																 SPI_tuptable->tupdesc, 1, &isnull)));
+			pids = lappend_int(pids, DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
 		}
 		sched_commit();
 		if (pids == NIL)
@@ -347,9 +346,9 @@ sched_slot_wait_until(void)
 SchedRole *
 sched_role(const char *database, const char *username)
 {
-	SchedRole	key;
-	SchedRole  *role;
-	bool		found;
+	SchedRole  key;
+	SchedRole *role;
+	bool       found;
 
 	memset(&key, 0, sizeof(key));
 	strlcpy(key.database, database, NAMEDATALEN);
@@ -374,7 +373,7 @@ sched_executor_pid(SchedExecutor *ex)
 {
 	if (ex->pid == 0)
 	{
-		pid_t		pid;
+		pid_t pid;
 
 		if (GetBackgroundWorkerPid(ex->handle, &pid) == BGWH_STARTED)
 			ex->pid = pid;
@@ -389,7 +388,7 @@ sched_executor_pid(SchedExecutor *ex)
 void
 sched_dispatch_withdraw(SchedRun *run)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, sched_executors)
 	{
@@ -420,9 +419,9 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 				int64 runid, int64 due, int32 attempt, ChimeHttpRequest *http, char *http_error)
 {
 	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
-	SchedRun   *run = palloc0(sizeof(SchedRun));
-	ExecRequest req;
-	size_t		clen = strlen(command);
+	SchedRun     *run = palloc0(sizeof(SchedRun));
+	ExecRequest   req;
+	size_t        clen = strlen(command);
 
 	run->runid = runid;
 	run->jobid = jobid;

@@ -17,16 +17,16 @@
 /* An executor: one of possibly several for its role */
 typedef struct SchedExecutor
 {
-	SchedRole  *role;
-	dsm_segment *seg;
-	shm_mq_handle *requests;
-	shm_mq_handle *replies;
+	SchedRole              *role;
+	dsm_segment            *seg;
+	shm_mq_handle          *requests;
+	shm_mq_handle          *replies;
 	BackgroundWorkerHandle *handle;
-	int			pid;			/* 0 until known */
-	List	   *queue;			/* SchedRun waiting to be sent */
-	List	   *inflight;		/* SchedRun sent, in order */
-	TimestampTz idle_since;
-	bool		retiring;		/* stale: takes no more runs, goes once idle */
+	int                     pid;      /* 0 until known */
+	List                   *queue;    /* SchedRun waiting to be sent */
+	List                   *inflight; /* SchedRun sent, in order */
+	TimestampTz             idle_since;
+	bool                    retiring; /* stale: takes no more runs, goes once idle */
 } SchedExecutor;
 
 /*
@@ -39,4 +39,4 @@ typedef struct SchedExecutor
 extern List *sched_executors;
 extern List *sched_backlog;
 
-#endif							/* CHIME_DISPATCH_H */
+#endif /* CHIME_DISPATCH_H */

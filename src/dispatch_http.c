@@ -33,25 +33,25 @@
  */
 typedef struct SchedHttpOwner
 {
-	char		username[NAMEDATALEN];	/* hash key */
-	List	   *pending;		/* SchedRun, in order */
-	int			inflight;
-	bool		in_turns;		/* in sched_http_turns */
+	char  username[NAMEDATALEN]; /* hash key */
+	List *pending;               /* SchedRun, in order */
+	int   inflight;
+	bool  in_turns; /* in sched_http_turns */
 } SchedHttpOwner;
 
-static HTAB *sched_http_owners;	/* in sched_runs_cxt */
-static List *sched_http_turns = NIL;	/* SchedHttpOwner with runs waiting */
+static HTAB *sched_http_owners;      /* in sched_runs_cxt */
+static List *sched_http_turns = NIL; /* SchedHttpOwner with runs waiting */
 
-static SchedHttpOwner * sched_http_owner(const SchedRun *run);
-static void sched_http_take_turn(SchedHttpOwner *o);
-static bool sched_http_run_gone(void *owner, void *arg);
-static ChimeHttpRequest * sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **error);
-static void sched_http_done(SchedRun *run, const ChimeHttpResult *r, const char *error);
+static SchedHttpOwner   *sched_http_owner(const SchedRun *run);
+static void              sched_http_take_turn(SchedHttpOwner *o);
+static bool              sched_http_run_gone(void *owner, void *arg);
+static ChimeHttpRequest *sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **error);
+static void              sched_http_done(SchedRun *run, const ChimeHttpResult *r, const char *error);
 
 static SchedHttpOwner *
 sched_http_owner(const SchedRun *run)
 {
-	bool		found;
+	bool            found;
 	SchedHttpOwner *o = hash_search(sched_http_owners, run->role->username, HASH_ENTER, &found);
 
 	if (!found)
@@ -82,7 +82,7 @@ void
 sched_http_queue(SchedRun *run)
 {
 	SchedHttpOwner *o = sched_http_owner(run);
-	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
+	MemoryContext   old = MemoryContextSwitchTo(sched_runs_cxt);
 
 	o->pending = lappend(o->pending, run);
 	MemoryContextSwitchTo(old);
@@ -107,8 +107,8 @@ sched_http_cancel_jobs(HTAB *gone)
 {
 	HASH_SEQ_STATUS seq;
 	SchedHttpOwner *o;
-	ListCell   *lc;
-	List	   *ended = chime_http_cancel(sched_http_run_gone, gone, SCHED_CANCELLED);
+	ListCell       *lc;
+	List           *ended = chime_http_cancel(sched_http_run_gone, gone, SCHED_CANCELLED);
 
 	foreach(lc, ended)
 	{
@@ -121,7 +121,7 @@ sched_http_cancel_jobs(HTAB *gone)
 	{
 		foreach(lc, o->pending)
 		{
-			SchedRun   *run = lfirst(lc);
+			SchedRun *run = lfirst(lc);
 
 			if (!sched_http_run_gone(run, gone))
 				continue;
@@ -153,15 +153,15 @@ sched_http_unqueue(SchedRun *run)
 static ChimeHttpRequest *
 sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **error)
 {
-	SchedCommand *c = sched_command_of(jobid);
+	SchedCommand     *c = sched_command_of(jobid);
 	ChimeHttpRequest *req;
-	char	   *failed = NULL;
-	char	   *url;
-	char	   *body;
-	List	   *headers = NIL;
-	List	   *secrets = NIL;
-	ListCell   *lc;
-	MemoryContext old;
+	char             *failed = NULL;
+	char             *url;
+	char             *body;
+	List             *headers = NIL;
+	List             *secrets = NIL;
+	ListCell         *lc;
+	MemoryContext     old;
 
 	if (c == NULL || !c->http)
 	{
@@ -172,7 +172,7 @@ sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 	body = failed ? NULL : chime_secret_expand(c->body, owner, false, &secrets, &failed);
 	foreach(lc, c->headers)
 	{
-		char	   *h = failed ? NULL : chime_secret_expand(lfirst(lc), owner, true, &secrets, &failed);
+		char *h = failed ? NULL : chime_secret_expand(lfirst(lc), owner, true, &secrets, &failed);
 
 		if (h)
 			headers = lappend(headers, h);
@@ -203,7 +203,7 @@ sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 ChimeHttpRequest *
 sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **error)
 {
-	Oid			roleid = get_role_oid(owner, true);
+	Oid roleid = get_role_oid(owner, true);
 
 	if (!chime_enable_superuser_jobs && OidIsValid(roleid) && superuser_arg(roleid))
 	{
@@ -276,8 +276,8 @@ sched_http_send(void)
 	while (sched_http_turns != NIL && chime_http_in_flight() < chime_http_max_in_flight)
 	{
 		SchedHttpOwner *o = linitial(sched_http_turns);
-		SchedRun   *run;
-		char	   *error;
+		SchedRun       *run;
+		char           *error;
 
 		MemoryContextSwitchTo(sched_runs_cxt);
 		sched_http_turns = list_delete_first(sched_http_turns);
@@ -310,8 +310,8 @@ sched_http_send(void)
 void
 sched_http_collect(void)
 {
-	ListCell   *lc;
-	List	   *results = chime_http_work();
+	ListCell *lc;
+	List     *results = chime_http_work();
 
 	foreach(lc, results)
 	{

@@ -20,11 +20,11 @@
 typedef struct SchedConfirm
 {
 	SchedExecutor *ex;
-	int64		runid;
-	uint64		xid;			/* its last transaction (FullTransactionId) */
+	int64          runid;
+	uint64         xid; /* its last transaction (FullTransactionId) */
 } SchedConfirm;
 
-static List *sched_confirms = NIL;	/* in sched_runs_cxt */
+static List *sched_confirms = NIL; /* in sched_runs_cxt */
 
 static void sched_executor_lost(SchedExecutor *ex);
 static void sched_write_commit_xids(void *arg);
@@ -33,11 +33,11 @@ static void sched_write_running(void *arg);
 static void
 sched_executor_lost(SchedExecutor *ex)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, ex->inflight)
 	{
-		SchedRun   *run = lfirst(lc);
+		SchedRun     *run = lfirst(lc);
 		SchedOutcome *d = &run->out;
 
 		d->ok = false;
@@ -61,7 +61,7 @@ sched_executor_lost(SchedExecutor *ex)
 	/* runs not sent yet go back to the head of the backlog; answers go */
 	foreach(lc, ex->queue)
 	{
-		SchedRun   *run = lfirst(lc);
+		SchedRun *run = lfirst(lc);
 
 		if (run->ack)
 		{
@@ -88,9 +88,9 @@ sched_executor_lost(SchedExecutor *ex)
 void
 sched_read_replies(void)
 {
-	List	   *lost = NIL;
-	List	   *stale = NIL;
-	ListCell   *lc;
+	List         *lost = NIL;
+	List         *stale = NIL;
+	ListCell     *lc;
 	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
 
 	foreach(lc, sched_executors)
@@ -99,11 +99,11 @@ sched_read_replies(void)
 
 		for (;;)
 		{
-			Size		len;
-			void	   *data;
+			Size          len;
+			void         *data;
 			shm_mq_result res = shm_mq_receive(ex->replies, &len, &data, true);
-			ExecReply	reply;
-			SchedRun   *run;
+			ExecReply     reply;
+			SchedRun     *run;
 			SchedOutcome *d;
 
 			if (res == SHM_MQ_WOULD_BLOCK)
@@ -131,7 +131,7 @@ sched_read_replies(void)
 			if (reply.outcome == EXEC_STALE)
 			{
 				/* its session no longer fits the role: a new executor runs it */
-				SchedRun   *run = linitial(ex->inflight);
+				SchedRun *run = linitial(ex->inflight);
 
 				ex->inflight = list_delete_first(ex->inflight);
 				run->marked_running = false;
@@ -163,7 +163,7 @@ sched_read_replies(void)
 
 		if (ex->retiring && ex->queue != NIL)
 		{
-			ListCell   *qc;
+			ListCell *qc;
 
 			foreach(qc, ex->queue)
 				if (!((SchedRun *) lfirst(qc))->ack)
@@ -184,9 +184,9 @@ sched_read_replies(void)
  */
 typedef struct SchedCommitXids
 {
-	int64	   *runids;
-	uint64	   *xids;
-	int			n;
+	int64  *runids;
+	uint64 *xids;
+	int     n;
 } SchedCommitXids;
 
 static void
@@ -201,7 +201,7 @@ void
 sched_confirm(void)
 {
 	SchedCommitXids x;
-	ListCell   *lc;
+	ListCell       *lc;
 
 	if (sched_confirms == NIL)
 		return;
@@ -228,8 +228,8 @@ sched_confirm(void)
 	foreach(lc, sched_confirms)
 	{
 		SchedConfirm *c = lfirst(lc);
-		SchedRun   *ack = palloc0(sizeof(SchedRun));
-		ExecRequest req;
+		SchedRun     *ack = palloc0(sizeof(SchedRun));
+		ExecRequest   req;
 
 		memset(&req, 0, sizeof(req));
 		req.kind = EXEC_ACK;
@@ -254,15 +254,15 @@ sched_confirm(void)
 void
 sched_send(void)
 {
-	ListCell   *lc;
-	List	   *full = NIL;
+	ListCell *lc;
+	List     *full = NIL;
 
 	sched_http_send();
 	sched_fair_shares();
 
 	foreach(lc, sched_backlog)
 	{
-		SchedRun   *run = lfirst(lc);
+		SchedRun      *run = lfirst(lc);
 		SchedExecutor *ex;
 
 		if (list_member_ptr(full, run->role))
@@ -287,11 +287,11 @@ sched_send(void)
 
 		while (ex->queue != NIL)
 		{
-			SchedRun   *run = linitial(ex->queue);
+			SchedRun     *run = linitial(ex->queue);
 			shm_mq_result res = compat_shm_mq_send(ex->requests, run->len, run->msg, true);
 
 			if (res != SHM_MQ_SUCCESS)
-				break;			/* full (retried when woken) or gone (seen on read) */
+				break; /* full (retried when woken) or gone (seen on read) */
 			MemoryContextSwitchTo(sched_runs_cxt);
 			ex->queue = list_delete_first(ex->queue);
 			if (run->ack)
@@ -303,15 +303,14 @@ sched_send(void)
 				ex->inflight = lappend(ex->inflight, run);
 			MemoryContextSwitchTo(sched_scratch_cxt);
 		}
-
 	}
 }
 
 typedef struct SchedStarted
 {
-	int64	   *runids;
-	int32	   *pids;
-	int			n;
+	int64 *runids;
+	int32 *pids;
+	int    n;
 } SchedStarted;
 
 static void
@@ -330,20 +329,20 @@ sched_write_running(void *arg)
 void
 sched_mark_running(void)
 {
-	ListCell   *lc;
-	int64	   *runids = NULL;
-	int32	   *pids = NULL;
-	int			n = 0;
-	int			size = 0;
+	ListCell *lc;
+	int64    *runids = NULL;
+	int32    *pids = NULL;
+	int       n = 0;
+	int       size = 0;
 
 	foreach(lc, sched_executors)
 	{
 		SchedExecutor *ex = lfirst(lc);
-		ListCell   *rc;
+		ListCell      *rc;
 
 		if (ex->pid == 0)
 		{
-			pid_t		pid;
+			pid_t pid;
 
 			if (GetBackgroundWorkerPid(ex->handle, &pid) != BGWH_STARTED)
 				continue;
@@ -351,7 +350,7 @@ sched_mark_running(void)
 		}
 		foreach(rc, ex->inflight)
 		{
-			SchedRun   *run = lfirst(rc);
+			SchedRun *run = lfirst(rc);
 
 			if (run->marked_running || run->runid <= 0)
 				continue;
@@ -378,7 +377,7 @@ sched_mark_running(void)
 	foreach(lc, sched_executors)
 	{
 		SchedExecutor *ex = lfirst(lc);
-		ListCell   *rc;
+		ListCell      *rc;
 
 		if (ex->pid == 0)
 			continue;

@@ -36,7 +36,7 @@
  * cron.run_commit, where a run's success is written in the run's own
  * transaction (0 until looked up, and again after a failure).
  */
-static Oid	commit_run_commit_relid = InvalidOid;
+static Oid commit_run_commit_relid = InvalidOid;
 
 /*
  * Can the outcome be written in the current transaction so that it
@@ -48,7 +48,7 @@ static Oid	commit_run_commit_relid = InvalidOid;
 bool
 chime_exec_can_record_here(bool explicit_ok)
 {
-	char		state = TransactionBlockStatusCode();
+	char state = TransactionBlockStatusCode();
 
 	if (!IsTransactionState() || state == 'E' || (state == 'T' && !explicit_ok))
 		return false;
@@ -80,7 +80,7 @@ chime_exec_record_success(const ExecRequest *req, const char *tag)
 	Assert(memchr(req->run_key, '\0', sizeof(req->run_key)) != NULL);
 	if (!OidIsValid(commit_run_commit_relid))
 	{
-		Oid			nsp = get_namespace_oid("cron", true);
+		Oid nsp = get_namespace_oid("cron", true);
 
 		commit_run_commit_relid = OidIsValid(nsp) ? get_relname_relid("run_commit", nsp) : InvalidOid;
 		if (!OidIsValid(commit_run_commit_relid))
@@ -90,11 +90,11 @@ chime_exec_record_success(const ExecRequest *req, const char *tag)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		Relation	rel = table_open(commit_run_commit_relid, RowExclusiveLock);
-		TupleDesc	desc = RelationGetDescr(rel);
-		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, false, false};
-		HeapTuple	tup;
+		Relation  rel = table_open(commit_run_commit_relid, RowExclusiveLock);
+		TupleDesc desc = RelationGetDescr(rel);
+		Datum     values[6];
+		bool      nulls[6] = {false, false, false, false, false, false};
+		HeapTuple tup;
 
 		if (desc->natts != 6)
 			elog(ERROR, "cron.run_commit does not have the columns pg_chime writes");
@@ -112,7 +112,7 @@ chime_exec_record_success(const ExecRequest *req, const char *tag)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData *edata;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();

@@ -99,4 +99,4 @@ extern bool chime_exec_record_success(const ExecRequest *req, const char *tag);
 /* Have the scheduler note the last transaction's id before it commits. */
 extern void chime_exec_confirm_commit(const ExecRequest *req);
 
-#endif							/* CHIME_EXEC_INTERNAL_H */
+#endif /* CHIME_EXEC_INTERNAL_H */

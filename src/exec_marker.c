@@ -27,13 +27,13 @@
 #include "executor.h"
 
 static char marker_path[MAXPGPATH];
-static int	marker_fd = -1;
+static int  marker_fd = -1;
 
 void
 chime_exec_marker_set(int64 runid)
 {
-	char		buf[32];
-	int			len;
+	char buf[32];
+	int  len;
 
 	if (marker_fd < 0)
 		return;
@@ -95,18 +95,18 @@ chime_exec_marker_open(void)
 List *
 chime_crashed_runs(void)
 {
-	List	   *runids = NIL;
-	DIR		   *dir = AllocateDir(CHIME_CRASH_DIR);
+	List          *runids = NIL;
+	DIR           *dir = AllocateDir(CHIME_CRASH_DIR);
 	struct dirent *de;
 
 	if (dir == NULL)
-		return NIL;				/* no executor ever ran */
+		return NIL; /* no executor ever ran */
 	while ((de = ReadDir(dir, CHIME_CRASH_DIR)) != NULL)
 	{
-		char		path[MAXPGPATH];
-		char		buf[32];
-		int			fd;
-		int			len;
+		char path[MAXPGPATH];
+		char buf[32];
+		int  fd;
+		int  len;
 
 		if (strncmp(de->d_name, "executor.", 9) != 0)
 			continue;
@@ -118,13 +118,13 @@ chime_crashed_runs(void)
 			CloseTransientFile(fd);
 			if (len > 0)
 			{
-				int64		runid;
+				int64 runid;
 
 				buf[len] = '\0';
 				runid = strtoi64(buf, NULL, 10);
 				if (runid > 0)
 				{
-					int64	   *p = palloc(sizeof(int64));
+					int64 *p = palloc(sizeof(int64));
 
 					*p = runid;
 					runids = lappend(runids, p);

@@ -25,8 +25,8 @@
 
 static shm_mq_handle *queue_requests;
 static shm_mq_handle *queue_replies;
-static List *queue_waiting = NIL;	/* requests read while waiting for an EXEC_ACK */
-static StringInfo queue_held = NULL;	/* the one handed out last from there */
+static List          *queue_waiting = NIL; /* requests read while waiting for an EXEC_ACK */
+static StringInfo     queue_held = NULL;   /* the one handed out last from there */
 
 /*
  * Map the queue segment the scheduler made and attach to both queues.
@@ -37,8 +37,8 @@ void
 chime_exec_queue_attach(dsm_handle handle)
 {
 	dsm_segment *seg;
-	shm_toc    *toc;
-	shm_mq	   *mq;
+	shm_toc     *toc;
+	shm_mq      *mq;
 
 	Assert(queue_requests == NULL && queue_replies == NULL);
 	seg = dsm_attach(handle);
@@ -93,8 +93,8 @@ bool
 chime_exec_reply(int64 runid, ExecOutcome outcome, bool recorded, uint64 xid, const char *msg)
 {
 	StringInfoData buf;
-	ExecReply	reply;
-	bool		sent;
+	ExecReply      reply;
+	bool           sent;
 
 	Assert(outcome >= EXEC_SUCCEEDED && outcome <= EXEC_COMMITTING);
 	Assert((outcome == EXEC_COMMITTING) == (xid != 0));
@@ -123,10 +123,10 @@ chime_exec_wait_ack(int64 runid)
 {
 	for (;;)
 	{
-		Size		len;
-		void	   *data;
+		Size          len;
+		void         *data;
 		shm_mq_result res = shm_mq_receive(queue_requests, &len, &data, true);
-		ExecRequest msg;
+		ExecRequest   msg;
 
 		if (res == SHM_MQ_WOULD_BLOCK)
 		{
@@ -142,7 +142,7 @@ chime_exec_wait_ack(int64 runid)
 			return true;
 		{
 			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-			StringInfo	copy = makeStringInfo();
+			StringInfo    copy = makeStringInfo();
 
 			appendBinaryStringInfo(copy, data, len);
 			queue_waiting = lappend(queue_waiting, copy);

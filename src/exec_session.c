@@ -45,7 +45,7 @@
 
 #include "exec_internal.h"
 
-static uint32 session_settings_hash;	/* of the role's and database's settings at connection */
+static uint32 session_settings_hash; /* of the role's and database's settings at connection */
 
 /*
  * A hash of the settings a new session of this role in this database
@@ -55,17 +55,17 @@ static uint32 session_settings_hash;	/* of the role's and database's settings at
 static uint32
 session_settings_now(void)
 {
-	Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+	Relation    rel = table_open(DbRoleSettingRelationId, AccessShareLock);
 	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
-	HeapTuple	tup;
-	uint32		h = 0;
-	Oid			role = GetSessionUserId();
+	HeapTuple   tup;
+	uint32      h = 0;
+	Oid         role = GetSessionUserId();
 
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_db_role_setting s = (Form_pg_db_role_setting) GETSTRUCT(tup);
-		bool		isnull;
-		Datum		config;
+		bool                    isnull;
+		Datum                   config;
 
 		if ((s->setdatabase != MyDatabaseId && s->setdatabase != InvalidOid) ||
 			(s->setrole != role && s->setrole != InvalidOid))
@@ -114,7 +114,7 @@ chime_exec_session_current(const char *username, StringInfo result, bool *gone)
 		{
 			*gone = true;
 			appendStringInfo(result, "ERROR: 42704: role \"%s\" does not exist\n"
-							 "HINT: The job's role was dropped; drop the job or give it to another role.",
+									 "HINT: The job's role was dropped; drop the job or give it to another role.",
 							 username);
 		}
 		return false;
@@ -126,7 +126,7 @@ chime_exec_session_current(const char *username, StringInfo result, bool *gone)
 bool
 chime_exec_database_wanted(void)
 {
-	LOCKTAG		tag;
+	LOCKTAG tag;
 
 	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
 	if (LockAcquire(&tag, AccessShareLock, true, true) == LOCKACQUIRE_NOT_AVAIL)

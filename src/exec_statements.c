@@ -132,9 +132,9 @@ static void
 exec_statements(const ExecRequest *req, const char *command, StringInfo tag, bool *recorded)
 {
 	MemoryContext run_cxt = CurrentMemoryContext;
-	List	   *parsetrees;
-	bool		implicit_block;
-	ListCell   *lc;
+	List         *parsetrees;
+	bool          implicit_block;
+	ListCell     *lc;
 
 	chime_exec_start_xact();
 	MemoryContextSwitchTo(run_cxt);
@@ -143,18 +143,18 @@ exec_statements(const ExecRequest *req, const char *command, StringInfo tag, boo
 
 	foreach(lc, parsetrees)
 	{
-		RawStmt    *parsetree = lfirst_node(RawStmt, lc);
-		bool		last = lnext(parsetrees, lc) == NULL;
-		CommandTag	commandtag = CreateCommandTag(parsetree->stmt);
-		bool		snapshot_set = false;
-		MemoryContext stmt_cxt;
-		MemoryContext xact_cxt;
-		List	   *querytrees;
-		List	   *plantrees;
-		Portal		portal;
-		DestReceiver *receiver;
+		RawStmt        *parsetree = lfirst_node(RawStmt, lc);
+		bool            last = lnext(parsetrees, lc) == NULL;
+		CommandTag      commandtag = CreateCommandTag(parsetree->stmt);
+		bool            snapshot_set = false;
+		MemoryContext   stmt_cxt;
+		MemoryContext   xact_cxt;
+		List           *querytrees;
+		List           *plantrees;
+		Portal          portal;
+		DestReceiver   *receiver;
 		QueryCompletion qc;
-		int16		format = 0;
+		int16           format = 0;
 
 		if (IsAbortedTransactionBlockState() && !exec_is_exit_stmt(parsetree->stmt))
 			ereport(ERROR,

@@ -59,7 +59,7 @@
 #include "pg_chime.h"
 
 /* How often an idle executor looks whether its database is being dropped */
-#define EXEC_POLL_MS		1000
+#define EXEC_POLL_MS 1000
 
 /*
  * 'result' gets "ERROR: <SQLSTATE>: <message>", and DETAIL, HINT and
@@ -78,7 +78,7 @@ exec_error_message(const ErrorData *edata, StringInfo result)
 		appendStringInfo(result, "\nCONTEXT: %s", edata->context);
 	if (result->len > CHIME_MAX_MESSAGE_LEN)
 	{
-		int			whole = result->len;
+		int whole = result->len;
 
 		/* one role's huge error must not make the batch it is recorded in too big */
 		result->len = pg_mbcliplen(result->data, result->len, CHIME_MAX_MESSAGE_LEN);
@@ -95,9 +95,9 @@ static ExecOutcome
 exec_run(const ExecRequest *req, const char *command, const char *username, StringInfo result,
 		 bool *recorded)
 {
-	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext        cxt = CurrentMemoryContext;
 	volatile ExecOutcome outcome = EXEC_SUCCEEDED;
-	bool		gone;
+	bool                 gone;
 
 	Assert(req->kind == EXEC_RUN);
 	Assert(!IsTransactionOrTransactionBlock());
@@ -109,7 +109,7 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 	 */
 	if (req->timeout_ms > 0)
 	{
-		char		ms[32];
+		char ms[32];
 
 		snprintf(ms, sizeof(ms), "%d", req->timeout_ms);
 		SetConfigOption("statement_timeout", ms, PGC_SUSET, PGC_S_SESSION);
@@ -124,7 +124,7 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 	else if (!req->allow_superuser && superuser_arg(GetSessionUserId()))
 	{
 		appendStringInfo(result, "ERROR: 42501: role \"%s\" is a superuser and cron.enable_superuser_jobs is off\n"
-						 "HINT: Give the job to a role that is not a superuser, or set cron.enable_superuser_jobs = on.",
+								 "HINT: Give the job to a role that is not a superuser, or set cron.enable_superuser_jobs = on.",
 						 username);
 		outcome = EXEC_FAILED;
 	}
@@ -162,14 +162,14 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 			*recorded = false;
 			resetStringInfo(result);
 			appendStringInfoString(result, "ERROR: 25001: the command left a transaction block open; "
-								   "it was rolled back\n"
-								   "HINT: End the command with COMMIT, or leave out BEGIN.");
+										   "it was rolled back\n"
+										   "HINT: End the command with COMMIT, or leave out BEGIN.");
 			outcome = EXEC_FAILED;
 		}
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData *edata;
 
 		/* as PostgresMain's error recovery */
 		HOLD_INTERRUPTS();
@@ -214,10 +214,10 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 void
 chime_executor_main(Datum arg)
 {
-	const char *database = MyBgworkerEntry->bgw_extra;
-	const char *username = database + strlen(database) + 1;
+	const char   *database = MyBgworkerEntry->bgw_extra;
+	const char   *username = database + strlen(database) + 1;
 	MemoryContext run_cxt;
-	bool		stale = false;
+	bool          stale = false;
 
 	/* every handler before signals are unblocked */
 	pqsignal(SIGTERM, die);
@@ -238,14 +238,14 @@ chime_executor_main(Datum arg)
 
 	for (;;)
 	{
-		Size		len;
-		void	   *data;
-		shm_mq_result res;
-		ExecRequest req;
-		char	   *command;
+		Size           len;
+		void          *data;
+		shm_mq_result  res;
+		ExecRequest    req;
+		char          *command;
 		StringInfoData out;
-		ExecOutcome outcome;
-		bool		recorded = false;
+		ExecOutcome    outcome;
+		bool           recorded = false;
 
 		/* between runs: the last one reset its session and ended its transactions */
 		Assert(CurrentMemoryContext == run_cxt);
@@ -287,7 +287,7 @@ chime_executor_main(Datum arg)
 			continue;
 		}
 		if (res != SHM_MQ_SUCCESS)
-			break;				/* the scheduler let go of us */
+			break; /* the scheduler let go of us */
 		if (len < sizeof(ExecRequest))
 			elog(ERROR, "pg_chime executor: short request");
 
@@ -296,7 +296,7 @@ chime_executor_main(Datum arg)
 		MemoryContextReset(run_cxt);
 		command = pnstrdup((char *) data + sizeof(req), len - sizeof(req));
 		if (req.kind != EXEC_RUN)
-			continue;			/* an answer that came too late: its run was rolled back */
+			continue; /* an answer that came too late: its run was rolled back */
 
 		/* a run as the scheduler makes it (sched_request_recording) */
 		Assert(!(req.record && req.confirm));

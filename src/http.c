@@ -66,12 +66,12 @@
 
 #include "http_int.h"
 
-static CURLM *http_multi = NULL;
-static int	http_epoll = -1;
-static long http_timer_ms = -1;	/* libcurl's wish, from when it was set */
+static CURLM      *http_multi = NULL;
+static int         http_epoll = -1;
+static long        http_timer_ms = -1; /* libcurl's wish, from when it was set */
 static TimestampTz http_timer_set = 0;
-static int	http_running = 0;
-static dlist_head http_transfers = DLIST_STATIC_INIT(http_transfers);
+static int         http_running = 0;
+static dlist_head  http_transfers = DLIST_STATIC_INIT(http_transfers);
 
 /* ---- libcurl's callbacks for the multi handle ---------------------------- */
 
@@ -114,7 +114,8 @@ http_timer(CURLM *multi, long timeout_ms, void *userp)
 
 /* curl_multi_setopt, checked into *fault as http_setopt does */
 #define http_multi_setopt(multi, fault, option, value) \
-	do { \
+	do \
+	{ \
 		if ((fault)->call == NULL) \
 			(void) http_multi_ok((fault), "curl_multi_setopt(" #option ")", \
 								 curl_multi_setopt((multi), (option), (value))); \
@@ -128,8 +129,8 @@ http_timer(CURLM *multi, long timeout_ms, void *userp)
 int
 chime_http_init(void)
 {
-	CURLcode	code = curl_global_init(CURL_GLOBAL_DEFAULT);
-	HttpFault	fault = {0};
+	CURLcode  code = curl_global_init(CURL_GLOBAL_DEFAULT);
+	HttpFault fault = {0};
 
 	if (code != CURLE_OK)
 		elog(ERROR, "pg_chime: could not initialise libcurl: %s", curl_easy_strerror(code));
@@ -157,7 +158,7 @@ chime_http_in_flight(void)
 long
 chime_http_timeout(void)
 {
-	long		left;
+	long left;
 
 	if (http_timer_ms < 0)
 		return -1;
@@ -180,7 +181,7 @@ http_time_left(const HttpTransfer *t)
 static void
 http_remove(CURL *easy, const char *what)
 {
-	CURLMcode	code = curl_multi_remove_handle(http_multi, easy);
+	CURLMcode code = curl_multi_remove_handle(http_multi, easy);
 
 	if (code != CURLM_OK)
 		elog(WARNING, "pg_chime: libcurl could not remove a %s: %s", what, curl_multi_strerror(code));
@@ -233,7 +234,7 @@ http_free(HttpTransfer *t)
 static bool
 http_start_probe(HttpTransfer *t, long left_ms, HttpFault *fault)
 {
-	CURL	   *probe = curl_easy_init();
+	CURL *probe = curl_easy_init();
 
 	if (probe == NULL)
 		return http_fault(fault, "curl_easy_init", NULL);
@@ -285,7 +286,7 @@ http_send(HttpTransfer *t, long left_ms, HttpFault *fault)
 static bool
 http_hop(HttpTransfer *t, HttpFault *fault)
 {
-	long		left = Max(http_time_left(t), 1);
+	long left = Max(http_time_left(t), 1);
 
 	t->refused[0] = '\0';
 	t->error[0] = '\0';
@@ -303,13 +304,13 @@ bool
 chime_http_start(void *owner, const ChimeHttpRequest *req, char **error)
 {
 	HttpTransfer *t;
-	CURL	   *easy = curl_easy_init();
-	HttpFault	fault = {0};
-	char	   *normal;
-	char	   *scheme;
-	char	   *origin;
-	char	   *message;
-	ListCell   *lc;
+	CURL         *easy = curl_easy_init();
+	HttpFault     fault = {0};
+	char         *normal;
+	char         *scheme;
+	char         *origin;
+	char         *message;
+	ListCell     *lc;
 	MemoryContext old;
 
 	if (easy == NULL)
@@ -384,15 +385,14 @@ chime_http_start(void *owner, const ChimeHttpRequest *req, char **error)
 static ChimeHttpResult *
 http_redirect(HttpTransfer *t, long status, const char *location)
 {
-	char	   *url;
-	char	   *scheme;
-	char	   *origin;
-	HttpFault	fault = {0};
-	bool		same_origin;
+	char     *url;
+	char     *scheme;
+	char     *origin;
+	HttpFault fault = {0};
+	bool      same_origin;
 
 	if (t->redirects >= chime_http_max_redirects)
-		return chime_http_refusal(t, psprintf("refused: more than %d redirects (cron.http_max_redirects)",
-											  chime_http_max_redirects));
+		return chime_http_refusal(t, psprintf("refused: more than %d redirects (cron.http_max_redirects)", chime_http_max_redirects));
 	if (!chime_http_parse_url(location, &url, &scheme, &origin))
 		return chime_http_refusal(t, "refused: a redirect to an invalid URL");
 	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
@@ -401,8 +401,7 @@ http_redirect(HttpTransfer *t, long status, const char *location)
 		return chime_http_refusal(t, "refused: a redirect to an invalid URL");
 	same_origin = t->origin != NULL && strcmp(origin, t->origin) == 0;
 	if (!same_origin && t->carries_secret)
-		return chime_http_refusal(t, psprintf("refused: redirect to another origin (%s) from a request that carries a secret",
-											  origin));
+		return chime_http_refusal(t, psprintf("refused: redirect to another origin (%s) from a request that carries a secret", origin));
 
 	if ((status == 303 && strcmp(t->method, "HEAD") != 0) ||
 		((status == 301 || status == 302) && strcmp(t->method, "POST") == 0))
@@ -435,7 +434,7 @@ http_redirect(HttpTransfer *t, long status, const char *location)
 	http_setopt(t->easy, &fault, CURLOPT_URL, url);
 	if (fault.call == NULL)
 	{
-		char	   *old = t->url;
+		char *old = t->url;
 
 		t->url = MemoryContextStrdup(TopMemoryContext, url);
 		pfree(old);
@@ -459,9 +458,9 @@ http_redirect(HttpTransfer *t, long status, const char *location)
 static ChimeHttpResult *
 http_answered(HttpTransfer *t, CURLcode code)
 {
-	long		status = 0;
-	char	   *location = NULL;
-	HttpFault	fault = {0};
+	long      status = 0;
+	char     *location = NULL;
+	HttpFault fault = {0};
 
 	http_remove(t->easy, "transfer");
 	t->easy_added = false;
@@ -485,7 +484,7 @@ http_answered(HttpTransfer *t, CURLcode code)
 static ChimeHttpResult *
 http_probed(HttpTransfer *t, CURLcode code)
 {
-	HttpFault	fault = {0};
+	HttpFault fault = {0};
 
 	http_remove(t->probe, "probe");
 	curl_easy_cleanup(t->probe);
@@ -511,8 +510,8 @@ static HttpTransfer *
 http_transfer_of(CURL *easy)
 {
 	HttpTransfer *t = NULL;
-	HttpFault	fault = {0};
-	dlist_iter	iter;
+	HttpFault     fault = {0};
+	dlist_iter    iter;
 
 	http_getinfo(easy, &fault, CURLINFO_PRIVATE, (char **) &t);
 	if (fault.call == NULL && t != NULL)
@@ -537,8 +536,8 @@ http_transfer_of(CURL *easy)
 static void
 http_socket_action(curl_socket_t s, int flags)
 {
-	int			still;
-	CURLMcode	code = curl_multi_socket_action(http_multi, s, flags, &still);
+	int       still;
+	CURLMcode code = curl_multi_socket_action(http_multi, s, flags, &still);
 
 	if (code == CURLM_OK)
 		return;
@@ -562,10 +561,10 @@ List *
 chime_http_work(void)
 {
 	struct epoll_event events[64];
-	int			n;
-	CURLMsg    *msg;
-	int			left;
-	List	   *results = NIL;
+	int                n;
+	CURLMsg           *msg;
+	int                left;
+	List              *results = NIL;
 
 	if (http_multi == NULL)
 		return NIL;
@@ -573,7 +572,7 @@ chime_http_work(void)
 	{
 		for (int i = 0; i < n; i++)
 		{
-			int			flags = 0;
+			int flags = 0;
 
 			if (events[i].events & EPOLLIN)
 				flags |= CURL_CSELECT_IN;
@@ -594,9 +593,9 @@ chime_http_work(void)
 
 	while ((msg = curl_multi_info_read(http_multi, &left)) != NULL)
 	{
-		HttpTransfer *t;
-		CURL	   *easy = msg->easy_handle;
-		CURLcode	code = msg->data.result;
+		HttpTransfer    *t;
+		CURL            *easy = msg->easy_handle;
+		CURLcode         code = msg->data.result;
 		ChimeHttpResult *r;
 
 		if (msg->msg != CURLMSG_DONE)
@@ -624,14 +623,14 @@ chime_http_work(void)
  * are (probe, request, between hops); their results, as chime_http_work's.
  */
 List *
-chime_http_cancel(bool (*match) (void *owner, void *arg), void *arg, const char *message)
+chime_http_cancel(bool (*match)(void *owner, void *arg), void *arg, const char *message)
 {
 	dlist_mutable_iter iter;
-	List	   *results = NIL;
+	List              *results = NIL;
 
 	dlist_foreach_modify(iter, &http_transfers)
 	{
-		HttpTransfer *t = dlist_container(HttpTransfer, node, iter.cur);
+		HttpTransfer    *t = dlist_container(HttpTransfer, node, iter.cur);
 		ChimeHttpResult *r;
 
 		if (!match(t->owner, arg))

@@ -26,27 +26,27 @@
 #include "http_int.h"
 
 /* Settings */
-int			chime_http_max_in_flight = 1000;
-int			chime_http_default_timeout_ms = 30000;
-int			chime_http_max_redirects = 5;
-int			chime_http_max_response_size = 1024 * 1024;
-int			chime_http_max_logged_body = 8192;
-char	   *chime_http_proxy = NULL;
+int          chime_http_max_in_flight = 1000;
+int          chime_http_default_timeout_ms = 30000;
+int          chime_http_max_redirects = 5;
+int          chime_http_max_response_size = 1024 * 1024;
+int          chime_http_max_logged_body = 8192;
+char        *chime_http_proxy = NULL;
 static char *policy_deny_text = NULL;
 static char *policy_allow_text = NULL;
 
 /* A network of cron.http_deny_networks or cron.http_allow_networks */
 typedef struct HttpNet
 {
-	int			family;			/* AF_INET or AF_INET6 */
+	int           family; /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
-	int			bits;
+	int           bits;
 } HttpNet;
 
 typedef struct HttpNets
 {
-	int			n;
-	HttpNet		net[FLEXIBLE_ARRAY_MEMBER];
+	int     n;
+	HttpNet net[FLEXIBLE_ARRAY_MEMBER];
 } HttpNets;
 
 static HttpNets *policy_deny = NULL;
@@ -58,16 +58,16 @@ static HttpNets *policy_allow = NULL;
 static HttpNets *
 policy_parse_nets(const char *text, char **bad)
 {
-	char	   *copy = pstrdup(text ? text : "");
-	char	   *tok;
-	char	   *save = NULL;
-	HttpNets   *nets = palloc0(offsetof(HttpNets, net) + sizeof(HttpNet) * (strlen(copy) / 2 + 1));
+	char     *copy = pstrdup(text ? text : "");
+	char     *tok;
+	char     *save = NULL;
+	HttpNets *nets = palloc0(offsetof(HttpNets, net) + sizeof(HttpNet) * (strlen(copy) / 2 + 1));
 
 	for (tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
 	{
-		HttpNet    *net = &nets->net[nets->n];
-		char	   *slash = strchr(tok, '/');
-		int			maxbits;
+		HttpNet *net = &nets->net[nets->n];
+		char    *slash = strchr(tok, '/');
+		int      maxbits;
 
 		if (slash)
 			*slash = '\0';
@@ -89,8 +89,8 @@ policy_parse_nets(const char *text, char **bad)
 		net->bits = maxbits;
 		if (slash)
 		{
-			char	   *end;
-			long		bits = strtol(slash + 1, &end, 10);
+			char *end;
+			long  bits = strtol(slash + 1, &end, 10);
 
 			if (*end != '\0' || end == slash + 1 || bits < 0 || bits > maxbits)
 			{
@@ -108,10 +108,10 @@ policy_parse_nets(const char *text, char **bad)
 static bool
 policy_check_nets(char **newval, void **extra, GucSource source)
 {
-	char	   *bad = NULL;
-	HttpNets   *nets = policy_parse_nets(*newval, &bad);
-	HttpNets   *copy;
-	Size		size;
+	char     *bad = NULL;
+	HttpNets *nets = policy_parse_nets(*newval, &bad);
+	HttpNets *copy;
+	Size      size;
 
 	if (nets == NULL)
 	{
@@ -149,10 +149,10 @@ static bool
 policy_check_proxy(char **newval, void **extra, GucSource source)
 {
 	static const char *const schemes[] = {"http", "https", "socks4", "socks4a", "socks5", "socks5h"};
-	const char *value = *newval ? *newval : "";
-	const char *sep = strstr(value, "://");
-	bool		known = false;
-	const char *p;
+	const char              *value = *newval ? *newval : "";
+	const char              *sep = strstr(value, "://");
+	bool                     known = false;
+	const char              *p;
 
 	if (value[0] == '\0')
 		return true;
@@ -219,12 +219,12 @@ chime_http_define_settings(void)
 bool
 chime_http_parse_url(const char *url, char **normal, char **scheme, char **origin)
 {
-	CURLU	   *u = curl_url();
-	char	   *s = NULL;
-	char	   *full = NULL;
-	char	   *host = NULL;
-	char	   *port = NULL;
-	bool		ok = false;
+	CURLU *u = curl_url();
+	char  *s = NULL;
+	char  *full = NULL;
+	char  *host = NULL;
+	char  *port = NULL;
+	bool   ok = false;
 
 	*origin = NULL;
 	if (u == NULL)
@@ -259,8 +259,8 @@ chime_http_parse_url(const char *url, char **normal, char **scheme, char **origi
 static bool
 policy_in_net(const HttpNet *net, int family, const unsigned char *addr)
 {
-	int			full = net->bits / 8;
-	int			rest = net->bits % 8;
+	int full = net->bits / 8;
+	int rest = net->bits % 8;
 
 	if (net->family != family)
 		return false;
@@ -292,10 +292,10 @@ static bool
 policy_address_ok(HttpTransfer *t, const struct curl_sockaddr *address)
 {
 	static const unsigned char zero[16] = {0};
-	int			family = address->family;
-	unsigned char addr[16];
-	char		text[INET6_ADDRSTRLEN] = "?";
-	char		why[sizeof(t->refused)];
+	int                        family = address->family;
+	unsigned char              addr[16];
+	char                       text[INET6_ADDRSTRLEN] = "?";
+	char                       why[sizeof(t->refused)];
 
 	if (family == AF_INET)
 		memcpy(addr, &((const struct sockaddr_in *) &address->addr)->sin_addr, 4);

@@ -22,12 +22,12 @@
 ChimeHttpRequest *
 chime_http_request_new(List *secrets)
 {
-	int			n = list_length(secrets);
-	Size		size = offsetof(ChimeHttpRequest, secrets) + sizeof(ChimeHttpSecret) * n;
+	int               n = list_length(secrets);
+	Size              size = offsetof(ChimeHttpRequest, secrets) + sizeof(ChimeHttpSecret) * n;
 	ChimeHttpRequest *req;
-	char	   *p;
-	ListCell   *lc;
-	int			i = 0;
+	char             *p;
+	ListCell         *lc;
+	int               i = 0;
 
 	foreach(lc, secrets)
 	{
@@ -55,10 +55,10 @@ chime_http_request_new(List *secrets)
 static int
 request_longest_first(const void *a, const void *b)
 {
-	size_t		la = strlen(((const ChimeHttpSecret *) a)->value);
-	size_t		lb = strlen(((const ChimeHttpSecret *) b)->value);
+	size_t la = strlen(((const ChimeHttpSecret *) a)->value);
+	size_t lb = strlen(((const ChimeHttpSecret *) b)->value);
 
-	return la > lb ? -1 : la < lb ? 1 : 0;
+	return la > lb ? -1 : (la < lb ? 1 : 0);
 }
 
 /*
@@ -116,7 +116,7 @@ char *
 chime_http_scrub(const HttpTransfer *t, const char *text, int len, int *outlen)
 {
 	StringInfoData out;
-	int			i = 0;
+	int            i = 0;
 
 	initStringInfo(&out);
 	while (i < len)
@@ -125,7 +125,7 @@ chime_http_scrub(const HttpTransfer *t, const char *text, int len, int *outlen)
 
 		for (int k = 0; k < t->nsecrets && hit == NULL; k++)
 		{
-			int			vlen = (int) strlen(t->secrets[k].value);
+			int vlen = (int) strlen(t->secrets[k].value);
 
 			if (vlen <= len - i && pg_strncasecmp(text + i, t->secrets[k].value, vlen) == 0)
 				hit = &t->secrets[k];

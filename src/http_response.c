@@ -31,13 +31,13 @@ size_t
 chime_http_write(char *data, size_t size, size_t nmemb, void *userp)
 {
 	HttpTransfer *t = userp;
-	size_t		n = size * nmemb;
+	size_t        n = size * nmemb;
 
 	t->bytes += n;
 	if (t->bytes > chime_http_max_response_size)
 	{
 		t->too_big = true;
-		return 0;				/* libcurl stops the transfer */
+		return 0; /* libcurl stops the transfer */
 	}
 	if (t->body.len < chime_http_max_logged_body)
 		appendBinaryStringInfo(&t->body, data, Min((int) n, chime_http_max_logged_body - t->body.len));
@@ -53,14 +53,14 @@ size_t
 chime_http_header(char *data, size_t size, size_t nmemb, void *userp)
 {
 	HttpTransfer *t = userp;
-	size_t		n = size * nmemb;
+	size_t        n = size * nmemb;
 
 	if (n > 5 && strncmp(data, "HTTP/", 5) == 0)
 	{
 		/* a new response (after a redirect or a 100): "HTTP/1.1 200 OK" */
 		const char *sp = memchr(data, ' ', n);
 		const char *reason = sp ? memchr(sp + 1, ' ', n - (sp + 1 - data)) : NULL;
-		size_t		len = 0;
+		size_t      len = 0;
 
 		t->retry_after_s = 0;
 		t->reason[0] = '\0';
@@ -74,9 +74,9 @@ chime_http_header(char *data, size_t size, size_t nmemb, void *userp)
 	}
 	else if (n > 12 && pg_strncasecmp(data, "retry-after:", 12) == 0)
 	{
-		char		value[64];
-		long		secs;
-		char	   *end;
+		char  value[64];
+		long  secs;
+		char *end;
 
 		snprintf(value, sizeof(value), "%.*s", (int) (n - 12), data + 12);
 		secs = strtol(value, &end, 10);
@@ -84,7 +84,7 @@ chime_http_header(char *data, size_t size, size_t nmemb, void *userp)
 			t->retry_after_s = secs;
 		else
 		{
-			time_t		when = curl_getdate(value, NULL);
+			time_t when = curl_getdate(value, NULL);
 
 			if (when > 0)
 				t->retry_after_s = Max(0, when - time(NULL));
@@ -117,7 +117,7 @@ ChimeHttpResult *
 chime_http_failed(HttpTransfer *t, const char *doing, const HttpFault *fault)
 {
 	ChimeHttpResult *r = palloc0(sizeof(ChimeHttpResult));
-	char	   *message = chime_http_fault_message(doing, fault);
+	char            *message = chime_http_fault_message(doing, fault);
 
 	elog(LOG, "pg_chime: %s", message);
 	r->owner = t->owner;
@@ -147,10 +147,10 @@ ChimeHttpResult *
 chime_http_result(HttpTransfer *t, CURLcode code)
 {
 	ChimeHttpResult *r;
-	long		status = 0;
-	long		ms = (long) ((GetCurrentTimestamp() - t->started) / 1000);
-	char	   *message;
-	HttpFault	fault = {0};
+	long             status = 0;
+	long             ms = (long) ((GetCurrentTimestamp() - t->started) / 1000);
+	char            *message;
+	HttpFault        fault = {0};
 
 	if (code == CURLE_OK || t->too_big)
 		http_getinfo(t->easy, &fault, CURLINFO_RESPONSE_CODE, &status);
@@ -200,8 +200,8 @@ chime_http_result(HttpTransfer *t, CURLcode code)
 	r->message = chime_http_scrub(t, message, strlen(message), NULL);
 	if (t->body.len > 0 || r->status > 0)
 	{
-		int			len;
-		char	   *body = chime_http_scrub(t, t->body.data, t->body.len, &len);
+		int   len;
+		char *body = chime_http_scrub(t, t->body.data, t->body.len, &len);
 
 		r->body = pnstrdup(body, len);
 	}

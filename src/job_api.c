@@ -56,24 +56,20 @@ const JobColumnInfo chime_job_columns[JC_COUNT] = {
 /* The options shared by cron.schedule and cron.schedule_http, in order. */
 #define JOB_OPTIONS \
 	JC_TIMEZONE, JC_RUN_WINDOW, JC_ONCE_PER, JC_OVERLAP, JC_CONCURRENCY_KEY, \
-	JC_MAX_ATTEMPTS, JC_RETRY_DELAY, JC_TIMEOUT, JC_CATCHUP, JC_DST_GAP, \
-	JC_DATABASE, JC_USERNAME, JC_ACTIVE
+		JC_MAX_ATTEMPTS, JC_RETRY_DELAY, JC_TIMEOUT, JC_CATCHUP, JC_DST_GAP, \
+		JC_DATABASE, JC_USERNAME, JC_ACTIVE
 
 static const JobColumn schedule_named_args[] = {
-	JC_JOBNAME, JC_SCHEDULE, JC_COMMAND, JOB_OPTIONS
-};
+	JC_JOBNAME, JC_SCHEDULE, JC_COMMAND, JOB_OPTIONS};
 static const JobColumn schedule_in_database_args[] = {
-	JC_JOBNAME, JC_SCHEDULE, JC_COMMAND, JC_DATABASE, JC_USERNAME, JC_ACTIVE
-};
+	JC_JOBNAME, JC_SCHEDULE, JC_COMMAND, JC_DATABASE, JC_USERNAME, JC_ACTIVE};
 static const JobColumn schedule_http_args[] = {
-	JC_JOBNAME, JC_SCHEDULE, JC_URL, JC_METHOD, JC_HEADERS, JC_BODY, JOB_OPTIONS
-};
+	JC_JOBNAME, JC_SCHEDULE, JC_URL, JC_METHOD, JC_HEADERS, JC_BODY, JOB_OPTIONS};
 static const JobColumn alter_job_args[] = {
 	JC_NONE, JC_SCHEDULE, JC_COMMAND, JC_DATABASE, JC_USERNAME, JC_ACTIVE,
 	JC_TIMEZONE, JC_RUN_WINDOW, JC_ONCE_PER, JC_OVERLAP, JC_CONCURRENCY_KEY,
 	JC_MAX_ATTEMPTS, JC_RETRY_DELAY, JC_TIMEOUT, JC_CATCHUP, JC_DST_GAP,
-	JC_URL, JC_METHOD, JC_HEADERS, JC_BODY
-};
+	JC_URL, JC_METHOD, JC_HEADERS, JC_BODY};
 
 /* Who is calling (before the functions act as the catalog's owner) */
 void
@@ -139,15 +135,16 @@ job_require(const JobArgs *a, JobColumn c, const char *hint)
 ChimeJobDef *
 chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lock)
 {
-	StringInfoData sql;
-	ChimeJobDefMap map;
-	ChimeJobDef *row;
+	StringInfoData   sql;
+	ChimeJobDefMap   map;
+	ChimeJobDef     *row;
 	ChimeJobDefError err;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT jobid, username, database, kind, url, method, headers, body "
-					 "FROM cron.job WHERE %s%s", where, lock ? " FOR UPDATE" : "");
+					 "FROM cron.job WHERE %s%s",
+					 where, lock ? " FOR UPDATE" : "");
 	if (SPI_execute_with_args(sql.data, nargs, types, values, NULL, !lock, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read cron.job");
 	if (SPI_processed == 0)
@@ -155,9 +152,9 @@ chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lo
 
 	chime_job_def_map(&map, SPI_tuptable->tupdesc,
 					  CHIME_JOB_BIT(CHIME_JOB_JOBID) | CHIME_JOB_BIT(CHIME_JOB_USERNAME) |
-					  CHIME_JOB_BIT(CHIME_JOB_DATABASE) | CHIME_JOB_BIT(CHIME_JOB_KIND) |
-					  CHIME_JOB_BIT(CHIME_JOB_URL) | CHIME_JOB_BIT(CHIME_JOB_METHOD) |
-					  CHIME_JOB_BIT(CHIME_JOB_HEADERS) | CHIME_JOB_BIT(CHIME_JOB_BODY));
+						  CHIME_JOB_BIT(CHIME_JOB_DATABASE) | CHIME_JOB_BIT(CHIME_JOB_KIND) |
+						  CHIME_JOB_BIT(CHIME_JOB_URL) | CHIME_JOB_BIT(CHIME_JOB_METHOD) |
+						  CHIME_JOB_BIT(CHIME_JOB_HEADERS) | CHIME_JOB_BIT(CHIME_JOB_BODY));
 	row = palloc(sizeof(ChimeJobDef));
 	if (!chime_job_def_decode(&map, SPI_tuptable->vals[0], row, &err))
 		chime_job_def_raise(&err);
@@ -171,8 +168,8 @@ chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lo
 ChimeJobDef *
 chime_job_fetch_owned(const JobCaller *caller, int64 jobid, bool lock)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(jobid)};
+	Oid          types[1] = {INT8OID};
+	Datum        values[1] = {Int64GetDatum(jobid)};
 	ChimeJobDef *row = chime_job_fetch("jobid OPERATOR(pg_catalog.=) $1", 1, types, values, lock);
 
 	if (row == NULL)
@@ -193,12 +190,12 @@ static int64
 job_write(const JobArgs *a, int64 jobid)
 {
 	StringInfoData sql;
-	Oid			types[JC_COUNT + 1];
-	Datum		values[JC_COUNT + 1];
-	char		nulls[JC_COUNT + 1];
-	int			n = 0;
-	bool		isnull;
-	int			rc;
+	Oid            types[JC_COUNT + 1];
+	Datum          values[JC_COUNT + 1];
+	char           nulls[JC_COUNT + 1];
+	int            n = 0;
+	bool           isnull;
+	int            rc;
 
 	initStringInfo(&sql);
 	for (int c = 0; c < JC_COUNT; c++)
@@ -259,24 +256,24 @@ job_write(const JobArgs *a, int64 jobid)
 static int64
 job_schedule(JobArgs *a, bool http)
 {
-	JobCaller	caller;
-	char	   *jobname = chime_job_text(a, JC_JOBNAME);
-	char	   *username;
-	char	   *database;
+	JobCaller    caller;
+	char        *jobname = chime_job_text(a, JC_JOBNAME);
+	char        *username;
+	char        *database;
 	ChimeJobDef *row = NULL;
 	ApiPrivilege saved;
-	int64		jobid;
+	int64        jobid;
 
 	job_require(a, JC_SCHEDULE, "Give a schedule such as '0 3 * * *'.");
 	if (http)
 	{
-		char	   *url = chime_job_text(a, JC_URL);
+		char *url = chime_job_text(a, JC_URL);
 
 		job_require(a, JC_URL, "Give an http:// or https:// URL.");
 		chime_job_check_values(a);
 		chime_job_set_text(a, JC_KIND, "http");
 		chime_job_set_text(a, JC_COMMAND,
-					 psprintf("%s %s", chime_job_text(a, JC_METHOD) ? chime_job_text(a, JC_METHOD) : "POST", url));
+						   psprintf("%s %s", chime_job_text(a, JC_METHOD) ? chime_job_text(a, JC_METHOD) : "POST", url));
 		if (!a->given[JC_BODY])
 			chime_job_set(a, JC_BODY, (Datum) 0, true);
 	}
@@ -299,8 +296,8 @@ job_schedule(JobArgs *a, bool http)
 	chime_api_begin(&saved);
 	if (jobname != NULL)
 	{
-		Oid			types[2] = {TEXTOID, TEXTOID};
-		Datum		values[2] = {CStringGetTextDatum(jobname), CStringGetTextDatum(username)};
+		Oid   types[2] = {TEXTOID, TEXTOID};
+		Datum values[2] = {CStringGetTextDatum(jobname), CStringGetTextDatum(username)};
 
 		row = chime_job_fetch("jobname OPERATOR(pg_catalog.=) $1 AND username OPERATOR(pg_catalog.=) $2", 2, types, values, true);
 	}
@@ -311,8 +308,8 @@ job_schedule(JobArgs *a, bool http)
 	chime_job_check_rights(&caller, username, database, a->given[JC_USERNAME]);
 	if (http)
 		chime_job_check_secrets(username, chime_job_text(a, JC_URL),
-						  a->isnull[JC_HEADERS] ? NULL : DatumGetJsonbP(a->value[JC_HEADERS]),
-						  chime_job_text(a, JC_BODY));
+								a->isnull[JC_HEADERS] ? NULL : DatumGetJsonbP(a->value[JC_HEADERS]),
+								chime_job_text(a, JC_BODY));
 
 	if (row == NULL)
 	{
@@ -331,7 +328,7 @@ Datum
 chime_schedule_unnamed(PG_FUNCTION_ARGS)
 {
 	static const JobColumn map[] = {JC_SCHEDULE, JC_COMMAND};
-	JobArgs		a;
+	JobArgs                a;
 
 	job_read_args(&a, fcinfo, map, lengthof(map));
 	PG_RETURN_INT64(job_schedule(&a, false));
@@ -342,7 +339,7 @@ PG_FUNCTION_INFO_V1(chime_schedule_named);
 Datum
 chime_schedule_named(PG_FUNCTION_ARGS)
 {
-	JobArgs		a;
+	JobArgs a;
 
 	job_read_args(&a, fcinfo, schedule_named_args, lengthof(schedule_named_args));
 	PG_RETURN_INT64(job_schedule(&a, false));
@@ -353,7 +350,7 @@ PG_FUNCTION_INFO_V1(chime_schedule_in_database);
 Datum
 chime_schedule_in_database(PG_FUNCTION_ARGS)
 {
-	JobArgs		a;
+	JobArgs a;
 
 	job_read_args(&a, fcinfo, schedule_in_database_args, lengthof(schedule_in_database_args));
 	job_require(&a, JC_DATABASE, "Name the database the job runs in.");
@@ -365,7 +362,7 @@ PG_FUNCTION_INFO_V1(chime_schedule_http);
 Datum
 chime_schedule_http(PG_FUNCTION_ARGS)
 {
-	JobArgs		a;
+	JobArgs a;
 
 	job_read_args(&a, fcinfo, schedule_http_args, lengthof(schedule_http_args));
 	if (!a.given[JC_METHOD])
@@ -380,14 +377,14 @@ PG_FUNCTION_INFO_V1(chime_alter_job);
 Datum
 chime_alter_job(PG_FUNCTION_ARGS)
 {
-	JobArgs		a;
-	JobCaller	caller;
+	JobArgs      a;
+	JobCaller    caller;
 	ChimeJobDef *row;
 	ApiPrivilege saved;
-	int64		jobid;
-	char	   *username;
-	char	   *database;
-	bool		http_fields;
+	int64        jobid;
+	char        *username;
+	char        *database;
+	bool         http_fields;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -437,9 +434,9 @@ chime_alter_job(PG_FUNCTION_ARGS)
 		chime_job_check_quota(username);
 	if (row->kind == CHIME_JOB_HTTP)
 		chime_job_check_secrets(username,
-						  a.given[JC_URL] ? chime_job_text(&a, JC_URL) : row->url,
-						  a.given[JC_HEADERS] ? DatumGetJsonbP(a.value[JC_HEADERS]) : row->headers,
-						  a.given[JC_BODY] ? chime_job_text(&a, JC_BODY) : row->body);
+								a.given[JC_URL] ? chime_job_text(&a, JC_URL) : row->url,
+								a.given[JC_HEADERS] ? DatumGetJsonbP(a.value[JC_HEADERS]) : row->headers,
+								a.given[JC_BODY] ? chime_job_text(&a, JC_BODY) : row->body);
 
 	job_write(&a, jobid);
 	chime_api_end(&saved);
@@ -451,10 +448,10 @@ PG_FUNCTION_INFO_V1(chime_unschedule_id);
 Datum
 chime_unschedule_id(PG_FUNCTION_ARGS)
 {
-	int64		jobid = PG_GETARG_INT64(0);
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(jobid)};
-	JobCaller	caller;
+	int64        jobid = PG_GETARG_INT64(0);
+	Oid          types[1] = {INT8OID};
+	Datum        values[1] = {Int64GetDatum(jobid)};
+	JobCaller    caller;
 	ApiPrivilege saved;
 
 	chime_job_caller(&caller);
@@ -472,12 +469,12 @@ PG_FUNCTION_INFO_V1(chime_unschedule_name);
 Datum
 chime_unschedule_name(PG_FUNCTION_ARGS)
 {
-	char	   *jobname = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *owner = GetUserNameFromId(GetUserId(), false);
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(jobname), CStringGetTextDatum(owner)};
+	char        *jobname = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char        *owner = GetUserNameFromId(GetUserId(), false);
+	Oid          types[2] = {TEXTOID, TEXTOID};
+	Datum        values[2] = {CStringGetTextDatum(jobname), CStringGetTextDatum(owner)};
 	ApiPrivilege saved;
-	uint64		deleted;
+	uint64       deleted;
 
 	chime_api_begin(&saved);
 	if (SPI_execute_with_args("DELETE FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 "

@@ -34,7 +34,7 @@
 static void
 job_check_word(JobArgs *a, JobColumn c, const char *const *words, const char *hint)
 {
-	char	   *value = chime_job_text(a, c);
+	char *value = chime_job_text(a, c);
 
 	if (value == NULL)
 		return;
@@ -59,8 +59,8 @@ job_check_word(JobArgs *a, JobColumn c, const char *const *words, const char *hi
 static void
 job_check_interval(const JobArgs *a, JobColumn c, int64 min_us, int64 max_us, const char *hint)
 {
-	Interval   *iv;
-	double		us;
+	Interval *iv;
+	double    us;
 
 	if (!a->given[c] || a->isnull[c])
 		return;
@@ -121,11 +121,11 @@ job_header_name_ok(const char *name, int len)
 static void
 job_check_headers(Jsonb *headers)
 {
-	const char *hint = "Headers are a JSON object of names to string values, e.g. '{\"x-cron-secret\": \"{{secret.cron_secret}}\"}'.";
-	JsonbIterator *it;
-	JsonbValue	v;
+	const char        *hint = "Headers are a JSON object of names to string values, e.g. '{\"x-cron-secret\": \"{{secret.cron_secret}}\"}'.";
+	JsonbIterator     *it;
+	JsonbValue         v;
 	JsonbIteratorToken tok;
-	char	   *name = NULL;
+	char              *name = NULL;
 
 	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
 		ereport(ERROR,
@@ -157,7 +157,7 @@ job_check_headers(Jsonb *headers)
 						 errhint("%s", hint)));
 			for (int i = 0; i < v.val.string.len; i++)
 			{
-				char		ch = v.val.string.val[i];
+				char ch = v.val.string.val[i];
 
 				if (ch == '\r' || ch == '\n' || ch == '\0')
 					ereport(ERROR,
@@ -189,10 +189,10 @@ job_check_sizes(const JobArgs *a)
 {
 	static const struct
 	{
-		JobColumn	c;
+		JobColumn   c;
 		const char *what;
-		Size		limit;
-	}			limits[] = {
+		Size        limit;
+	} limits[] = {
 		{JC_JOBNAME, "job name", CHIME_MAX_JOBNAME_LEN},
 		{JC_COMMAND, "command", CHIME_MAX_TEXT_LEN},
 		{JC_URL, "url", CHIME_MAX_TEXT_LEN},
@@ -204,7 +204,7 @@ job_check_sizes(const JobArgs *a)
 
 	for (int i = 0; i < lengthof(limits); i++)
 	{
-		JobColumn	c = limits[i].c;
+		JobColumn c = limits[i].c;
 
 		if (a->given[c] && !a->isnull[c])
 			job_check_size(limits[i].what, toast_raw_datum_size(a->value[c]) - VARHDRSZ,
@@ -223,9 +223,9 @@ chime_job_check_values(JobArgs *a)
 	static const char *const once_per_words[] = {"day", "week", "month", NULL};
 	static const char *const overlap_words[] = {"skip", "buffer_one", "allow", NULL};
 	static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", NULL};
-	static const JobColumn clearable[] = {JC_TIMEZONE, JC_RUN_WINDOW, JC_ONCE_PER, JC_CONCURRENCY_KEY};
-	ChimeError	err;
-	char	   *value;
+	static const JobColumn   clearable[] = {JC_TIMEZONE, JC_RUN_WINDOW, JC_ONCE_PER, JC_CONCURRENCY_KEY};
+	ChimeError               err;
+	char                    *value;
 
 	/* first the sizes: nothing below reads a value past its limit */
 	job_check_sizes(a);
@@ -239,7 +239,7 @@ chime_job_check_values(JobArgs *a)
 	}
 	if (a->given[JC_TIMEOUT] && !a->isnull[JC_TIMEOUT])
 	{
-		Interval   *iv = DatumGetIntervalP(a->value[JC_TIMEOUT]);
+		Interval *iv = DatumGetIntervalP(a->value[JC_TIMEOUT]);
 
 		if (iv->month == 0 && iv->day == 0 && iv->time == 0)
 			chime_job_set(a, JC_TIMEOUT, (Datum) 0, true);
@@ -270,8 +270,8 @@ chime_job_check_values(JobArgs *a)
 		if (!chime_parse_window(value, &w, &err))
 			chime_invalid_value("run_window", value, &err);
 		chime_job_set_text(a, JC_RUN_WINDOW,
-					 psprintf("%02d:%02d-%02d:%02d", w.start / 60, w.start % 60,
-							  w.end / 60, w.end % 60));
+						   psprintf("%02d:%02d-%02d:%02d", w.start / 60, w.start % 60,
+									w.end / 60, w.end % 60));
 	}
 	job_check_word(a, JC_ONCE_PER, once_per_words,
 				   "once_per is one of 'day', 'week' (ISO) or 'month'.");
@@ -279,7 +279,7 @@ chime_job_check_values(JobArgs *a)
 				   "overlap is one of 'skip', 'buffer_one' or 'allow'.");
 	if (a->given[JC_MAX_ATTEMPTS] && !a->isnull[JC_MAX_ATTEMPTS])
 	{
-		int32		n = DatumGetInt32(a->value[JC_MAX_ATTEMPTS]);
+		int32 n = DatumGetInt32(a->value[JC_MAX_ATTEMPTS]);
 
 		if (n < 1 || n > 100)
 			ereport(ERROR,
@@ -305,7 +305,7 @@ chime_job_check_values(JobArgs *a)
 		job_check_url(value);
 	if ((value = chime_job_text(a, JC_METHOD)) != NULL)
 	{
-		int			i;
+		int i;
 
 		for (i = 0; methods[i] && pg_strcasecmp(value, methods[i]) != 0; i++)
 			;
@@ -329,8 +329,8 @@ void
 chime_job_check_rights(const JobCaller *caller, const char *username, const char *database,
 					   bool role_changed)
 {
-	Oid			role = get_role_oid(username, true);
-	Oid			db;
+	Oid role = get_role_oid(username, true);
+	Oid db;
 
 	if (role_changed && strcmp(username, caller->name) != 0 && !caller->super)
 		ereport(ERROR,
@@ -372,8 +372,8 @@ chime_job_check_rights(const JobCaller *caller, const char *username, const char
 static int
 job_role_limit(Oid role)
 {
-	Oid			types[2] = {OIDOID, OIDOID};
-	Datum		values[2] = {ObjectIdGetDatum(role), ObjectIdGetDatum(MyDatabaseId)};
+	Oid         types[2] = {OIDOID, OIDOID};
+	Datum       values[2] = {ObjectIdGetDatum(role), ObjectIdGetDatum(MyDatabaseId)};
 	const char *name = "cron.max_jobs_per_role=";
 
 	if (SPI_execute_with_args("SELECT s.c FROM pg_catalog.pg_db_role_setting d, "
@@ -386,8 +386,8 @@ job_role_limit(Oid role)
 		elog(ERROR, "could not read the settings of role %u", role);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		char	   *c = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		int			limit;
+		char *c = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		int   limit;
 
 		if (c && pg_strncasecmp(c, name, strlen(name)) == 0 &&
 			parse_int(c + strlen(name), &limit, 0, NULL))
@@ -404,13 +404,13 @@ job_role_limit(Oid role)
 void
 chime_job_check_quota(const char *username)
 {
-	Oid			role = get_role_oid(username, false);
-	int			limit = job_role_limit(role);
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(username)};
-	bool		isnull;
-	int64		count;
-	SPIPlanPtr	plan;
+	Oid        role = get_role_oid(username, false);
+	int        limit = job_role_limit(role);
+	Oid        types[1] = {TEXTOID};
+	Datum      values[1] = {CStringGetTextDatum(username)};
+	bool       isnull;
+	int64      count;
+	SPIPlanPtr plan;
 
 	if (limit <= 0)
 		return;
@@ -429,14 +429,15 @@ chime_job_check_quota(const char *username)
 				 errmsg("role %s has %lld jobs, the most cron.max_jobs_per_role (%d) allows",
 						username, (long long) count, limit),
 				 errhint("Unschedule a job first, or ask a superuser to raise cron.max_jobs_per_role "
-						 "(ALTER ROLE %s SET cron.max_jobs_per_role = ...).", quote_identifier(username))));
+						 "(ALTER ROLE %s SET cron.max_jobs_per_role = ...).",
+						 quote_identifier(username))));
 }
 
 /* The secrets an HTTP job's URL, headers and body name must exist. */
 void
 chime_job_check_secrets(const char *owner, const char *url, Jsonb *headers, const char *body)
 {
-	List	   *names = NIL;
+	List *names = NIL;
 
 	if (url)
 		names = list_concat(names, chime_secret_refs(url));

@@ -29,8 +29,8 @@
 static const struct
 {
 	const char *name;
-	Oid			type;
-}			jd_columns[CHIME_JOB_NFIELDS] = {
+	Oid         type;
+} jd_columns[CHIME_JOB_NFIELDS] = {
 	[CHIME_JOB_JOBID] = {"jobid", INT8OID},
 	[CHIME_JOB_ACTIVE] = {"active", BOOLOID},
 	[CHIME_JOB_SCHEDULE] = {"schedule", TEXTOID},
@@ -55,7 +55,7 @@ static const struct
 };
 
 static const char *const jd_zone_hint =
-"Use a zone name from pg_timezone_names, e.g. 'America/New_York' or 'UTC'.";
+	"Use a zone name from pg_timezone_names, e.g. 'America/New_York' or 'UTC'.";
 
 /*
  * Where the wanted fields are in results of 'desc'.  A wanted field whose
@@ -69,7 +69,7 @@ chime_job_def_map(ChimeJobDefMap *map, TupleDesc desc, uint32 fields)
 	map->fields = fields;
 	for (int f = 0; f < CHIME_JOB_NFIELDS; f++)
 	{
-		int			attnum;
+		int attnum;
 
 		if ((fields & CHIME_JOB_BIT(f)) == 0)
 			continue;
@@ -87,8 +87,8 @@ chime_job_def_map(ChimeJobDefMap *map, TupleDesc desc, uint32 fields)
 static char *
 jd_text(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, map->desc, map->attnum[f], &isnull);
+	bool  isnull;
+	Datum d = SPI_getbinval(tup, map->desc, map->attnum[f], &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
 }
@@ -102,12 +102,12 @@ jd_zone_name(const char *timezone)
 
 /* Fill a ChimeError: a detail (printf-style) and a hint */
 static void
-jd_why(ChimeError *why, const char *hint, const char *fmt,...) pg_attribute_printf(3, 4);
+jd_why(ChimeError *why, const char *hint, const char *fmt, ...) pg_attribute_printf(3, 4);
 
 static void
-jd_why(ChimeError *why, const char *hint, const char *fmt,...)
+jd_why(ChimeError *why, const char *hint, const char *fmt, ...)
 {
-	va_list		ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(why->detail, sizeof(why->detail), fmt, ap);
@@ -133,7 +133,7 @@ jd_fail(ChimeJobDef *def, ChimeJobDefError *err, ChimeJobField f, const char *va
 static void
 jd_fail_null(ChimeJobDef *def, ChimeJobDefError *err, ChimeJobField f)
 {
-	ChimeError	why;
+	ChimeError why;
 
 	jd_why(&why, "Set it with cron.alter_job.", "%s is null", jd_columns[f].name);
 	jd_fail(def, err, f, NULL, &why);
@@ -167,8 +167,8 @@ chime_job_zone(const char *timezone, const ChimeZone **zone, ChimeJobDefError *e
 bool
 chime_job_interval_us(Datum interval, int64 max_us, int64 *us)
 {
-	Interval   *iv = DatumGetIntervalP(interval);
-	double		v;
+	Interval *iv = DatumGetIntervalP(interval);
+	double    v;
 
 	*us = 0;
 	v = (double) iv->time + (double) iv->day * (double) USECS_PER_DAY +
@@ -184,9 +184,9 @@ static void
 jd_interval(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, int64 max_us,
 			int64 *us, ChimeJobDef *def, ChimeJobDefError *err)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, map->desc, map->attnum[f], &isnull);
-	ChimeError	why;
+	bool       isnull;
+	Datum      d = SPI_getbinval(tup, map->desc, map->attnum[f], &isnull);
+	ChimeError why;
 
 	*us = 0;
 	if (isnull || chime_job_interval_us(d, max_us, us))
@@ -201,10 +201,10 @@ static void
 jd_decode_field(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, ChimeJobDef *def,
 				ChimeJobDefError *err)
 {
-	ChimeError	why;
-	bool		isnull;
-	Datum		d;
-	char	   *text;
+	ChimeError why;
+	bool       isnull;
+	Datum      d;
+	char      *text;
 
 	switch (f)
 	{
@@ -230,15 +230,15 @@ jd_decode_field(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, Chime
 			}
 			break;
 		case CHIME_JOB_TIMEZONE:
-			{
-				ChimeJobDefError zerr;
+		{
+			ChimeJobDefError zerr;
 
-				text = jd_text(map, tup, f);
-				def->zone_name = jd_zone_name(text);
-				if (!chime_job_zone(text, &def->timing.zone, &zerr))
-					jd_fail(def, err, f, zerr.value, &zerr.err);
-			}
-			break;
+			text = jd_text(map, tup, f);
+			def->zone_name = jd_zone_name(text);
+			if (!chime_job_zone(text, &def->timing.zone, &zerr))
+				jd_fail(def, err, f, zerr.value, &zerr.err);
+		}
+		break;
 		case CHIME_JOB_RUN_WINDOW:
 			def->window_text = jd_text(map, tup, f);
 			if (def->window_text &&
@@ -385,8 +385,8 @@ chime_job_def_decode(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobDef *def,
 int64
 chime_job_def_jobid(const ChimeJobDefMap *map, HeapTuple tup)
 {
-	bool		isnull;
-	Datum		d;
+	bool  isnull;
+	Datum d;
 
 	Assert(map->fields & CHIME_JOB_BIT(CHIME_JOB_JOBID));
 	d = SPI_getbinval(tup, map->desc, map->attnum[CHIME_JOB_JOBID], &isnull);

@@ -55,7 +55,7 @@ typedef enum ChimeJobField
 	CHIME_JOB_NFIELDS
 } ChimeJobField;
 
-#define CHIME_JOB_BIT(f)	((uint32) 1 << (f))
+#define CHIME_JOB_BIT(f) ((uint32) 1 << (f))
 
 /* What decides a job's instants */
 #define CHIME_JOB_TIMING_FIELDS \
@@ -90,9 +90,9 @@ typedef enum ChimeJobField
  */
 typedef struct ChimeJobDefMap
 {
-	TupleDesc	desc;
-	uint32		fields;			/* the fields to decode (CHIME_JOB_BIT) */
-	int			attnum[CHIME_JOB_NFIELDS];	/* 0: not wanted */
+	TupleDesc desc;
+	uint32    fields;                    /* the fields to decode (CHIME_JOB_BIT) */
+	int       attnum[CHIME_JOB_NFIELDS]; /* 0: not wanted */
 } ChimeJobDefMap;
 
 typedef enum ChimeJobKind
@@ -108,48 +108,48 @@ typedef enum ChimeJobKind
  */
 typedef struct ChimeJobDef
 {
-	uint32		fields;			/* the fields decoded */
-	uint32		invalid;		/* those of them that are invalid */
+	uint32 fields;  /* the fields decoded */
+	uint32 invalid; /* those of them that are invalid */
 
-	int64		jobid;
-	bool		active;
-	ChimeTiming timing;			/* schedule, zone, run window, dst_gap */
-	char	   *schedule_text;
-	const char *zone_name;		/* its timezone, or cron.timezone when NULL */
-	char	   *window_text;	/* NULL: no run window */
-	char	   *database;
-	char	   *username;
-	char		overlap;		/* 's'kip, 'b'uffer_one, 'a'llow */
-	int64		timeout_us;		/* 0: none */
-	int64		catchup_us;
-	int32		max_attempts;
-	int64		retry_delay_us;
+	int64        jobid;
+	bool         active;
+	ChimeTiming  timing; /* schedule, zone, run window, dst_gap */
+	char        *schedule_text;
+	const char  *zone_name;   /* its timezone, or cron.timezone when NULL */
+	char        *window_text; /* NULL: no run window */
+	char        *database;
+	char        *username;
+	char         overlap;    /* 's'kip, 'b'uffer_one, 'a'llow */
+	int64        timeout_us; /* 0: none */
+	int64        catchup_us;
+	int32        max_attempts;
+	int64        retry_delay_us;
 	ChimeOncePer once_per;
-	char	   *once_per_text;	/* NULL: none */
-	char	   *concurrency_key;	/* NULL: none */
+	char        *once_per_text;   /* NULL: none */
+	char        *concurrency_key; /* NULL: none */
 	ChimeJobKind kind;
-	char	   *command;
-	char	   *url;			/* an HTTP job's request; NULL for SQL jobs */
-	char	   *method;
-	Jsonb	   *headers;
-	char	   *body;			/* NULL: none */
+	char        *command;
+	char        *url; /* an HTTP job's request; NULL for SQL jobs */
+	char        *method;
+	Jsonb       *headers;
+	char        *body; /* NULL: none */
 } ChimeJobDef;
 
 /* Why a row does not decode: its first invalid field, in ChimeJobField order */
 typedef struct ChimeJobDefError
 {
-	ChimeJobField field;		/* CHIME_JOB_NFIELDS: none */
-	const char *column;			/* the field's column name */
-	const char *value;			/* its value as text ("NULL" for a null) */
-	ChimeError	err;			/* detail ("" if none) and hint */
+	ChimeJobField field;  /* CHIME_JOB_NFIELDS: none */
+	const char   *column; /* the field's column name */
+	const char   *value;  /* its value as text ("NULL" for a null) */
+	ChimeError    err;    /* detail ("" if none) and hint */
 } ChimeJobDefError;
 
-extern void chime_job_def_map(ChimeJobDefMap *map, TupleDesc desc, uint32 fields);
-extern bool chime_job_def_decode(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobDef *def,
-								 ChimeJobDefError *err);
+extern void  chime_job_def_map(ChimeJobDefMap *map, TupleDesc desc, uint32 fields);
+extern bool  chime_job_def_decode(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobDef *def,
+								  ChimeJobDefError *err);
 extern int64 chime_job_def_jobid(const ChimeJobDefMap *map, HeapTuple tup);
-extern void chime_job_def_key(const ChimeJobDefMap *map, HeapTuple tup, StringInfo key);
-extern void chime_job_def_raise(const ChimeJobDefError *err) pg_attribute_noreturn();
+extern void  chime_job_def_key(const ChimeJobDefMap *map, HeapTuple tup, StringInfo key);
+extern void  chime_job_def_raise(const ChimeJobDefError *err) pg_attribute_noreturn();
 
 /* The zone of a timezone column (NULL: cron.timezone); false if unusable */
 extern bool chime_job_zone(const char *timezone, const ChimeZone **zone, ChimeJobDefError *err);
@@ -157,4 +157,4 @@ extern bool chime_job_zone(const char *timezone, const ChimeZone **zone, ChimeJo
 /* An interval as microseconds, months of 30 days; false if < 0 or > max_us */
 extern bool chime_job_interval_us(Datum interval, int64 max_us, int64 *us);
 
-#endif							/* CHIME_JOB_DEF_H */
+#endif /* CHIME_JOB_DEF_H */

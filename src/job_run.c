@@ -34,25 +34,26 @@
 static int64
 job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(jobid)};
-	ChimeJobDef *row;
-	TimestampTz now = chime_now();
-	char		key[CHIME_RUN_KEY_LEN];
-	ChimeJobDefMap map;
-	ChimeJobDef def;
+	Oid              types[1] = {INT8OID};
+	Datum            values[1] = {Int64GetDatum(jobid)};
+	ChimeJobDef     *row;
+	TimestampTz      now = chime_now();
+	char             key[CHIME_RUN_KEY_LEN];
+	ChimeJobDefMap   map;
+	ChimeJobDef      def;
 	ChimeJobDefError err;
-	int64		runid;
+	int64            runid;
 
 	row = chime_job_fetch_owned(caller, jobid, true);
 
 	if (SPI_execute_with_args("SELECT " CHIME_JOB_DEF_COLUMNS ", command FROM cron.job "
 							  "WHERE jobid OPERATOR(pg_catalog.=) $1",
-							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
 		elog(ERROR, "could not read job " INT64_FORMAT, jobid);
 	chime_job_def_map(&map, SPI_tuptable->tupdesc,
 					  CHIME_JOB_BIT(CHIME_JOB_TIMEZONE) | CHIME_JOB_BIT(CHIME_JOB_RUN_WINDOW) |
-					  CHIME_JOB_BIT(CHIME_JOB_ONCE_PER) | CHIME_JOB_BIT(CHIME_JOB_COMMAND));
+						  CHIME_JOB_BIT(CHIME_JOB_ONCE_PER) | CHIME_JOB_BIT(CHIME_JOB_COMMAND));
 
 	/*
 	 * Only an unusable zone is an error here: a run window that does not
@@ -93,9 +94,9 @@ PG_FUNCTION_INFO_V1(chime_run_now_id);
 Datum
 chime_run_now_id(PG_FUNCTION_ARGS)
 {
-	JobCaller	caller;
+	JobCaller    caller;
 	ApiPrivilege saved;
-	int64		runid;
+	int64        runid;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -114,13 +115,13 @@ PG_FUNCTION_INFO_V1(chime_run_now_name);
 Datum
 chime_run_now_name(PG_FUNCTION_ARGS)
 {
-	JobCaller	caller;
+	JobCaller    caller;
 	ApiPrivilege saved;
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
-	char	   *jobname;
+	Oid          types[2] = {TEXTOID, TEXTOID};
+	Datum        values[2];
+	char        *jobname;
 	ChimeJobDef *row;
-	int64		runid;
+	int64        runid;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -152,13 +153,13 @@ PG_FUNCTION_INFO_V1(chime_release_key);
 Datum
 chime_release_key(PG_FUNCTION_ARGS)
 {
-	JobCaller	caller;
+	JobCaller    caller;
 	ApiPrivilege saved;
-	int64		jobid;
-	char	   *key;
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2];
-	bool		released;
+	int64        jobid;
+	char        *key;
+	Oid          types[2] = {INT8OID, TEXTOID};
+	Datum        values[2];
+	bool         released;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -195,12 +196,12 @@ PG_FUNCTION_INFO_V1(chime_delete_runs);
 Datum
 chime_delete_runs(PG_FUNCTION_ARGS)
 {
-	JobCaller	caller;
+	JobCaller    caller;
 	ApiPrivilege saved;
-	Oid			types[4] = {TIMESTAMPTZOID, INT8OID, TEXTOID, BOOLOID};
-	Datum		values[4];
-	char		nulls[4] = "    ";
-	uint64		deleted;
+	Oid          types[4] = {TIMESTAMPTZOID, INT8OID, TEXTOID, BOOLOID};
+	Datum        values[4];
+	char         nulls[4] = "    ";
+	uint64       deleted;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,

@@ -51,7 +51,7 @@ lock_tag(LOCKTAG *tag, uint16 classid, uint64 id)
 bool
 chime_lock_try(uint16 classid, uint64 id, bool session)
 {
-	LOCKTAG		tag;
+	LOCKTAG tag;
 
 	lock_tag(&tag, classid, id);
 	return LockAcquire(&tag, ExclusiveLock, session, true) != LOCKACQUIRE_NOT_AVAIL;
@@ -60,7 +60,7 @@ chime_lock_try(uint16 classid, uint64 id, bool session)
 void
 chime_lock_wait(uint16 classid, uint64 id)
 {
-	LOCKTAG		tag;
+	LOCKTAG tag;
 
 	lock_tag(&tag, classid, id);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);

@@ -21,13 +21,13 @@
 #include "postgres.h"
 
 /* One running instance of a job: the jobid (executor, session) */
-#define CHIME_LOCK_JOB			1
+#define CHIME_LOCK_JOB 1
 /* A concurrency_key: the owner's OID, a hash of the key (executor, session) */
-#define CHIME_LOCK_CONCURRENCY	2
+#define CHIME_LOCK_CONCURRENCY 2
 /* Claiming or releasing a once_per key of a job: the jobid (transaction) */
-#define CHIME_LOCK_RUN_KEY		3
+#define CHIME_LOCK_RUN_KEY 3
 /* Creating a job of an owner, counted against cron.max_jobs_per_role: its OID (transaction) */
-#define CHIME_LOCK_OWNER_JOBS	4
+#define CHIME_LOCK_OWNER_JOBS 4
 
 extern uint64 chime_lock_id_text(const char *text);
 extern uint64 chime_lock_id_concurrency(Oid owner, uint32 key_hash);
@@ -38,4 +38,4 @@ extern bool chime_lock_try(uint16 classid, uint64 id, bool session);
 /* Take the transaction-level lock, waiting for it. */
 extern void chime_lock_wait(uint16 classid, uint64 id);
 
-#endif							/* CHIME_LOCKS_H */
+#endif /* CHIME_LOCKS_H */

@@ -24,14 +24,14 @@
 typedef struct NextRunsState
 {
 	ChimeTiming timing;
-	int64		cursor;			/* last instant returned (or 'after') */
-	int32		remaining;
+	int64       cursor; /* last instant returned (or 'after') */
+	int32       remaining;
 } NextRunsState;
 
 static int32
 next_runs_count(FunctionCallInfo fcinfo, int argno)
 {
-	int32		count = PG_ARGISNULL(argno) ? 10 : PG_GETARG_INT32(argno);
+	int32 count = PG_ARGISNULL(argno) ? 10 : PG_GETARG_INT32(argno);
 
 	if (count < 0)
 		ereport(ERROR,
@@ -46,8 +46,8 @@ static Datum
 next_runs_step(FunctionCallInfo fcinfo)
 {
 	FuncCallContext *funcctx = SRF_PERCALL_SETUP();
-	NextRunsState *st = funcctx->user_fctx;
-	int64		next;
+	NextRunsState   *st = funcctx->user_fctx;
+	int64            next;
 
 	if (st->remaining > 0 && chime_next_run(&st->timing, st->cursor, &next))
 	{
@@ -70,10 +70,10 @@ chime_next_runs_schedule(PG_FUNCTION_ARGS)
 	if (SRF_IS_FIRSTCALL())
 	{
 		FuncCallContext *funcctx = SRF_FIRSTCALL_INIT();
-		MemoryContext old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
-		NextRunsState *st = palloc0(sizeof(NextRunsState));
-		ChimeError	err;
-		char	   *arg;
+		MemoryContext    old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		NextRunsState   *st = palloc0(sizeof(NextRunsState));
+		ChimeError       err;
+		char            *arg;
 
 		if (PG_ARGISNULL(0))
 			ereport(ERROR,
@@ -102,8 +102,7 @@ chime_next_runs_schedule(PG_FUNCTION_ARGS)
 						 errhint("Use a zone name from pg_timezone_names, e.g. 'America/New_York' or 'UTC'.")));
 		}
 
-		st->cursor = chime_unix_from_timestamptz(PG_ARGISNULL(2) ? chime_now()
-												 : PG_GETARG_TIMESTAMPTZ(2));
+		st->cursor = chime_unix_from_timestamptz(PG_ARGISNULL(2) ? chime_now() : PG_GETARG_TIMESTAMPTZ(2));
 		st->remaining = next_runs_count(fcinfo, 3);
 
 		if (!PG_ARGISNULL(4))
@@ -133,12 +132,12 @@ chime_next_runs_schedule(PG_FUNCTION_ARGS)
 static bool
 next_runs_job_timing(int64 jobid, ChimeTiming *timing)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(jobid)};
-	ApiPrivilege saved;
-	JobCaller	caller;
-	ChimeJobDefMap map;
-	ChimeJobDef def;
+	Oid              types[1] = {INT8OID};
+	Datum            values[1] = {Int64GetDatum(jobid)};
+	ApiPrivilege     saved;
+	JobCaller        caller;
+	ChimeJobDefMap   map;
+	ChimeJobDef      def;
 	ChimeJobDefError err;
 
 	chime_job_caller(&caller);
@@ -169,8 +168,8 @@ chime_next_runs_job(PG_FUNCTION_ARGS)
 	if (SRF_IS_FIRSTCALL())
 	{
 		FuncCallContext *funcctx = SRF_FIRSTCALL_INIT();
-		MemoryContext old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
-		NextRunsState *st = palloc0(sizeof(NextRunsState));
+		MemoryContext    old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		NextRunsState   *st = palloc0(sizeof(NextRunsState));
 
 		if (PG_ARGISNULL(0))
 			ereport(ERROR,

@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DAY ((int64_t) 86400)
+#define DAY  ((int64_t) 86400)
 #define HOUR ((int64_t) 3600)
 /* No zone's offset reaches 16 hours either side of UTC. */
 #define MAX_OFFSET (16 * HOUR)
@@ -37,7 +37,7 @@
 static int64_t
 occ_floor_div(int64_t a, int64_t b)
 {
-	int64_t		q = a / b;
+	int64_t q = a / b;
 
 	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
@@ -64,10 +64,10 @@ occ_next_bit(uint64_t mask, int from)
 static bool
 occ_day_matches(const ChimeSchedule *s, int64_t y, int m, int d, int64_t days)
 {
-	int			dim = chime_days_in_month(y, m);
-	int			wday = (int) (((days + 4) % 7 + 7) % 7);	/* 1970-01-01: Thu */
-	bool		mday_ok,
-				wday_ok;
+	int  dim = chime_days_in_month(y, m);
+	int  wday = (int) (((days + 4) % 7 + 7) % 7); /* 1970-01-01: Thu */
+	bool mday_ok,
+		wday_ok;
 
 	mday_ok = ((s->mdays >> d) & 1) || (s->mday_last && d == dim);
 	wday_ok = ((s->wdays >> wday) & 1) ||
@@ -84,16 +84,16 @@ occ_day_matches(const ChimeSchedule *s, int64_t y, int m, int d, int64_t days)
 static int64_t
 occ_next_tod(const ChimeSchedule *s, int64_t sod)
 {
-	int			h0 = (int) (sod / 3600);
-	int			m0 = (int) (sod / 60 % 60);
-	int			s0 = (int) (sod % 60);
+	int h0 = (int) (sod / 3600);
+	int m0 = (int) (sod / 60 % 60);
+	int s0 = (int) (sod % 60);
 
 	for (int h = occ_next_bit(s->hours, h0); h >= 0; h = occ_next_bit(s->hours, h + 1))
 	{
 		for (int mi = occ_next_bit(s->minutes, h == h0 ? m0 : 0); mi >= 0;
 			 mi = occ_next_bit(s->minutes, mi + 1))
 		{
-			int			sec = occ_next_bit(s->seconds, (h == h0 && mi == m0) ? s0 : 0);
+			int sec = occ_next_bit(s->seconds, (h == h0 && mi == m0) ? s0 : 0);
 
 			if (sec >= 0)
 				return h * 3600 + mi * 60 + sec;
@@ -106,16 +106,16 @@ occ_next_tod(const ChimeSchedule *s, int64_t sod)
 static bool
 occ_next_reading(const ChimeSchedule *s, int64_t from, int64_t limit, int64_t *out)
 {
-	int64_t		days = occ_floor_div(from, DAY);
-	int64_t		sod = from - days * DAY;
-	int64_t		y;
-	int			m,
-				d;
+	int64_t days = occ_floor_div(from, DAY);
+	int64_t sod = from - days * DAY;
+	int64_t y;
+	int     m,
+		d;
 
 	chime_civil_from_days(days, &y, &m, &d);
 	while (days * DAY <= limit)
 	{
-		int			dim = chime_days_in_month(y, m);
+		int dim = chime_days_in_month(y, m);
 
 		if (((s->months >> m) & 1) == 0)
 		{
@@ -132,7 +132,7 @@ occ_next_reading(const ChimeSchedule *s, int64_t from, int64_t limit, int64_t *o
 		}
 		if (occ_day_matches(s, y, m, d, days))
 		{
-			int64_t		tod = occ_next_tod(s, sod);
+			int64_t tod = occ_next_tod(s, sod);
 
 			if (tod >= 0)
 			{
@@ -159,11 +159,11 @@ occ_next_reading(const ChimeSchedule *s, int64_t from, int64_t limit, int64_t *o
 static int64_t
 occ_transition(const ChimeZone *zone, int64_t lo, int64_t hi)
 {
-	int64_t		target = occ_offset(zone, hi);
+	int64_t target = occ_offset(zone, hi);
 
 	while (hi - lo > 1)
 	{
-		int64_t		mid = lo + (hi - lo) / 2;
+		int64_t mid = lo + (hi - lo) / 2;
 
 		if (occ_offset(zone, mid) == target)
 			hi = mid;
@@ -176,9 +176,9 @@ occ_transition(const ChimeZone *zone, int64_t lo, int64_t hi)
 /* How resolution treats a reading shown twice, or never. */
 typedef struct Resolve
 {
-	bool		both_passes;	/* overlap: return the second instant too */
-	bool		gap_fires;		/* gap: return an instant at all */
-	ChimeDstGap gap;			/* gap: which one */
+	bool        both_passes; /* overlap: return the second instant too */
+	bool        gap_fires;   /* gap: return an instant at all */
+	ChimeDstGap gap;         /* gap: which one */
 } Resolve;
 
 /*
@@ -189,12 +189,12 @@ static int
 occ_resolve(const ChimeZone *zone, int64_t L, const Resolve *how,
 			int64_t out[2], int64_t *gap_end)
 {
-	int64_t		a = occ_offset(zone, L - MAX_OFFSET);
-	int64_t		b = occ_offset(zone, L + MAX_OFFSET);
-	int64_t		c1 = L - a;
-	int64_t		c2 = L - b;
-	bool		v1 = occ_offset(zone, c1) == a;
-	bool		v2 = (a == b) ? v1 : occ_offset(zone, c2) == b;
+	int64_t a = occ_offset(zone, L - MAX_OFFSET);
+	int64_t b = occ_offset(zone, L + MAX_OFFSET);
+	int64_t c1 = L - a;
+	int64_t c2 = L - b;
+	bool    v1 = occ_offset(zone, c1) == a;
+	bool    v2 = (a == b) ? v1 : occ_offset(zone, c2) == b;
 
 	*gap_end = -1;
 	if (a == b || (v1 && !v2))
@@ -219,7 +219,7 @@ occ_resolve(const ChimeZone *zone, int64_t L, const Resolve *how,
 	if (b <= a)
 		return 0;
 	{
-		int64_t		t = occ_transition(zone, c2, c1);
+		int64_t t = occ_transition(zone, c2, c1);
 
 		*gap_end = t + b;
 		if (!how->gap_fires)
@@ -254,17 +254,17 @@ static bool
 occ_next_cron(const ChimeTiming *tm, int64_t after, int64_t *next)
 {
 	const ChimeSchedule *s = &tm->sched;
-	const ChimeZone *zone = tm->zone;
-	Resolve		how = {s->wildcard, !s->wildcard, tm->gap};
-	int64_t		o0 = occ_offset(zone, after - MAX_GAP);
-	int64_t		o1 = occ_offset(zone, after);
-	int64_t		o2 = occ_offset(zone, after + DAY);
-	int64_t		omin = o0 < o1 ? (o0 < o2 ? o0 : o2) : (o1 < o2 ? o1 : o2);
-	int64_t		L = after + omin;
-	int64_t		limit = after + CHIME_HORIZON_SECONDS;
-	int64_t		best = 0;
-	int64_t		stop = 0;
-	bool		have = false;
+	const ChimeZone     *zone = tm->zone;
+	Resolve              how = {s->wildcard, !s->wildcard, tm->gap};
+	int64_t              o0 = occ_offset(zone, after - MAX_GAP);
+	int64_t              o1 = occ_offset(zone, after);
+	int64_t              o2 = occ_offset(zone, after + DAY);
+	int64_t              omin = o0 < o1 ? (o0 < o2 ? o0 : o2) : (o1 < o2 ? o1 : o2);
+	int64_t              L = after + omin;
+	int64_t              limit = after + CHIME_HORIZON_SECONDS;
+	int64_t              best = 0;
+	int64_t              stop = 0;
+	bool                 have = false;
 
 	/*
 	 * The common case: no transition from a gap before 'after' to a day
@@ -285,9 +285,9 @@ occ_next_cron(const ChimeTiming *tm, int64_t after, int64_t *next)
 
 	while (occ_next_reading(s, L, limit, &L))
 	{
-		int64_t		inst[2];
-		int64_t		gap_end;
-		int			n;
+		int64_t inst[2];
+		int64_t gap_end;
+		int     n;
 
 		if (have && L >= stop)
 			break;
@@ -296,8 +296,8 @@ occ_next_cron(const ChimeTiming *tm, int64_t after, int64_t *next)
 		{
 			if (inst[i] > after && (!have || inst[i] < best))
 			{
-				int64_t		ob = occ_offset(zone, inst[i]);
-				int64_t		oa = occ_offset(zone, inst[i] - DAY);
+				int64_t ob = occ_offset(zone, inst[i]);
+				int64_t oa = occ_offset(zone, inst[i] - DAY);
 
 				best = inst[i];
 				have = true;
@@ -330,24 +330,24 @@ chime_next_occurrence(const ChimeTiming *tm, int64_t after, int64_t *next)
 			*next = (occ_floor_div(after, s->period) + 1) * s->period;
 			return true;
 		case CHIME_SCHED_AT:
+		{
+			int64_t t = s->at_time;
+
+			if (!s->at_has_offset)
 			{
-				int64_t		t = s->at_time;
+				Resolve how = {false, true, tm->gap};
+				int64_t inst[2];
+				int64_t gap_end;
 
-				if (!s->at_has_offset)
-				{
-					Resolve		how = {false, true, tm->gap};
-					int64_t		inst[2];
-					int64_t		gap_end;
-
-					if (occ_resolve(tm->zone, s->at_time, &how, inst, &gap_end) == 0)
-						return false;
-					t = inst[0];
-				}
-				if (t <= after)
+				if (occ_resolve(tm->zone, s->at_time, &how, inst, &gap_end) == 0)
 					return false;
-				*next = t;
-				return true;
+				t = inst[0];
 			}
+			if (t <= after)
+				return false;
+			*next = t;
+			return true;
+		}
 		case CHIME_SCHED_REBOOT:
 			return false;
 	}
@@ -357,8 +357,8 @@ chime_next_occurrence(const ChimeTiming *tm, int64_t after, int64_t *next)
 bool
 chime_in_window(const ChimeWindow *w, const ChimeZone *zone, int64_t t)
 {
-	int64_t		reading = t + occ_offset(zone, t);
-	int			minute = (int) ((reading - occ_floor_div(reading, DAY) * DAY) / 60);
+	int64_t reading = t + occ_offset(zone, t);
+	int     minute = (int) ((reading - occ_floor_div(reading, DAY) * DAY) / 60);
 
 	if (!w->set)
 		return true;
@@ -377,17 +377,17 @@ static bool
 occ_window_entry(const ChimeTiming *tm, int64_t t, int64_t *entry)
 {
 	const ChimeZone *zone = tm->zone;
-	Resolve		how = {true, true, CHIME_GAP_END};
-	int64_t		day = occ_floor_div(t + occ_offset(zone, t), DAY);
-	bool		have = false;
-	int64_t		o1,
-				o2;
+	Resolve          how = {true, true, CHIME_GAP_END};
+	int64_t          day = occ_floor_div(t + occ_offset(zone, t), DAY);
+	bool             have = false;
+	int64_t          o1,
+		o2;
 
 	for (int64_t d = day - 1; d <= day + 2; d++)
 	{
-		int64_t		inst[2];
-		int64_t		gap_end;
-		int			n = occ_resolve(zone, d * DAY + tm->window.start * 60, &how, inst, &gap_end);
+		int64_t inst[2];
+		int64_t gap_end;
+		int     n = occ_resolve(zone, d * DAY + tm->window.start * 60, &how, inst, &gap_end);
 
 		for (int i = 0; i < n; i++)
 		{
@@ -403,7 +403,7 @@ occ_window_entry(const ChimeTiming *tm, int64_t t, int64_t *entry)
 	o2 = occ_offset(zone, t + 2 * DAY);
 	if (o1 != o2)
 	{
-		int64_t		tr = occ_transition(zone, t, t + 2 * DAY);
+		int64_t tr = occ_transition(zone, t, t + 2 * DAY);
 
 		if (chime_in_window(&tm->window, zone, tr) && (!have || tr < *entry))
 		{
@@ -421,8 +421,8 @@ occ_window_entry(const ChimeTiming *tm, int64_t t, int64_t *entry)
 static bool
 occ_cron_meets_window(const ChimeSchedule *s, const ChimeWindow *w, int widen)
 {
-	int			start = w->start - widen;
-	int			end = w->end > w->start ? w->end : w->end + 1440;
+	int start = w->start - widen;
+	int end = w->end > w->start ? w->end : w->end + 1440;
 
 	for (int h = occ_next_bit(s->hours, 0); h >= 0; h = occ_next_bit(s->hours, h + 1))
 	{
@@ -430,7 +430,7 @@ occ_cron_meets_window(const ChimeSchedule *s, const ChimeWindow *w, int widen)
 		{
 			for (int shift = -1440; shift <= 1440; shift += 1440)
 			{
-				int			x = h * 60 + mi + shift;
+				int x = h * 60 + mi + shift;
 
 				if (x >= start && x < end)
 					return true;
@@ -444,11 +444,11 @@ occ_cron_meets_window(const ChimeSchedule *s, const ChimeWindow *w, int widen)
 static bool
 occ_next_transition(const ChimeZone *zone, int64_t after, int64_t limit, int64_t *tr)
 {
-	int64_t		o = occ_offset(zone, after);
+	int64_t o = occ_offset(zone, after);
 
 	for (int64_t t = after; t < limit; t += 7 * DAY)
 	{
-		int64_t		hi = t + 7 * DAY < limit ? t + 7 * DAY : limit;
+		int64_t hi = t + 7 * DAY < limit ? t + 7 * DAY : limit;
 
 		if (occ_offset(zone, hi) != o)
 		{
@@ -467,13 +467,13 @@ occ_next_transition(const ChimeZone *zone, int64_t after, int64_t limit, int64_t
 static bool
 occ_next_gap_run(const ChimeTiming *tm, int64_t after, int64_t limit, int64_t *next)
 {
-	int64_t		cur = after;
-	int64_t		tr;
+	int64_t cur = after;
+	int64_t tr;
 
 	while (occ_next_transition(tm->zone, cur, limit, &tr))
 	{
-		int64_t		x = tr - 1 > after ? tr - 1 : after;
-		int64_t		y;
+		int64_t x = tr - 1 > after ? tr - 1 : after;
+		int64_t y;
 
 		while (chime_next_occurrence(tm, x, &y) && y <= tr + MAX_GAP)
 		{
@@ -492,7 +492,7 @@ occ_next_gap_run(const ChimeTiming *tm, int64_t after, int64_t limit, int64_t *n
 bool
 chime_next_run(const ChimeTiming *tm, int64_t after, int64_t *next)
 {
-	int64_t		limit = after + CHIME_HORIZON_SECONDS;
+	int64_t limit = after + CHIME_HORIZON_SECONDS;
 
 	if (tm->window.set && tm->sched.kind == CHIME_SCHED_CRON &&
 		!occ_cron_meets_window(&tm->sched, &tm->window, 0))
@@ -504,8 +504,8 @@ chime_next_run(const ChimeTiming *tm, int64_t after, int64_t *next)
 
 	while (after < limit)
 	{
-		int64_t		t,
-					entry = 0;
+		int64_t t,
+			entry = 0;
 
 		if (!chime_next_occurrence(tm, after, &t) || t > limit)
 			return false;
@@ -561,8 +561,8 @@ static bool
 occ_hhmm(const char **p, int *minutes)
 {
 	const char *s = *p;
-	int			h,
-				m;
+	int         h,
+		m;
 
 	if (!isdigit((unsigned char) s[0]) || !isdigit((unsigned char) s[1]) || s[2] != ':' ||
 		!isdigit((unsigned char) s[3]) || !isdigit((unsigned char) s[4]))
@@ -580,7 +580,7 @@ bool
 chime_parse_window(const char *text, ChimeWindow *w, ChimeError *err)
 {
 	static const char *const hint = "A run window is 'HH:MM-HH:MM' in the job's local time, hours 00-23, start different from end, e.g. '03:00-06:00' or '22:00-02:00' (crossing midnight).";
-	const char *p = text;
+	const char              *p = text;
 
 	while (*p == ' ')
 		p++;
@@ -632,10 +632,10 @@ chime_parse_once_per(const char *text, ChimeOncePer *per)
 void
 chime_run_key(ChimeOncePer per, const ChimeZone *zone, int64_t t, char *key)
 {
-	int64_t		days = occ_floor_div(t + occ_offset(zone, t), DAY);
-	int64_t		y;
-	int			m,
-				d;
+	int64_t days = occ_floor_div(t + occ_offset(zone, t), DAY);
+	int64_t y;
+	int     m,
+		d;
 
 	key[0] = '\0';
 	switch (per)
@@ -651,16 +651,16 @@ chime_run_key(ChimeOncePer per, const ChimeZone *zone, int64_t t, char *key)
 			snprintf(key, CHIME_RUN_KEY_LEN, "%04lld-%02d", (long long) y, m);
 			break;
 		case CHIME_ONCE_WEEK:
-			{
-				/* ISO: the week belongs to the year of its Thursday */
-				int			weekday = (int) ((days % 7 + 7 + 3) % 7) + 1;	/* Monday 1 */
-				int64_t		thursday = days - weekday + 4;
+		{
+			/* ISO: the week belongs to the year of its Thursday */
+			int     weekday = (int) ((days % 7 + 7 + 3) % 7) + 1; /* Monday 1 */
+			int64_t thursday = days - weekday + 4;
 
-				chime_civil_from_days(thursday, &y, &m, &d);
-				snprintf(key, CHIME_RUN_KEY_LEN, "%04lld-W%02d", (long long) y,
-						 (int) ((thursday - chime_days_from_civil(y, 1, 1)) / 7 + 1));
-			}
-			break;
+			chime_civil_from_days(thursday, &y, &m, &d);
+			snprintf(key, CHIME_RUN_KEY_LEN, "%04lld-W%02d", (long long) y,
+					 (int) ((thursday - chime_days_from_civil(y, 1, 1)) / 7 + 1));
+		}
+		break;
 	}
 }
 
@@ -671,10 +671,10 @@ chime_run_key(ChimeOncePer per, const ChimeZone *zone, int64_t t, char *key)
 int64_t
 chime_days_from_civil(int64_t y, int m, int d)
 {
-	int64_t		era;
-	int64_t		yoe,
-				doy,
-				doe;
+	int64_t era;
+	int64_t yoe,
+		doy,
+		doe;
 
 	y -= m <= 2;
 	era = (y >= 0 ? y : y - 399) / 400;
@@ -687,12 +687,12 @@ chime_days_from_civil(int64_t y, int m, int d)
 void
 chime_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
 {
-	int64_t		z = days + 719468;
-	int64_t		era = (z >= 0 ? z : z - 146096) / 146097;
-	int64_t		doe = z - era * 146097;
-	int64_t		yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t		doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	int64_t		mp = (5 * doy + 2) / 153;
+	int64_t z = days + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
 
 	*d = (int) (doy - (153 * mp + 2) / 5 + 1);
 	*m = (int) (mp < 10 ? mp + 3 : mp - 9);

@@ -18,17 +18,17 @@
 /* What a fixed-time job does when its reading falls in a spring-forward gap */
 typedef enum ChimeDstGap
 {
-	CHIME_GAP_END,				/* fire at the first instant after the gap */
-	CHIME_GAP_SKIP,				/* do not fire */
-	CHIME_GAP_SHIFT				/* read it with the pre-transition offset */
+	CHIME_GAP_END,  /* fire at the first instant after the gap */
+	CHIME_GAP_SKIP, /* do not fire */
+	CHIME_GAP_SHIFT /* read it with the pre-transition offset */
 } ChimeDstGap;
 
 /* A daily local-time window [start, end), in minutes after midnight. */
 typedef struct ChimeWindow
 {
-	bool		set;
-	int			start;
-	int			end;			/* end < start: the window crosses midnight */
+	bool set;
+	int  start;
+	int  end; /* end < start: the window crosses midnight */
 } ChimeWindow;
 
 /* once_per: at most one logical run per local calendar period */
@@ -36,7 +36,7 @@ typedef enum ChimeOncePer
 {
 	CHIME_ONCE_NONE,
 	CHIME_ONCE_DAY,
-	CHIME_ONCE_WEEK,			/* ISO week */
+	CHIME_ONCE_WEEK, /* ISO week */
 	CHIME_ONCE_MONTH
 } ChimeOncePer;
 
@@ -46,18 +46,18 @@ typedef enum ChimeOncePer
 /* Everything that decides a job's instants. */
 typedef struct ChimeTiming
 {
-	ChimeSchedule sched;
+	ChimeSchedule    sched;
 	const ChimeZone *zone;
-	ChimeDstGap gap;
-	ChimeWindow window;
+	ChimeDstGap      gap;
+	ChimeWindow      window;
 } ChimeTiming;
 
 /* How far ahead a search looks before it says "never". */
 #define CHIME_HORIZON_SECONDS ((int64_t) 50 * 366 * 86400)
 
-extern bool chime_parse_dst_gap(const char *text, ChimeDstGap *gap, ChimeError *err);
+extern bool        chime_parse_dst_gap(const char *text, ChimeDstGap *gap, ChimeError *err);
 extern const char *chime_dst_gap_name(ChimeDstGap gap);
-extern bool chime_parse_window(const char *text, ChimeWindow *window, ChimeError *err);
+extern bool        chime_parse_window(const char *text, ChimeWindow *window, ChimeError *err);
 
 /* Next instant strictly after 'after' at which the schedule fires. */
 extern bool chime_next_occurrence(const ChimeTiming *timing, int64_t after,
@@ -81,4 +81,4 @@ extern bool chime_parse_once_per(const char *text, ChimeOncePer *per);
  */
 extern void chime_run_key(ChimeOncePer per, const ChimeZone *zone, int64_t t, char *key);
 
-#endif							/* CHIME_OCCURRENCE_H */
+#endif /* CHIME_OCCURRENCE_H */

@@ -22,22 +22,22 @@
 
 PG_MODULE_MAGIC;
 
-void		_PG_init(void);
+void _PG_init(void);
 
-char	   *chime_database_name = NULL;
-char	   *chime_timezone = NULL;
-int			chime_max_running_jobs = 32;
-bool		chime_log_run = true;
-bool		chime_log_statement = true;
-bool		chime_enable_superuser_jobs = true;
-int			chime_max_jobs_per_role = 0;
-int			chime_max_running_jobs_per_role = 0;
-int			chime_http_max_in_flight_per_role = 0;
-bool		chime_preloaded = false;
+char *chime_database_name = NULL;
+char *chime_timezone = NULL;
+int   chime_max_running_jobs = 32;
+bool  chime_log_run = true;
+bool  chime_log_statement = true;
+bool  chime_enable_superuser_jobs = true;
+int   chime_max_jobs_per_role = 0;
+int   chime_max_running_jobs_per_role = 0;
+int   chime_http_max_in_flight_per_role = 0;
+bool  chime_preloaded = false;
 
 static char *chime_clock_skew_text = NULL;
 static char *chime_max_retry_delay_text = NULL;
-int64		chime_max_retry_delay_us = USECS_PER_HOUR;
+int64        chime_max_retry_delay_us = USECS_PER_HOUR;
 
 /* Length of an interval in microseconds, a month counted as 30 days. */
 static int64
@@ -52,8 +52,8 @@ chime_interval_usecs(const Interval *iv)
 static bool
 chime_check_interval(char **newval, void **extra, GucSource source)
 {
-	Interval	iv;
-	int64	   *us;
+	Interval iv;
+	int64   *us;
 
 	if (*newval == NULL || !compat_parse_interval(*newval, &iv))
 	{

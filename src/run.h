@@ -20,17 +20,17 @@ typedef struct SchedRole SchedRole;
  */
 typedef struct SchedOutcome
 {
-	bool		ok;
-	bool		skipped;
-	bool		recorded;		/* its success is in cron.run_commit too */
-	bool		lost;			/* its executor exited before replying */
-	char	   *message;
-	int			pid;
-	bool		http;			/* an HTTP run: the fields below apply */
-	bool		http_retry;		/* a retry could change its outcome */
-	int			http_status;	/* 0: no response */
-	int64		retry_after_us;
-	char	   *body;			/* the start of the response body, or NULL */
+	bool  ok;
+	bool  skipped;
+	bool  recorded; /* its success is in cron.run_commit too */
+	bool  lost;     /* its executor exited before replying */
+	char *message;
+	int   pid;
+	bool  http;        /* an HTTP run: the fields below apply */
+	bool  http_retry;  /* a retry could change its outcome */
+	int   http_status; /* 0: no response */
+	int64 retry_after_us;
+	char *body; /* the start of the response body, or NULL */
 } SchedOutcome;
 
 /*
@@ -40,23 +40,22 @@ typedef struct SchedOutcome
  */
 typedef struct SchedRun
 {
-	int64		runid;			/* < 0 when runs are not recorded */
-	int64		jobid;
-	int64		due;			/* the occurrence (Unix seconds) */
-	int32		attempt;
-	int64		from_runid;		/* a retry: the failed attempt before it (0: none) */
-	SchedRole  *role;
-	bool		marked_running; /* its row names the executor's pid */
-	bool		ack;			/* not a run: an EXEC_ACK in the executor's queue */
-	char		run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
-	char	   *concurrency_key;	/* held while it runs (NULL: none) */
-	ChimeHttpRequest *http;		/* an HTTP run's request (secrets in place) */
-	char	   *http_error;		/* why an HTTP run cannot even start */
-	bool		http_inflight;	/* its transfer is going (counted by its owner) */
-	char	   *msg;			/* ExecRequest + command (SQL runs; NULL for HTTP) */
-	Size		len;
-	SchedOutcome out;			/* once it has ended */
+	int64             runid; /* < 0 when runs are not recorded */
+	int64             jobid;
+	int64             due; /* the occurrence (Unix seconds) */
+	int32             attempt;
+	int64             from_runid; /* a retry: the failed attempt before it (0: none) */
+	SchedRole        *role;
+	bool              marked_running;             /* its row names the executor's pid */
+	bool              ack;                        /* not a run: an EXEC_ACK in the executor's queue */
+	char              run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
+	char             *concurrency_key;            /* held while it runs (NULL: none) */
+	ChimeHttpRequest *http;                       /* an HTTP run's request (secrets in place) */
+	char             *http_error;                 /* why an HTTP run cannot even start */
+	bool              http_inflight;              /* its transfer is going (counted by its owner) */
+	char             *msg;                        /* ExecRequest + command (SQL runs; NULL for HTTP) */
+	Size              len;
+	SchedOutcome      out; /* once it has ended */
 } SchedRun;
 
-
-#endif							/* CHIME_RUN_H */
+#endif /* CHIME_RUN_H */

@@ -33,7 +33,7 @@ chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
 {
 	if (*plan == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+		SPIPlanPtr p = SPI_prepare(sql, nargs, types);
 
 		if (p == NULL || SPI_keepplan(p) != 0)
 			elog(ERROR, "could not prepare \"%s\"", sql);
@@ -45,8 +45,8 @@ chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
 static int
 run_cmp_int64(const void *a, const void *b)
 {
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
+	int64 x = *(const int64 *) a;
+	int64 y = *(const int64 *) b;
 
 	return (x > y) - (x < y);
 }
@@ -72,16 +72,16 @@ void
 chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 {
 #define RUN_COLS 13
-	Oid			types[RUN_COLS] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-	TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[RUN_COLS];
-	Datum	   *cols[RUN_COLS];
-	bool	   *key_nulls = palloc(sizeof(bool) * n);
-	bool	   *msg_nulls = palloc(sizeof(bool) * n);
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	bool		isnull;
+	Oid    types[RUN_COLS] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+							  TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+							  TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum  values[RUN_COLS];
+	Datum *cols[RUN_COLS];
+	bool  *key_nulls = palloc(sizeof(bool) * n);
+	bool  *msg_nulls = palloc(sizeof(bool) * n);
+	int    dims[1] = {n};
+	int    lbs[1] = {1};
+	bool   isnull;
 
 	for (int c = 0; c < RUN_COLS; c++)
 		cols[c] = palloc(sizeof(Datum) * n);
@@ -146,7 +146,7 @@ chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 int64
 chime_run_insert(const ChimeRunRow *row)
 {
-	int64		runid;
+	int64 runid;
 
 	chime_run_insert_batch(row, 1, &runid);
 	return runid;
@@ -162,12 +162,12 @@ int64
 chime_run_insert_manual(int64 jobid, const char *database, const char *username,
 						const char *command, const char *run_key, TimestampTz now)
 {
-	Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
-	Datum		values[6];
-	char		nulls[6] = "      ";
-	bool		has_key = run_key != NULL && run_key[0] != '\0';
-	bool		isnull;
-	int64		runid;
+	Oid   types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum values[6];
+	char  nulls[6] = "      ";
+	bool  has_key = run_key != NULL && run_key[0] != '\0';
+	bool  isnull;
+	int64 runid;
 
 	values[0] = Int64GetDatum(jobid);
 	values[1] = CStringGetTextDatum(database);
@@ -200,21 +200,21 @@ chime_run_finish(const int64 *runids, const char *const *statuses, char *const *
 				 const int32 *pids, const int32 *http_status, char *const *bodies,
 				 const TimestampTz *retry_at, int n, TimestampTz end_time)
 {
-	Oid			types[8] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID,
-	INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
-	Datum		values[8];
-	Datum	   *ra = palloc(sizeof(Datum) * n);
-	bool	   *ra_nulls = palloc(sizeof(bool) * n);
-	Datum	   *hs = palloc(sizeof(Datum) * n);
-	Datum	   *bs = palloc(sizeof(Datum) * n);
-	bool	   *body_nulls = palloc(sizeof(bool) * n);
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *sts = palloc(sizeof(Datum) * n);
-	Datum	   *msgs = palloc(sizeof(Datum) * n);
-	bool	   *msg_nulls = palloc(sizeof(bool) * n);
-	Datum	   *ps = palloc(sizeof(Datum) * n);
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
+	Oid    types[8] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID,
+					   INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum  values[8];
+	Datum *ra = palloc(sizeof(Datum) * n);
+	bool  *ra_nulls = palloc(sizeof(bool) * n);
+	Datum *hs = palloc(sizeof(Datum) * n);
+	Datum *bs = palloc(sizeof(Datum) * n);
+	bool  *body_nulls = palloc(sizeof(bool) * n);
+	Datum *ids = palloc(sizeof(Datum) * n);
+	Datum *sts = palloc(sizeof(Datum) * n);
+	Datum *msgs = palloc(sizeof(Datum) * n);
+	bool  *msg_nulls = palloc(sizeof(bool) * n);
+	Datum *ps = palloc(sizeof(Datum) * n);
+	int    dims[1] = {n};
+	int    lbs[1] = {1};
 
 	for (int i = 0; i < n; i++)
 	{
@@ -228,8 +228,9 @@ chime_run_finish(const int64 *runids, const char *const *statuses, char *const *
 		hs[i] = Int32GetDatum(http_status[i]);
 		body_nulls[i] = bodies[i] == NULL;
 		/* a body that is not valid text is kept as its escaped bytes */
-		bs[i] = bodies[i] ? CStringGetTextDatum(pg_verifymbstr(bodies[i], strlen(bodies[i]), true) ?
-												bodies[i] : "(binary body)") : (Datum) 0;
+		bs[i] = (Datum) 0;
+		if (bodies[i])
+			bs[i] = CStringGetTextDatum(pg_verifymbstr(bodies[i], strlen(bodies[i]), true) ? bodies[i] : "(binary body)");
 	}
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[1] = PointerGetDatum(construct_array(sts, n, TEXTOID, -1, false, TYPALIGN_INT));
@@ -265,8 +266,8 @@ chime_run_finish(const int64 *runids, const char *const *statuses, char *const *
 bool
 chime_key_claim(int64 jobid, const char *run_key, TimestampTz now)
 {
-	Oid			types[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[3] = {Int64GetDatum(jobid), CStringGetTextDatum(run_key), TimestampTzGetDatum(now)};
+	Oid   types[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
+	Datum values[3] = {Int64GetDatum(jobid), CStringGetTextDatum(run_key), TimestampTzGetDatum(now)};
 
 	if (SPI_execute_plan(chime_plan(&run_key_claim_plan,
 									"INSERT INTO cron.job_run_key (jobid, run_key, state, claimed_at) "
@@ -285,9 +286,9 @@ chime_key_claim(int64 jobid, const char *run_key, TimestampTz now)
 void
 chime_key_update(int64 jobid, const char *run_key, int64 runid, const char *state, TimestampTz now)
 {
-	Oid			types[5] = {INT8OID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[5] = {Int64GetDatum(jobid), CStringGetTextDatum(run_key), Int64GetDatum(runid),
-	CStringGetTextDatum(state ? state : "released"), TimestampTzGetDatum(now)};
+	Oid   types[5] = {INT8OID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID};
+	Datum values[5] = {Int64GetDatum(jobid), CStringGetTextDatum(run_key), Int64GetDatum(runid),
+					   CStringGetTextDatum(state ? state : "released"), TimestampTzGetDatum(now)};
 
 	if (state == NULL)
 	{
@@ -310,8 +311,8 @@ chime_key_update(int64 jobid, const char *run_key, int64 runid, const char *stat
 bool
 chime_key_claimed(int64 jobid, const char *run_key)
 {
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2] = {Int64GetDatum(jobid), CStringGetTextDatum(run_key)};
+	Oid   types[2] = {INT8OID, TEXTOID};
+	Datum values[2] = {Int64GetDatum(jobid), CStringGetTextDatum(run_key)};
 
 	if (SPI_execute_with_args("SELECT 1 FROM cron.job_run_key "
 							  "WHERE jobid OPERATOR(pg_catalog.=) $1 AND run_key OPERATOR(pg_catalog.=) $2",
@@ -328,8 +329,8 @@ chime_key_claimed(int64 jobid, const char *run_key)
 bool
 chime_run_add_occurrence(int64 runid)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(runid)};
+	Oid   types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(runid)};
 
 	if (SPI_execute_with_args("UPDATE cron.job_run_details r SET occurrences = r.occurrences OPERATOR(pg_catalog.+) 1 "
 							  "FROM (SELECT runid FROM cron.job_run_details WHERE runid OPERATOR(pg_catalog.=) $1 "
@@ -346,10 +347,10 @@ chime_run_add_occurrence(int64 runid)
 void
 chime_run_running(const int64 *runids, const int32 *pids, int n)
 {
-	Oid			types[2] = {INT8ARRAYOID, INT4ARRAYOID};
-	Datum		values[2];
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *ps = palloc(sizeof(Datum) * n);
+	Oid    types[2] = {INT8ARRAYOID, INT4ARRAYOID};
+	Datum  values[2];
+	Datum *ids = palloc(sizeof(Datum) * n);
+	Datum *ps = palloc(sizeof(Datum) * n);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -360,8 +361,8 @@ chime_run_running(const int64 *runids, const int32 *pids, int n)
 	values[1] = PointerGetDatum(construct_array(ps, n, INT4OID, 4, true, TYPALIGN_INT));
 	/* rows an executor is finishing (locked by its commit) are passed over */
 	if (SPI_execute_with_args("UPDATE cron.job_run_details r SET status = 'running', job_pid = y.p "
-							"FROM (SELECT d.runid, x.p FROM ROWS FROM (pg_catalog.unnest($1), "
-							"pg_catalog.unnest($2)) AS x(id, p) "
+							  "FROM (SELECT d.runid, x.p FROM ROWS FROM (pg_catalog.unnest($1), "
+							  "pg_catalog.unnest($2)) AS x(id, p) "
 							  "JOIN cron.job_run_details d ON d.runid OPERATOR(pg_catalog.=) x.id "
 							  "WHERE d.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[]) "
 							  "FOR UPDATE OF d SKIP LOCKED) y "
@@ -374,7 +375,7 @@ chime_run_running(const int64 *runids, const int32 *pids, int n)
 static Datum
 run_int8_array(const int64 *values, int n)
 {
-	Datum	   *d = palloc(sizeof(Datum) * (n + 1));
+	Datum *d = palloc(sizeof(Datum) * (n + 1));
 
 	for (int i = 0; i < n; i++)
 		d[i] = Int64GetDatum(values[i]);
@@ -387,12 +388,12 @@ run_int8_array(const int64 *values, int n)
 void
 chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n)
 {
-	Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
-	Datum		values[2];
-	Datum	   *ats = palloc(sizeof(Datum) * n);
-	bool	   *nulls = palloc(sizeof(bool) * n);
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
+	Oid    types[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum  values[2];
+	Datum *ats = palloc(sizeof(Datum) * n);
+	bool  *nulls = palloc(sizeof(bool) * n);
+	int    dims[1] = {n};
+	int    lbs[1] = {1};
 
 	static SPIPlanPtr plan = NULL;
 
@@ -420,10 +421,10 @@ chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n)
 static ChimeInterrupted *
 run_read_attempt(HeapTuple tup, TupleDesc desc, MemoryContext cxt, List **list)
 {
-	bool		isnull;
+	bool              isnull;
 	ChimeInterrupted *run = MemoryContextAllocZero(cxt, sizeof(ChimeInterrupted));
-	char	   *key = SPI_getvalue(tup, desc, 5);
-	MemoryContext old;
+	char             *key = SPI_getvalue(tup, desc, 5);
+	MemoryContext     old;
 
 	run->runid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	run->jobid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
@@ -444,8 +445,8 @@ run_read_attempt(HeapTuple tup, TupleDesc desc, MemoryContext cxt, List **list)
 void
 chime_run_commit_forget(const int64 *runids, int n)
 {
-	Oid			types[1] = {INT8ARRAYOID};
-	Datum		values[1] = {run_int8_array(runids, n)};
+	Oid   types[1] = {INT8ARRAYOID};
+	Datum values[1] = {run_int8_array(runids, n)};
 
 	static SPIPlanPtr plan = NULL;
 
@@ -461,8 +462,8 @@ chime_run_commit_forget(const int64 *runids, int n)
 void
 chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n)
 {
-	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[2] = {run_int8_array(runids, n), run_int8_array((const int64 *) xids, n)};
+	Oid   types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum values[2] = {run_int8_array(runids, n), run_int8_array((const int64 *) xids, n)};
 
 	static SPIPlanPtr plan = NULL;
 
@@ -491,9 +492,9 @@ chime_run_pending_retries(MemoryContext cxt, List **pending)
 		elog(ERROR, "could not read the pending retries");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
+		HeapTuple         tup = SPI_tuptable->vals[i];
+		TupleDesc         desc = SPI_tuptable->tupdesc;
+		bool              isnull;
 		ChimeInterrupted *run = run_read_attempt(tup, desc, cxt, pending);
 
 		run->retry_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
@@ -508,9 +509,9 @@ chime_run_pending_retries(MemoryContext cxt, List **pending)
 static bool
 run_crashed_before(int64 jobid, int64 runid)
 {
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		values[2] = {Int64GetDatum(jobid), Int64GetDatum(runid)};
-	bool		crashed = false;
+	Oid   types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum(jobid), Int64GetDatum(runid)};
+	bool  crashed = false;
 
 	if (SPI_execute_with_args("SELECT return_message FROM cron.job_run_details "
 							  "WHERE jobid OPERATOR(pg_catalog.=) $1 AND runid OPERATOR(pg_catalog.<>) $2 "
@@ -520,7 +521,7 @@ run_crashed_before(int64 jobid, int64 runid)
 		elog(ERROR, "could not read the runs of job " INT64_FORMAT, jobid);
 	if (SPI_processed == 1)
 	{
-		char	   *msg = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char *msg = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
 		crashed = msg && strncmp(msg, RUN_CRASHED, strlen(RUN_CRASHED)) == 0;
 	}
@@ -555,14 +556,14 @@ void
 chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, int nmanual,
 					List *crashed, MemoryContext cxt, List **interrupted)
 {
-	Oid			types[5] = {TIMESTAMPTZOID, INT8ARRAYOID, TIMESTAMPTZOID, INT8ARRAYOID, BOOLOID};
-	Datum		values[5];
-	Datum	   *mids = palloc(sizeof(Datum) * (Max(nmanual, 0) + 1));
-	Datum	   *ids = palloc(sizeof(Datum) * (list_length(crashed) + 1));
-	int			n = 0;
-	ListCell   *lc;
+	Oid            types[5] = {TIMESTAMPTZOID, INT8ARRAYOID, TIMESTAMPTZOID, INT8ARRAYOID, BOOLOID};
+	Datum          values[5];
+	Datum         *mids = palloc(sizeof(Datum) * (Max(nmanual, 0) + 1));
+	Datum         *ids = palloc(sizeof(Datum) * (list_length(crashed) + 1));
+	int            n = 0;
+	ListCell      *lc;
 	SPITupleTable *rows;
-	uint64		nrows;
+	uint64         nrows;
 
 	foreach(lc, crashed)
 		ids[n++] = Int64GetDatum(*(int64 *) lfirst(lc));
@@ -586,8 +587,7 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 							  "AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[])) "
 							  "UPDATE cron.job_run_key k SET state = 'succeeded', runid = c.runid, "
 							  "finished_at = c.end_time FROM c WHERE k.jobid OPERATOR(pg_catalog.=) c.jobid "
-							  "AND k.run_key OPERATOR(pg_catalog.=) c.run_key "
-							  KEY_NOT_HELD,
+							  "AND k.run_key OPERATOR(pg_catalog.=) c.run_key " KEY_NOT_HELD,
 							  0, NULL, NULL, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not read the runs that committed");
 
@@ -617,8 +617,7 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 							  "runid OPERATOR(pg_catalog.=) ANY ($2) AS crashed, status), "
 							  "keys AS (UPDATE cron.job_run_key k SET state = 'succeeded', runid = e.runid, finished_at = $1 "
 							  "FROM ended e WHERE e.status OPERATOR(pg_catalog.=) 'succeeded' "
-							  "AND k.jobid OPERATOR(pg_catalog.=) e.jobid AND k.run_key OPERATOR(pg_catalog.=) e.run_key "
-							  KEY_NOT_HELD ") "
+							  "AND k.jobid OPERATOR(pg_catalog.=) e.jobid AND k.run_key OPERATOR(pg_catalog.=) e.run_key " KEY_NOT_HELD ") "
 							  "SELECT runid, jobid, scheduled_time, attempt, run_key, crashed FROM ended "
 							  "WHERE status OPERATOR(pg_catalog.=) 'failed'",
 							  5, types, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -628,9 +627,9 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 	nrows = SPI_processed;
 	for (uint64 i = 0; i < nrows; i++)
 	{
-		HeapTuple	tup = rows->vals[i];
-		TupleDesc	desc = rows->tupdesc;
-		bool		isnull;
+		HeapTuple tup = rows->vals[i];
+		TupleDesc desc = rows->tupdesc;
+		bool      isnull;
 
 		run_read_attempt(tup, desc, cxt, interrupted)->crashed =
 			DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
@@ -640,8 +639,8 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 	foreach(lc, *interrupted)
 	{
 		ChimeInterrupted *run = lfirst(lc);
-		Oid			ptypes[2] = {INT8OID, INT8OID};
-		Datum		pvalues[2] = {Int64GetDatum(run->jobid), Int64GetDatum(run->runid)};
+		Oid               ptypes[2] = {INT8OID, INT8OID};
+		Datum             pvalues[2] = {Int64GetDatum(run->jobid), Int64GetDatum(run->runid)};
 
 		if (!run->crashed || !run_crashed_before(run->jobid, run->runid))
 			continue;
@@ -655,11 +654,13 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 		if (SPI_processed == 1)
 			ereport(WARNING,
 					(errmsg("pg_chime: job " INT64_FORMAT " (%s, role %s) deactivated: two attempts in a row "
-							"crashed the process running them", run->jobid,
+							"crashed the process running them",
+							run->jobid,
 							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
 							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
 					 errhint("See the server log for the crashes; cron.alter_job(" INT64_FORMAT
-							 ", active => true) lets it run again.", run->jobid)));
+							 ", active => true) lets it run again.",
+							 run->jobid)));
 		if (SPI_execute_with_args("UPDATE cron.job_run_details SET return_message = return_message OPERATOR(pg_catalog.||) "
 								  "'; the job was deactivated: its previous attempt crashed too', retry_at = NULL "
 								  "WHERE runid OPERATOR(pg_catalog.=) $2 AND jobid OPERATOR(pg_catalog.=) $1",
@@ -674,8 +675,7 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 	if (SPI_execute_with_args("UPDATE cron.job_run_key k SET state = 'failed', finished_at = $1 "
 							  "WHERE state OPERATOR(pg_catalog.=) 'running' AND NOT EXISTS (SELECT 1 FROM cron.job_run_details r "
 							  "WHERE r.jobid OPERATOR(pg_catalog.=) k.jobid AND r.retry_at IS NOT NULL "
-							  "AND r.run_key OPERATOR(pg_catalog.=) k.run_key) "
-							  KEY_NOT_HELD,
+							  "AND r.run_key OPERATOR(pg_catalog.=) k.run_key) " KEY_NOT_HELD,
 
 							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not reconcile the keys of interrupted runs");

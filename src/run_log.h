@@ -18,8 +18,8 @@
 
 typedef struct ChimeRunRow
 {
-	int64		jobid;
-	int			job_pid;		/* 0: not known yet */
+	int64       jobid;
+	int         job_pid; /* 0: not known yet */
 	const char *database;
 	const char *username;
 	const char *command;
@@ -27,48 +27,48 @@ typedef struct ChimeRunRow
 	TimestampTz start_time;
 	TimestampTz scheduled_time;
 	const char *trigger;
-	int32		attempt;
-	int32		occurrences;
-	const char *run_key;		/* NULL or "": none */
-	const char *message;		/* return_message of a skipped or missed row (NULL: the usual) */
+	int32       attempt;
+	int32       occurrences;
+	const char *run_key; /* NULL or "": none */
+	const char *message; /* return_message of a skipped or missed row (NULL: the usual) */
 } ChimeRunRow;
 
 extern SPIPlanPtr chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types);
-extern int64 chime_run_insert(const ChimeRunRow *row);
-extern void chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
-extern int64 chime_run_insert_manual(int64 jobid, const char *database, const char *username,
-									 const char *command, const char *run_key, TimestampTz now);
-extern void chime_run_finish(const int64 *runids, const char *const *statuses,
-							 char *const *messages, const int32 *pids,
-							 const int32 *http_status, char *const *bodies,
-							 const TimestampTz *retry_at, int n, TimestampTz end_time);
-extern void chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n);
-extern void chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n);
-extern void chime_run_commit_forget(const int64 *runids, int n);
-extern bool chime_key_claim(int64 jobid, const char *run_key, TimestampTz now);
-extern void chime_key_update(int64 jobid, const char *run_key, int64 runid, const char *state,
-							 TimestampTz now);
-extern bool chime_key_claimed(int64 jobid, const char *run_key);
-extern bool chime_run_add_occurrence(int64 runid);
-extern void chime_run_running(const int64 *runids, const int32 *pids, int n);
+extern int64      chime_run_insert(const ChimeRunRow *row);
+extern void       chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
+extern int64      chime_run_insert_manual(int64 jobid, const char *database, const char *username,
+										  const char *command, const char *run_key, TimestampTz now);
+extern void       chime_run_finish(const int64 *runids, const char *const *statuses,
+								   char *const *messages, const int32 *pids,
+								   const int32 *http_status, char *const *bodies,
+								   const TimestampTz *retry_at, int n, TimestampTz end_time);
+extern void       chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n);
+extern void       chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n);
+extern void       chime_run_commit_forget(const int64 *runids, int n);
+extern bool       chime_key_claim(int64 jobid, const char *run_key, TimestampTz now);
+extern void       chime_key_update(int64 jobid, const char *run_key, int64 runid, const char *state,
+								   TimestampTz now);
+extern bool       chime_key_claimed(int64 jobid, const char *run_key);
+extern bool       chime_run_add_occurrence(int64 runid);
+extern void       chime_run_running(const int64 *runids, const int32 *pids, int n);
 /* The start of return_message of a run whose own process crashed */
 #define RUN_CRASHED "crashed:"
 
 /* A run that a restart interrupted, or whose retry was pending */
 typedef struct ChimeInterrupted
 {
-	int64		runid;
-	int64		jobid;
-	int64		due;			/* its occurrence, Unix seconds */
-	int32		attempt;
-	bool		crashed;		/* its process crashed: retried once anyway */
-	bool		poisoned;		/* and the one before too: the job is deactivated */
-	TimestampTz retry_at;		/* a pending retry: when */
-	char		run_key[CHIME_RUN_KEY_LEN]; /* "" if none */
+	int64       runid;
+	int64       jobid;
+	int64       due; /* its occurrence, Unix seconds */
+	int32       attempt;
+	bool        crashed;                    /* its process crashed: retried once anyway */
+	bool        poisoned;                   /* and the one before too: the job is deactivated */
+	TimestampTz retry_at;                   /* a pending retry: when */
+	char        run_key[CHIME_RUN_KEY_LEN]; /* "" if none */
 } ChimeInterrupted;
 
 extern void chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual,
 								int nmanual, List *crashed, MemoryContext cxt, List **interrupted);
 extern void chime_run_pending_retries(MemoryContext cxt, List **pending);
 
-#endif							/* CHIME_RUN_LOG_H */
+#endif /* CHIME_RUN_LOG_H */

@@ -27,9 +27,9 @@ typedef struct SchedExecutor SchedExecutor;
  */
 typedef struct SchedRole
 {
-	char		database[NAMEDATALEN];	/* hash key, with username */
-	char		username[NAMEDATALEN];
-	int			nexec;			/* its executors (sched_fair_shares) */
+	char database[NAMEDATALEN]; /* hash key, with username */
+	char username[NAMEDATALEN];
+	int  nexec; /* its executors (sched_fair_shares) */
 } SchedRole;
 
 #define SCHED_ROLE_KEYSIZE (2 * NAMEDATALEN)
@@ -42,50 +42,50 @@ typedef struct SchedRole
  */
 typedef struct SchedClass
 {
-	char	   *key;			/* hash key: the settings as text */
-	ChimeTiming timing;
-	SchedRole  *role;
-	char		overlap;		/* 's'kip, 'b'uffer_one, 'a'llow */
-	int32		timeout_ms;
-	int32		max_attempts;
-	int64		catchup_s;
-	int64		retry_delay_us;
+	char        *key; /* hash key: the settings as text */
+	ChimeTiming  timing;
+	SchedRole   *role;
+	char         overlap; /* 's'kip, 'b'uffer_one, 'a'llow */
+	int32        timeout_ms;
+	int32        max_attempts;
+	int64        catchup_s;
+	int64        retry_delay_us;
 	ChimeOncePer once_per;
-	char	   *concurrency_key;	/* NULL: none */
-	bool		http;			/* an HTTP job: run here, by libcurl */
+	char        *concurrency_key; /* NULL: none */
+	bool         http;            /* an HTTP job: run here, by libcurl */
 } SchedClass;
 
 /* A job the scheduler knows */
 typedef struct SchedJob
 {
-	int64		jobid;			/* hash key */
-	pairingheap_node node;
-	int64		due;			/* next occurrence, Unix seconds */
+	int64             jobid; /* hash key */
+	pairingheap_node  node;
+	int64             due; /* next occurrence, Unix seconds */
 	const SchedClass *cls;
-	bool		in_heap;
+	bool              in_heap;
 } SchedJob;
 
 /* Per-job state that outlives a reload of the job list */
 typedef struct SchedActive
 {
-	int64		jobid;			/* hash key */
-	int			running;
-	int64		buffered_due;	/* buffer_one: a run to start next (0: none) */
-	int64		skip_runid;		/* the 'skipped' row of the current streak (0: none) */
+	int64 jobid; /* hash key */
+	int   running;
+	int64 buffered_due; /* buffer_one: a run to start next (0: none) */
+	int64 skip_runid;   /* the 'skipped' row of the current streak (0: none) */
 } SchedActive;
 
 /* A failed attempt to make again */
 typedef struct SchedRetry
 {
-	int64		jobid;
-	int64		due;			/* the occurrence it belongs to */
-	int32		attempt;		/* the attempt to make (1: a first attempt put off) */
+	int64       jobid;
+	int64       due;     /* the occurrence it belongs to */
+	int32       attempt; /* the attempt to make (1: a first attempt put off) */
 	TimestampTz at;
-	int64		from_runid;		/* the failed attempt, whose retry_at says when (0: none) */
-	bool		buffered;		/* a buffer_one run let go by the end of the one before */
-	bool		crashed;		/* follows a crash of its process: made even past max_attempts */
-	int64		seq;			/* in the order planned (sched_retry_seq) */
-	char		run_key[CHIME_RUN_KEY_LEN];
+	int64       from_runid; /* the failed attempt, whose retry_at says when (0: none) */
+	bool        buffered;   /* a buffer_one run let go by the end of the one before */
+	bool        crashed;    /* follows a crash of its process: made even past max_attempts */
+	int64       seq;        /* in the order planned (sched_retry_seq) */
+	char        run_key[CHIME_RUN_KEY_LEN];
 } SchedRetry;
 
 /*
@@ -94,13 +94,13 @@ typedef struct SchedRetry
  */
 typedef struct SchedCommand
 {
-	int64		jobid;			/* hash key */
-	char	   *command;
-	bool		http;
-	char	   *url;
-	char	   *method;
-	char	   *body;
-	List	   *headers;		/* "Name: value" */
+	int64 jobid; /* hash key */
+	char *command;
+	bool  http;
+	char *url;
+	char *method;
+	char *body;
+	List *headers; /* "Name: value" */
 } SchedCommand;
 
 static inline int64
@@ -114,43 +114,43 @@ extern MemoryContext sched_runs_cxt;
 extern MemoryContext sched_scratch_cxt;
 
 /* sched_tx.c */
-extern void sched_begin(const char *activity);
-extern void sched_key_update(int64 jobid, const char *run_key, int64 runid, const char *state, TimestampTz now);
-extern void sched_deactivate_jobs(const int64 *jobids, int n, bool later_only);
-extern void sched_flush_later(void);
-extern void sched_commit(void);
-extern ErrorData * sched_catch(void);
-extern void sched_recording_failed(const char *what);
-extern void sched_recording_failed_with(const char *what, ErrorData *edata);
-extern bool sched_record_tx(const char *activity, const char *what, void (*write) (void *arg), void *arg);
-extern bool sched_log_waiting(void);
-extern void sched_tx_set_extension(Oid extension);
-extern bool sched_later_pending(void);
+extern void        sched_begin(const char *activity);
+extern void        sched_key_update(int64 jobid, const char *run_key, int64 runid, const char *state, TimestampTz now);
+extern void        sched_deactivate_jobs(const int64 *jobids, int n, bool later_only);
+extern void        sched_flush_later(void);
+extern void        sched_commit(void);
+extern ErrorData  *sched_catch(void);
+extern void        sched_recording_failed(const char *what);
+extern void        sched_recording_failed_with(const char *what, ErrorData *edata);
+extern bool        sched_record_tx(const char *activity, const char *what, void (*write)(void *arg), void *arg);
+extern bool        sched_log_waiting(void);
+extern void        sched_tx_set_extension(Oid extension);
+extern bool        sched_later_pending(void);
 extern TimestampTz sched_log_paused_until(void);
-extern void sched_recording_ok(void);
+extern void        sched_recording_ok(void);
 
 /* sched_jobs.c */
-extern SchedActive * sched_active_for(int64 jobid, bool create);
-extern HTAB * sched_hash(const char *name, long nelem, Size keysize, Size entrysize, MemoryContext cxt);
-extern int64 sched_read_horizon(int64 now_s, HTAB **handled);
-extern void sched_save_horizon(int64 horizon);
-extern void sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz since);
-extern HTAB * sched_commands(SchedJob **jobs, int n);
-extern char * sched_command(SchedJob *job);
-extern void sched_jobs_init(void);
-extern void sched_jobs_first_load(TimestampTz now, List **reboot);
-extern SchedJob * sched_job_find(int64 jobid);
-extern bool sched_jobs_next_due(TimestampTz *due);
-extern void sched_commands_forget(void);
-extern int64 sched_jobs_horizon(void);
-extern void sched_jobs_set_horizon(int64 horizon);
-extern SchedJob  ** sched_jobs_take_due(int64 now_s, int *n);
-extern void sched_jobs_requeue(SchedJob *job, int64 due);
-extern SchedCommand * sched_command_of(int64 jobid);
-extern void sched_jobs_restore_due(SchedJob **due, const int64 *orig_due, int first, int ndue);
+extern SchedActive  *sched_active_for(int64 jobid, bool create);
+extern HTAB         *sched_hash(const char *name, long nelem, Size keysize, Size entrysize, MemoryContext cxt);
+extern int64         sched_read_horizon(int64 now_s, HTAB **handled);
+extern void          sched_save_horizon(int64 horizon);
+extern void          sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz since);
+extern HTAB         *sched_commands(SchedJob **jobs, int n);
+extern char         *sched_command(SchedJob *job);
+extern void          sched_jobs_init(void);
+extern void          sched_jobs_first_load(TimestampTz now, List **reboot);
+extern SchedJob     *sched_job_find(int64 jobid);
+extern bool          sched_jobs_next_due(TimestampTz *due);
+extern void          sched_commands_forget(void);
+extern int64         sched_jobs_horizon(void);
+extern void          sched_jobs_set_horizon(int64 horizon);
+extern SchedJob    **sched_jobs_take_due(int64 now_s, int *n);
+extern void          sched_jobs_requeue(SchedJob *job, int64 due);
+extern SchedCommand *sched_command_of(int64 jobid);
+extern void          sched_jobs_restore_due(SchedJob **due, const int64 *orig_due, int first, int ndue);
 
 /* sched_fire.c */
-extern int * sched_concurrency_count(const SchedRole *role, const char *key, bool create);
+extern int *sched_concurrency_count(const SchedRole *role, const char *key, bool create);
 extern void sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now, const char *trigger, int32 attempt, const char *run_key, int64 from_runid);
 extern void sched_fire_group(SchedJob *job, const char *command, const char *key, int64 first_missed, int32 missed, const char *why, int64 latest, int32 coalesced, int64 now_s, TimestampTz now);
 extern bool sched_start_manual(void);
@@ -167,38 +167,38 @@ extern bool sched_starts_pending(void);
 extern void sched_commit_starts(void);
 
 /* sched_retry.c */
-extern SchedRetry * sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, TimestampTz at, int64 from_runid);
-extern void sched_retry_key_failed(const SchedRetry *r, TimestampTz now);
-extern int64 sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt);
+extern SchedRetry *sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, TimestampTz at, int64 from_runid);
+extern void        sched_retry_key_failed(const SchedRetry *r, TimestampTz now);
+extern int64       sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt);
 extern TimestampTz sched_retry_at(const SchedRun *run, TimestampTz now);
-extern void sched_fire_retries(TimestampTz now);
+extern void        sched_fire_retries(TimestampTz now);
 extern TimestampTz sched_next_retry(void);
-extern bool sched_retries_pending(void);
-extern void sched_retry_restore(List *pending);
-extern void sched_retry_plan_restored(TimestampTz now);
-extern int sched_retry_count(void);
-extern int sched_retry_jobids(Datum *ids);
-extern int64 sched_retry_mark(void);
-extern void sched_retry_fired_forget(void);
-extern void sched_retry_undo(int64 mark);
+extern bool        sched_retries_pending(void);
+extern void        sched_retry_restore(List *pending);
+extern void        sched_retry_plan_restored(TimestampTz now);
+extern int         sched_retry_count(void);
+extern int         sched_retry_jobids(Datum *ids);
+extern int64       sched_retry_mark(void);
+extern void        sched_retry_fired_forget(void);
+extern void        sched_retry_undo(int64 mark);
 
 /* sched_record.c */
 extern void sched_record_done(void);
 extern void sched_done_add(SchedRun *run);
 
 /* dispatch.c */
-extern void sched_fair_shares(void);
-extern SchedExecutor * sched_executor_for(SchedRole *role);
-extern bool sched_any_room(void);
-extern long sched_retire_idle(void);
-extern void sched_stop_orphans(void);
-extern TimestampTz sched_slot_wait_until(void);
-extern SchedRole * sched_role(const char *database, const char *username);
-extern void sched_dispatch_init(void);
-extern int sched_executor_pid(SchedExecutor *ex);
-extern void sched_dispatch_withdraw(SchedRun *run);
-extern void sched_request_recording(ExecRequest *req, const SchedRole *role, int64 runid);
-extern SchedRun * sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout_ms, char overlap, const char *concurrency_key, const char *run_key, SchedExecutor *ex, int64 runid, int64 due, int32 attempt, ChimeHttpRequest *http, char *http_error);
+extern void           sched_fair_shares(void);
+extern SchedExecutor *sched_executor_for(SchedRole *role);
+extern bool           sched_any_room(void);
+extern long           sched_retire_idle(void);
+extern void           sched_stop_orphans(void);
+extern TimestampTz    sched_slot_wait_until(void);
+extern SchedRole     *sched_role(const char *database, const char *username);
+extern void           sched_dispatch_init(void);
+extern int            sched_executor_pid(SchedExecutor *ex);
+extern void           sched_dispatch_withdraw(SchedRun *run);
+extern void           sched_request_recording(ExecRequest *req, const SchedRole *role, int64 runid);
+extern SchedRun      *sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout_ms, char overlap, const char *concurrency_key, const char *run_key, SchedExecutor *ex, int64 runid, int64 due, int32 attempt, ChimeHttpRequest *http, char *http_error);
 
 /* dispatch_io.c */
 extern void sched_read_replies(void);
@@ -207,13 +207,13 @@ extern void sched_send(void);
 extern void sched_mark_running(void);
 
 /* dispatch_http.c */
-extern void sched_http_queue(SchedRun *run);
-extern void sched_http_cancel_jobs(HTAB *gone);
-extern void sched_http_unqueue(SchedRun *run);
-extern ChimeHttpRequest * sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **error);
-extern void sched_http_forget(SchedRun *run);
-extern void sched_http_send(void);
-extern void sched_http_collect(void);
-extern void sched_http_init(void);
+extern void              sched_http_queue(SchedRun *run);
+extern void              sched_http_cancel_jobs(HTAB *gone);
+extern void              sched_http_unqueue(SchedRun *run);
+extern ChimeHttpRequest *sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **error);
+extern void              sched_http_forget(SchedRun *run);
+extern void              sched_http_send(void);
+extern void              sched_http_collect(void);
+extern void              sched_http_init(void);
 
-#endif							/* CHIME_SCHED_H */
+#endif /* CHIME_SCHED_H */

@@ -20,17 +20,17 @@
 #include "job_def.h"
 #include "sched.h"
 
-static HTAB *sched_manual;		/* runids of manual runs handed over */
+static HTAB *sched_manual; /* runids of manual runs handed over */
 
-static bool sched_manual_all = false;	/* look for every manual run still to start */
+static bool sched_manual_all = false; /* look for every manual run still to start */
 
 /* How many due jobs one transaction starts before handing them over */
 #define SCHED_CHUNK 64
 
-static void sched_row(ChimeRunRow *row, const SchedJob *job, const char *command, int64 due, TimestampTz now, const char *status, const char *trigger, int32 attempt, const char *run_key);
+static void  sched_row(ChimeRunRow *row, const SchedJob *job, const char *command, int64 due, TimestampTz now, const char *status, const char *trigger, int32 attempt, const char *run_key);
 static int64 sched_insert_row(const ChimeRunRow *row);
-static void sched_skip(SchedActive *active, ChimeRunRow *row, const char *message);
-static void sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now);
+static void  sched_skip(SchedActive *active, ChimeRunRow *row, const char *message);
+static void  sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now);
 
 /* A run row of the job for occurrence 'due', starting at 'now'. */
 static void
@@ -55,14 +55,14 @@ sched_row(ChimeRunRow *row, const SchedJob *job, const char *command, int64 due,
 /* How many runs hold each concurrency key of an owner */
 typedef struct SchedKeyId
 {
-	char		username[NAMEDATALEN];	/* the owner, exactly */
-	uint64		key_hash;		/* the key (a collision is between one owner's keys) */
+	char   username[NAMEDATALEN]; /* the owner, exactly */
+	uint64 key_hash;              /* the key (a collision is between one owner's keys) */
 } SchedKeyId;
 
 typedef struct SchedKeyCount
 {
-	SchedKeyId	id;				/* hash key */
-	int			running;
+	SchedKeyId id; /* hash key */
+	int        running;
 } SchedKeyCount;
 
 static HTAB *sched_concurrency;
@@ -70,8 +70,8 @@ static HTAB *sched_concurrency;
 int *
 sched_concurrency_count(const SchedRole *role, const char *key, bool create)
 {
-	SchedKeyId	id;
-	bool		found;
+	SchedKeyId     id;
+	bool           found;
 	SchedKeyCount *k;
 
 	memset(&id, 0, sizeof(id));
@@ -115,15 +115,15 @@ void
 sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 				const char *trigger, int32 attempt, const char *run_key, int64 from_runid)
 {
-	SchedActive *active = sched_active_for(job->jobid, true);
+	SchedActive      *active = sched_active_for(job->jobid, true);
 	const SchedClass *cls = job->cls;
-	SchedExecutor *ex;
-	ChimeRunRow row;
-	char		key[CHIME_RUN_KEY_LEN] = "";
+	SchedExecutor    *ex;
+	ChimeRunRow       row;
+	char              key[CHIME_RUN_KEY_LEN] = "";
 	ChimeHttpRequest *http = NULL;
-	char	   *http_error = NULL;
-	bool		busy = active->running > 0 && cls->overlap != 'a';
-	int		   *held = cls->concurrency_key ? sched_concurrency_count(cls->role, cls->concurrency_key, false) : NULL;
+	char             *http_error = NULL;
+	bool              busy = active->running > 0 && cls->overlap != 'a';
+	int              *held = cls->concurrency_key ? sched_concurrency_count(cls->role, cls->concurrency_key, false) : NULL;
 
 	if (run_key)
 		strlcpy(key, run_key, sizeof(key));
@@ -132,7 +132,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	sched_row(&row, job, command, due, now, "starting", trigger, attempt, key);
 
 	if (key[0] != '\0' && attempt == 1 && chime_key_claimed(job->jobid, key))
-		return;					/* the period has had its run */
+		return; /* the period has had its run */
 
 	if (busy || (held && *held > 0))
 	{
@@ -147,8 +147,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 			active->buffered_due = due;
 			return;
 		}
-		sched_skip(active, &row, busy ? NULL :
-				   psprintf("concurrency_key \"%s\" was held by another run", cls->concurrency_key));
+		sched_skip(active, &row, busy ? NULL : psprintf("concurrency_key \"%s\" was held by another run", cls->concurrency_key));
 		return;
 	}
 
@@ -178,14 +177,14 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	if (chime_log_statement)
 		ereport(LOG,
 				(errmsg("pg_chime: job " INT64_FORMAT " starting: %s", job->jobid, command)));
-	row.job_pid = cls->http ? MyProcPid : ex ? sched_executor_pid(ex) : 0;
+	row.job_pid = cls->http ? MyProcPid : (ex ? sched_executor_pid(ex) : 0);
 	row.status = row.job_pid != 0 ? "running" : "starting";
 	active->running++;
 	active->skip_runid = 0;
 	{
 		MemoryContext old = MemoryContextSwitchTo(sched_scratch_cxt);
-		SchedRun   *run = sched_queue_run(job->jobid, cls->role, command, cls->timeout_ms, cls->overlap,
-										  cls->concurrency_key, key, ex, 0, due, attempt, http, http_error);
+		SchedRun     *run = sched_queue_run(job->jobid, cls->role, command, cls->timeout_ms, cls->overlap,
+											cls->concurrency_key, key, ex, 0, due, attempt, http, http_error);
 
 		run->from_runid = from_runid;
 		MemoryContextSwitchTo(old);
@@ -228,19 +227,19 @@ static void
 sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
 {
 	const SchedClass *cls = job->cls;
-	bool		open = chime_in_window(&cls->timing.window, cls->timing.zone, now_s);
-	int64		occ = job->due;
-	int64		first_missed = 0;
-	int64		latest = 0;
-	int32		missed = 0;
-	int32		coalesced = 0;
-	const char *why = NULL;
-	char		group[CHIME_RUN_KEY_LEN] = "";
-	bool		more = true;
+	bool              open = chime_in_window(&cls->timing.window, cls->timing.zone, now_s);
+	int64             occ = job->due;
+	int64             first_missed = 0;
+	int64             latest = 0;
+	int32             missed = 0;
+	int32             coalesced = 0;
+	const char       *why = NULL;
+	char              group[CHIME_RUN_KEY_LEN] = "";
+	bool              more = true;
 
 	for (int guard = 0; more && occ <= now_s && guard < 1000000; guard++)
 	{
-		char		key[CHIME_RUN_KEY_LEN];
+		char key[CHIME_RUN_KEY_LEN];
 
 		chime_run_key(cls->once_per, cls->timing.zone, occ, key);
 		if (strcmp(key, group) != 0)
@@ -256,7 +255,7 @@ sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
 			if (missed++ == 0)
 				first_missed = occ;
 			why = open ? "could not start within catchup" :
-				"could not start: the run_window had closed";
+						 "could not start: the run_window had closed";
 		}
 		else
 		{
@@ -280,103 +279,103 @@ bool
 sched_start_manual(void)
 {
 	SPITupleTable *rows;
-	uint64		n;
-	List	   *volatile taken = NIL;
+	uint64         n;
+	List *volatile taken = NIL;
 	volatile bool ok = true;
 
 	PG_TRY();
 	{
-	sched_begin("pg_chime: starting manual runs");
-	{
-		int64	   *ids = palloc(sizeof(int64) * CHIME_MANUAL_MAX);
-		int			nids = sched_manual_all ? -1 : chime_take_manual(ids);
-		Datum	   *d = palloc(sizeof(Datum) * (Max(nids, 0) + 1));
-		Oid			types[1] = {INT8ARRAYOID};
-		Datum		values[1];
-
-		if (sched_manual_all)
-			(void) chime_take_manual(ids);
-		sched_manual_all = false;
-		for (int i = 0; i < nids; i++)
-			d[i] = Int64GetDatum(ids[i]);
-		values[0] = PointerGetDatum(construct_array(d, Max(nids, 0), INT8OID, 8, true, TYPALIGN_DOUBLE));
-
-		/*
-		 * By runid (the primary key) the runs cron.run_now named; all those
-		 * still to start only when there were too many to name.
-		 */
-		if (SPI_execute_with_args(psprintf("SELECT r.runid, r.jobid, r.scheduled_time, j.command, j.database, "
-										   "j.username, j.timeout, j.overlap, j.concurrency_key, r.run_key, j.kind "
-										   "FROM cron.job_run_details r JOIN cron.job j "
-										   "ON j.jobid OPERATOR(pg_catalog.=) r.jobid "
-										   "WHERE r.trigger OPERATOR(pg_catalog.=) 'manual' "
-										   "AND r.status OPERATOR(pg_catalog.=) 'starting' "
-										   "AND r.job_pid IS NULL%s",
-										   nids >= 0 ? " AND r.runid OPERATOR(pg_catalog.=) ANY ($1)" : ""),
-								  nids >= 0 ? 1 : 0, types, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read manual runs");
-	}
-	/* kept: reading an HTTP job's request runs statements of its own */
-	rows = SPI_tuptable;
-	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++)
-	{
-		HeapTuple	tup = rows->vals[i];
-		TupleDesc	desc = rows->tupdesc;
-		bool		isnull;
-		bool		found;
-		int64		runid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		int64		timeout_us;
-		int32		timeout_ms;
-		char	   *username = SPI_getvalue(tup, desc, 6);
-		ChimeHttpRequest *http = NULL;
-		char	   *http_error = NULL;
-		SchedRun   *run;
-		MemoryContext old;
-
-		(void) hash_search(sched_manual, &runid, HASH_FIND, &found);
-		if (found)
-			continue;
+		sched_begin("pg_chime: starting manual runs");
 		{
-			Datum		d = SPI_getbinval(tup, desc, 7, &isnull);
+			int64 *ids = palloc(sizeof(int64) * CHIME_MANUAL_MAX);
+			int    nids = sched_manual_all ? -1 : chime_take_manual(ids);
+			Datum *d = palloc(sizeof(Datum) * (Max(nids, 0) + 1));
+			Oid    types[1] = {INT8ARRAYOID};
+			Datum  values[1];
 
-			/* (a NULL timeout is none; one out of range, the longest) */
-			if (isnull)
-				timeout_us = 0;
-			else if (!chime_job_interval_us(d, CHIME_MAX_TIMEOUT_US, &timeout_us))
-				timeout_us = CHIME_MAX_TIMEOUT_US;
+			if (sched_manual_all)
+				(void) chime_take_manual(ids);
+			sched_manual_all = false;
+			for (int i = 0; i < nids; i++)
+				d[i] = Int64GetDatum(ids[i]);
+			values[0] = PointerGetDatum(construct_array(d, Max(nids, 0), INT8OID, 8, true, TYPALIGN_DOUBLE));
+
+			/*
+			 * By runid (the primary key) the runs cron.run_now named; all those
+			 * still to start only when there were too many to name.
+			 */
+			if (SPI_execute_with_args(psprintf("SELECT r.runid, r.jobid, r.scheduled_time, j.command, j.database, "
+											   "j.username, j.timeout, j.overlap, j.concurrency_key, r.run_key, j.kind "
+											   "FROM cron.job_run_details r JOIN cron.job j "
+											   "ON j.jobid OPERATOR(pg_catalog.=) r.jobid "
+											   "WHERE r.trigger OPERATOR(pg_catalog.=) 'manual' "
+											   "AND r.status OPERATOR(pg_catalog.=) 'starting' "
+											   "AND r.job_pid IS NULL%s",
+											   nids >= 0 ? " AND r.runid OPERATOR(pg_catalog.=) ANY ($1)" : ""),
+									  nids >= 0 ? 1 : 0, types, values, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not read manual runs");
 		}
-		timeout_ms = (int32) ((timeout_us + 999) / 1000);
-		if (strcmp(SPI_getvalue(tup, desc, 11), "http") == 0)
+		/* kept: reading an HTTP job's request runs statements of its own */
+		rows = SPI_tuptable;
+		n = SPI_processed;
+		for (uint64 i = 0; i < n; i++)
 		{
-			int32		pid = MyProcPid;
+			HeapTuple         tup = rows->vals[i];
+			TupleDesc         desc = rows->tupdesc;
+			bool              isnull;
+			bool              found;
+			int64             runid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			int64             jobid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			int64             timeout_us;
+			int32             timeout_ms;
+			char             *username = SPI_getvalue(tup, desc, 6);
+			ChimeHttpRequest *http = NULL;
+			char             *http_error = NULL;
+			SchedRun         *run;
+			MemoryContext     old;
 
-			http = sched_http_prepare(jobid, username, timeout_ms, &http_error);
-			chime_run_running(&runid, &pid, 1);
+			(void) hash_search(sched_manual, &runid, HASH_FIND, &found);
+			if (found)
+				continue;
+			{
+				Datum d = SPI_getbinval(tup, desc, 7, &isnull);
+
+				/* (a NULL timeout is none; one out of range, the longest) */
+				if (isnull)
+					timeout_us = 0;
+				else if (!chime_job_interval_us(d, CHIME_MAX_TIMEOUT_US, &timeout_us))
+					timeout_us = CHIME_MAX_TIMEOUT_US;
+			}
+			timeout_ms = (int32) ((timeout_us + 999) / 1000);
+			if (strcmp(SPI_getvalue(tup, desc, 11), "http") == 0)
+			{
+				int32 pid = MyProcPid;
+
+				http = sched_http_prepare(jobid, username, timeout_ms, &http_error);
+				chime_run_running(&runid, &pid, 1);
+			}
+			sched_active_for(jobid, true)->running++;
+			run = sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), username),
+								  SPI_getvalue(tup, desc, 4), timeout_ms,
+								  SPI_getvalue(tup, desc, 8)[0], SPI_getvalue(tup, desc, 9),
+								  SPI_getvalue(tup, desc, 10), NULL, runid,
+								  chime_unix_from_timestamptz(DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull))),
+								  1, http, http_error);
+			old = MemoryContextSwitchTo(sched_scratch_cxt);
+			taken = lappend(taken, run);
+			MemoryContextSwitchTo(old);
+			(void) hash_search(sched_manual, &runid, HASH_ENTER, NULL);
 		}
-		sched_active_for(jobid, true)->running++;
-		run = sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), username),
-							   SPI_getvalue(tup, desc, 4), timeout_ms,
-							   SPI_getvalue(tup, desc, 8)[0], SPI_getvalue(tup, desc, 9),
-							   SPI_getvalue(tup, desc, 10), NULL, runid,
-							   chime_unix_from_timestamptz(DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull))),
-							   1, http, http_error);
-		old = MemoryContextSwitchTo(sched_scratch_cxt);
-		taken = lappend(taken, run);
-		MemoryContextSwitchTo(old);
-		(void) hash_search(sched_manual, &runid, HASH_ENTER, NULL);
-	}
-	sched_commit();
+		sched_commit();
 	}
 	PG_CATCH();
 	{
-		ListCell   *lc;
-		ErrorData  *edata = sched_catch();
+		ListCell  *lc;
+		ErrorData *edata = sched_catch();
 
 		foreach(lc, taken)
 		{
-			SchedRun   *run = lfirst(lc);
+			SchedRun *run = lfirst(lc);
 
 			(void) hash_search(sched_manual, &run->runid, HASH_REMOVE, NULL);
 			sched_run_abandon(run);
@@ -402,17 +401,17 @@ sched_start_manual(void)
 bool
 sched_fire_due(List **reboot)
 {
-	TimestampTz now = chime_now();
-	int64		now_s = sched_now_unix(now);
-	SchedJob  **due;
-	int64	   *orig_due;
-	int			ndue = 0;
-	volatile int first = 0;
-	volatile int committed = 0; /* due[] before it: their runs are committed */
-	volatile int64 retry_mark = sched_retry_mark();	/* retries planned up to then are committed */
-	ListCell   *lc;
-	volatile bool ok = true;
-	int64		old_horizon = sched_jobs_horizon();
+	TimestampTz    now = chime_now();
+	int64          now_s = sched_now_unix(now);
+	SchedJob     **due;
+	int64         *orig_due;
+	int            ndue = 0;
+	volatile int   first = 0;
+	volatile int   committed = 0;                   /* due[] before it: their runs are committed */
+	volatile int64 retry_mark = sched_retry_mark(); /* retries planned up to then are committed */
+	ListCell      *lc;
+	volatile bool  ok = true;
+	int64          old_horizon = sched_jobs_horizon();
 
 	if (sched_log_waiting())
 		return false;
@@ -433,16 +432,16 @@ sched_fire_due(List **reboot)
 		sched_fire_retries(now);
 		foreach(lc, *reboot)
 		{
-			SchedJob   *job = sched_job_find(*(int64 *) lfirst(lc));
-			char	   *command = job ? sched_command(job) : NULL;
+			SchedJob *job = sched_job_find(*(int64 *) lfirst(lc));
+			char     *command = job ? sched_command(job) : NULL;
 
 			if (command)
 				sched_start_run(job, command, now_s, now, "schedule", 1, NULL, 0);
 		}
 		for (first = 0; first < ndue; first += SCHED_CHUNK)
 		{
-			int			n = Min(SCHED_CHUNK, ndue - first);
-			HTAB	   *commands;
+			int   n = Min(SCHED_CHUNK, ndue - first);
+			HTAB *commands;
 
 			if (first > 0)
 			{
@@ -474,7 +473,7 @@ sched_fire_due(List **reboot)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata = sched_catch();
+		ErrorData *edata = sched_catch();
 
 		sched_jobs_set_horizon(old_horizon);
 		sched_retry_undo(retry_mark);

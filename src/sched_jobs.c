@@ -22,7 +22,7 @@
 #include "job_def.h"
 #include "sched.h"
 
-static MemoryContext sched_jobs_cxt;	/* the job list; reset on a full reload */
+static MemoryContext sched_jobs_cxt; /* the job list; reset on a full reload */
 
 static HTAB *sched_jobs;
 
@@ -32,7 +32,7 @@ static HTAB *sched_active;
 
 static pairingheap *sched_heap;
 
-static int64 sched_horizon;		/* every occurrence up to here is handled */
+static int64 sched_horizon; /* every occurrence up to here is handled */
 
 /* How many job rows are read at a time when loading */
 #define SCHED_LOAD_BATCH 10000
@@ -40,11 +40,11 @@ static int64 sched_horizon;		/* every occurrence up to here is handled */
 /* The commands read in this iteration of the main loop (scratch memory) */
 static HTAB *sched_cmd_cache = NULL;
 
-static int sched_cmp(const pairingheap_node *a, const pairingheap_node *b, void *arg);
-static uint32 sched_class_hash(const void *key, Size keysize);
-static int sched_class_match(const void *key1, const void *key2, Size keysize);
-static void sched_job_remove(int64 jobid);
-static SchedClass * sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid);
+static int         sched_cmp(const pairingheap_node *a, const pairingheap_node *b, void *arg);
+static uint32      sched_class_hash(const void *key, Size keysize);
+static int         sched_class_match(const void *key1, const void *key2, Size keysize);
+static void        sched_job_remove(int64 jobid);
+static SchedClass *sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid);
 
 /* Earliest due on top */
 static int
@@ -63,7 +63,7 @@ sched_cmp(const pairingheap_node *a, const pairingheap_node *b, void *arg)
 SchedActive *
 sched_active_for(int64 jobid, bool create)
 {
-	bool		found;
+	bool         found;
 	SchedActive *a = hash_search(sched_active, &jobid, create ? HASH_ENTER : HASH_FIND, &found);
 
 	if (a && !found)
@@ -94,7 +94,7 @@ sched_class_match(const void *key1, const void *key2, Size keysize)
 static void
 sched_job_remove(int64 jobid)
 {
-	SchedJob   *job = hash_search(sched_jobs, &jobid, HASH_FIND, NULL);
+	SchedJob *job = hash_search(sched_jobs, &jobid, HASH_FIND, NULL);
 
 	if (job == NULL)
 		return;
@@ -111,11 +111,11 @@ sched_job_remove(int64 jobid)
 static SchedClass *
 sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid)
 {
-	StringInfoData key;
-	char	   *k;
-	SchedClass *cls;
-	bool		found;
-	ChimeJobDef def;
+	StringInfoData   key;
+	char            *k;
+	SchedClass      *cls;
+	bool             found;
+	ChimeJobDef      def;
 	ChimeJobDefError err;
 
 	initStringInfo(&key);
@@ -134,8 +134,7 @@ sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid)
 					(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
 					 errdetail("schedule \"%s\", time zone \"%s\"",
 							   def.schedule_text, def.zone_name)));
-		else if (def.invalid & (CHIME_JOB_BIT(CHIME_JOB_TIMEOUT) | CHIME_JOB_BIT(CHIME_JOB_CATCHUP) |
-								CHIME_JOB_BIT(CHIME_JOB_RETRY_DELAY)))
+		else if (def.invalid & (CHIME_JOB_BIT(CHIME_JOB_TIMEOUT) | CHIME_JOB_BIT(CHIME_JOB_CATCHUP) | CHIME_JOB_BIT(CHIME_JOB_RETRY_DELAY)))
 			/* a row written around the API's range checks */
 			ereport(WARNING,
 					(errmsg("pg_chime: job " INT64_FORMAT " cannot be scheduled", jobid),
@@ -155,8 +154,9 @@ sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid)
 	cls->max_attempts = def.max_attempts;
 	cls->retry_delay_us = def.retry_delay_us;
 	cls->once_per = def.once_per;
-	cls->concurrency_key = def.concurrency_key ?
-		MemoryContextStrdup(sched_jobs_cxt, def.concurrency_key) : NULL;
+	cls->concurrency_key = NULL;
+	if (def.concurrency_key)
+		cls->concurrency_key = MemoryContextStrdup(sched_jobs_cxt, def.concurrency_key);
 	cls->http = def.kind == CHIME_JOB_HTTP;
 	return cls;
 }
@@ -165,7 +165,7 @@ sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid)
 HTAB *
 sched_hash(const char *name, long nelem, Size keysize, Size entrysize, MemoryContext cxt)
 {
-	HASHCTL		ctl;
+	HASHCTL ctl;
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = keysize;
@@ -183,7 +183,7 @@ sched_hash(const char *name, long nelem, Size keysize, Size entrysize, MemoryCon
 int64
 sched_read_horizon(int64 now_s, HTAB **handled)
 {
-	int64		horizon = now_s;
+	int64 horizon = now_s;
 
 	*handled = sched_hash("pg_chime handled jobs", 64, sizeof(int64), 2 * sizeof(int64),
 						  sched_scratch_cxt);
@@ -194,10 +194,10 @@ sched_read_horizon(int64 now_s, HTAB **handled)
 		elog(ERROR, "could not read the scheduler's horizon");
 	if (SPI_processed == 1)
 	{
-		bool		isnull;
-		int64		saved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		Datum		last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		Oid			types[1] = {INT8OID};
+		bool  isnull;
+		int64 saved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		Datum last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		Oid   types[1] = {INT8OID};
 
 		if (saved < horizon)
 			horizon = saved;
@@ -210,8 +210,8 @@ sched_read_horizon(int64 now_s, HTAB **handled)
 			elog(ERROR, "could not read the runs recorded after the horizon");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			int64		jobid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-			int64	   *entry = hash_search(*handled, &jobid, HASH_ENTER, NULL);
+			int64  jobid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			int64 *entry = hash_search(*handled, &jobid, HASH_ENTER, NULL);
 
 			entry[1] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 		}
@@ -223,8 +223,8 @@ sched_read_horizon(int64 now_s, HTAB **handled)
 void
 sched_save_horizon(int64 horizon)
 {
-	Oid			types[1] = {TIMESTAMPTZOID};
-	Datum		values[1];
+	Oid   types[1] = {TIMESTAMPTZOID};
+	Datum values[1];
 
 	static SPIPlanPtr plan = NULL;
 
@@ -255,26 +255,26 @@ void
 sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz since)
 {
 	StringInfoData sql;
-	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[2];
-	Datum	   *retry_ids;
-	int			n = 0;
-	uint64		loaded = 0;
-	Portal		portal;
-	MemoryContext batch_cxt;
+	Oid            types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum          values[2];
+	Datum         *retry_ids;
+	int            n = 0;
+	uint64         loaded = 0;
+	Portal         portal;
+	MemoryContext  batch_cxt;
 	ChimeJobDefMap map;
-	MemoryContext old_cxt = NULL;
-	HTAB	   *old_jobs = NULL;	/* full reload: the jobs loaded before */
-	HTAB	   *old_classes = sched_classes;
-	pairingheap *old_heap = sched_heap;
-	HTAB	   *known = NULL;	/* reload of some: those of them loaded before */
-	int64		new_after = sched_horizon;
+	MemoryContext  old_cxt = NULL;
+	HTAB          *old_jobs = NULL; /* full reload: the jobs loaded before */
+	HTAB          *old_classes = sched_classes;
+	pairingheap   *old_heap = sched_heap;
+	HTAB          *known = NULL; /* reload of some: those of them loaded before */
+	int64          new_after = sched_horizon;
 
 	if (since != 0 && chime_unix_from_timestamptz(since) < new_after)
 		new_after = chime_unix_from_timestamptz(since);
 	if (ids == NULL)
 	{
-		HASHCTL		ctl;
+		HASHCTL ctl;
 
 		old_cxt = sched_jobs_cxt;
 		old_jobs = sched_jobs;
@@ -314,7 +314,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 	n = sched_retry_jobids(retry_ids);
 	{
 		HASH_SEQ_STATUS seq;
-		SchedActive *a;
+		SchedActive    *a;
 
 		hash_seq_init(&seq, sched_active);
 		while ((a = hash_seq_search(&seq)) != NULL)
@@ -328,7 +328,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 						   "(jobid OPERATOR(pg_catalog.=) ANY ($1) AND schedule OPERATOR(pg_catalog.~*) '^\\s*@at\\s'))");
 	if (ids != NULL)
 	{
-		Datum	   *d = palloc(sizeof(Datum) * (nids + 1));
+		Datum *d = palloc(sizeof(Datum) * (nids + 1));
 
 		for (int i = 0; i < nids; i++)
 			d[i] = Int64GetDatum(ids[i]);
@@ -340,64 +340,64 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 									  ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
 	{
-	sched_begin("pg_chime: loading jobs");
-	portal = SPI_cursor_open_with_args(NULL, sql.data, ids ? 2 : 1, types, values, NULL, true, 0);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, SCHED_LOAD_BATCH);
-		if (SPI_processed == 0)
-			break;
-		MemoryContextSwitchTo(batch_cxt);
-		chime_job_def_map(&map, SPI_tuptable->tupdesc,
-						  CHIME_JOB_BIT(CHIME_JOB_JOBID) | CHIME_JOB_CLASS_FIELDS);
-		for (uint64 i = 0; i < SPI_processed; i++)
+		sched_begin("pg_chime: loading jobs");
+		portal = SPI_cursor_open_with_args(NULL, sql.data, ids ? 2 : 1, types, values, NULL, true, 0);
+		for (;;)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			int64		jobid = chime_job_def_jobid(&map, tup);
-			SchedClass *cls = sched_class_of(&map, tup, jobid);
-			SchedJob   *job;
-			int64		after = new_after;
-			int64	   *seen;
-
-			if (cls == NULL)
-				continue;
-			if ((old_jobs && hash_search(old_jobs, &jobid, HASH_FIND, NULL)) ||
-				(known && hash_search(known, &jobid, HASH_FIND, NULL)))
-				after = sched_horizon;
-			job = hash_search(sched_jobs, &jobid, HASH_ENTER, NULL);
-			job->cls = cls;
-			job->in_heap = false;
-			seen = handled ? hash_search(handled, &jobid, HASH_FIND, NULL) : NULL;
-			if (seen && seen[1] > after)
-				after = seen[1];
-			if (cls->timing.sched.kind == CHIME_SCHED_REBOOT)
+			SPI_cursor_fetch(portal, true, SCHED_LOAD_BATCH);
+			if (SPI_processed == 0)
+				break;
+			MemoryContextSwitchTo(batch_cxt);
+			chime_job_def_map(&map, SPI_tuptable->tupdesc,
+							  CHIME_JOB_BIT(CHIME_JOB_JOBID) | CHIME_JOB_CLASS_FIELDS);
+			for (uint64 i = 0; i < SPI_processed; i++)
 			{
-				if (reboot)
+				HeapTuple   tup = SPI_tuptable->vals[i];
+				int64       jobid = chime_job_def_jobid(&map, tup);
+				SchedClass *cls = sched_class_of(&map, tup, jobid);
+				SchedJob   *job;
+				int64       after = new_after;
+				int64      *seen;
+
+				if (cls == NULL)
+					continue;
+				if ((old_jobs && hash_search(old_jobs, &jobid, HASH_FIND, NULL)) ||
+					(known && hash_search(known, &jobid, HASH_FIND, NULL)))
+					after = sched_horizon;
+				job = hash_search(sched_jobs, &jobid, HASH_ENTER, NULL);
+				job->cls = cls;
+				job->in_heap = false;
+				seen = handled ? hash_search(handled, &jobid, HASH_FIND, NULL) : NULL;
+				if (seen && seen[1] > after)
+					after = seen[1];
+				if (cls->timing.sched.kind == CHIME_SCHED_REBOOT)
 				{
-					int64	   *id;
+					if (reboot)
+					{
+						int64 *id;
 
-					/* by id: a reload before they start frees the jobs */
-					MemoryContextSwitchTo(sched_runs_cxt);
-					id = palloc(sizeof(int64));
-					*id = jobid;
-					*reboot = lappend(*reboot, id);
-					MemoryContextSwitchTo(batch_cxt);
+						/* by id: a reload before they start frees the jobs */
+						MemoryContextSwitchTo(sched_runs_cxt);
+						id = palloc(sizeof(int64));
+						*id = jobid;
+						*reboot = lappend(*reboot, id);
+						MemoryContextSwitchTo(batch_cxt);
+					}
 				}
+				else if (chime_next_run(&cls->timing, after, &job->due))
+				{
+					pairingheap_add(sched_heap, &job->node);
+					job->in_heap = true;
+				}
+				loaded++;
 			}
-			else if (chime_next_run(&cls->timing, after, &job->due))
-			{
-				pairingheap_add(sched_heap, &job->node);
-				job->in_heap = true;
-			}
-			loaded++;
+			MemoryContextSwitchTo(sched_scratch_cxt);
+			SPI_freetuptable(SPI_tuptable);
+			MemoryContextReset(batch_cxt);
 		}
-		MemoryContextSwitchTo(sched_scratch_cxt);
-		SPI_freetuptable(SPI_tuptable);
-		MemoryContextReset(batch_cxt);
-	}
-	SPI_cursor_close(portal);
-	sched_save_horizon(sched_horizon);
-	sched_commit();
+		SPI_cursor_close(portal);
+		sched_save_horizon(sched_horizon);
+		sched_commit();
 	}
 	PG_CATCH();
 	{
@@ -416,13 +416,13 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 
 	/* jobs gone (unscheduled, or deactivated): their HTTP runs end now */
 	{
-		HTAB	   *gone = sched_hash("pg_chime jobs gone", 16, sizeof(int64), sizeof(int64),
-									  sched_scratch_cxt);
+		HTAB *gone = sched_hash("pg_chime jobs gone", 16, sizeof(int64), sizeof(int64),
+								sched_scratch_cxt);
 
 		if (old_cxt != NULL)
 		{
 			HASH_SEQ_STATUS seq;
-			SchedJob   *job;
+			SchedJob       *job;
 
 			hash_seq_init(&seq, old_jobs);
 			while ((job = hash_seq_search(&seq)) != NULL)
@@ -447,10 +447,10 @@ HTAB *
 sched_commands(SchedJob **jobs, int n)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum	   *ids = palloc(sizeof(Datum) * (n + 1));
-	Oid			types[1] = {INT8ARRAYOID};
-	Datum		values[1];
-	MemoryContext old;
+	Datum            *ids = palloc(sizeof(Datum) * (n + 1));
+	Oid               types[1] = {INT8ARRAYOID};
+	Datum             values[1];
+	MemoryContext     old;
 
 	if (sched_cmd_cache == NULL)
 		sched_cmd_cache = sched_hash("pg_chime commands", Max(n, 256), sizeof(int64),
@@ -470,12 +470,12 @@ sched_commands(SchedJob **jobs, int n)
 	old = MemoryContextSwitchTo(sched_scratch_cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int64		jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		HeapTuple     tup = SPI_tuptable->vals[i];
+		TupleDesc     desc = SPI_tuptable->tupdesc;
+		bool          isnull;
+		int64         jobid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		SchedCommand *c = hash_search(sched_cmd_cache, &jobid, HASH_ENTER, NULL);
-		Datum		hdrs;
+		Datum         hdrs;
 
 		c->command = SPI_getvalue(tup, desc, 2);
 		c->http = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
@@ -486,8 +486,8 @@ sched_commands(SchedJob **jobs, int n)
 		hdrs = SPI_getbinval(tup, desc, 7, &isnull);
 		if (!isnull)
 		{
-			Datum	   *elems;
-			int			nh;
+			Datum *elems;
+			int    nh;
 
 			deconstruct_array(DatumGetArrayTypeP(hdrs), TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nh);
 			for (int h = 0; h < nh; h++)
@@ -502,7 +502,7 @@ sched_commands(SchedJob **jobs, int n)
 char *
 sched_command(SchedJob *job)
 {
-	HTAB	   *commands = sched_commands(&job, 1);
+	HTAB         *commands = sched_commands(&job, 1);
 	SchedCommand *c = hash_search(commands, &job->jobid, HASH_FIND, NULL);
 
 	return c ? c->command : NULL;
@@ -512,7 +512,7 @@ sched_command(SchedJob *job)
 void
 sched_jobs_init(void)
 {
-	sched_jobs_cxt = NULL;		/* made by each full load */
+	sched_jobs_cxt = NULL; /* made by each full load */
 	sched_active = sched_hash("pg_chime active jobs", 256, sizeof(int64), sizeof(SchedActive),
 							  sched_runs_cxt);
 }
@@ -525,7 +525,7 @@ sched_jobs_init(void)
 void
 sched_jobs_first_load(TimestampTz now, List **reboot)
 {
-	HTAB	   *handled;
+	HTAB *handled;
 
 	sched_begin("pg_chime: reading the horizon");
 	sched_horizon = sched_read_horizon(sched_now_unix(now), &handled);
@@ -544,7 +544,7 @@ sched_job_find(int64 jobid)
 bool
 sched_jobs_next_due(TimestampTz *due)
 {
-	SchedJob   *job;
+	SchedJob *job;
 
 	if (pairingheap_is_empty(sched_heap))
 		return false;
@@ -578,16 +578,16 @@ sched_jobs_set_horizon(int64 horizon)
  * Take the jobs due at or before now_s off the heap, the earliest first;
  * *n is set to how many.  They go back with sched_jobs_requeue.
  */
-SchedJob  **
+SchedJob **
 sched_jobs_take_due(int64 now_s, int *n)
 {
-	int			size = 64;
-	SchedJob  **due = palloc(sizeof(SchedJob *) * size);
+	int        size = 64;
+	SchedJob **due = palloc(sizeof(SchedJob *) * size);
 
 	*n = 0;
 	while (!pairingheap_is_empty(sched_heap))
 	{
-		SchedJob   *job = pairingheap_container(SchedJob, node, pairingheap_first(sched_heap));
+		SchedJob *job = pairingheap_container(SchedJob, node, pairingheap_first(sched_heap));
 
 		if (job->due > now_s)
 			break;
@@ -624,8 +624,8 @@ sched_command_of(int64 jobid)
 
 	if (c == NULL)
 	{
-		SchedJob	job;
-		SchedJob   *one = &job;
+		SchedJob  job;
+		SchedJob *one = &job;
 
 		job.jobid = jobid;
 		c = hash_search(sched_commands(&one, 1), &jobid, HASH_FIND, NULL);
@@ -643,7 +643,7 @@ sched_jobs_restore_due(SchedJob **due, const int64 *orig_due, int first, int ndu
 {
 	for (int i = first; i < ndue; i++)
 	{
-		SchedJob   *job = due[i];
+		SchedJob    *job = due[i];
 		SchedActive *active = sched_active_for(job->jobid, false);
 
 		if (job->in_heap)

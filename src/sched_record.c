@@ -16,7 +16,7 @@
 #include "run_log.h"
 #include "sched.h"
 
-static List *sched_done = NIL;	/* runs ended, not recorded yet (sched_runs_cxt) */
+static List *sched_done = NIL; /* runs ended, not recorded yet (sched_runs_cxt) */
 
 static void sched_lost_outcome(SchedRun *run);
 
@@ -31,9 +31,9 @@ static void
 sched_lost_outcome(SchedRun *run)
 {
 	SchedOutcome *d = &run->out;
-	SchedRole  *role = run->role;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(run->runid)};
+	SchedRole    *role = run->role;
+	Oid           types[1] = {INT8OID};
+	Datum         values[1] = {Int64GetDatum(run->runid)};
 
 	if (run->runid > 0)
 	{
@@ -76,21 +76,21 @@ sched_lost_outcome(SchedRun *run)
 void
 sched_record_done(void)
 {
-	int			n = list_length(sched_done);
-	int64	   *runids;
-	const char **statuses;
-	char	  **messages;
-	int32	   *pids;
-	int32	   *http_status;
-	char	  **bodies;
-	TimestampTz *retry_at;
-	TimestampTz *plan;
-	int64	   *committed;
-	int			ncommitted = 0;
-	int			nrec = 0;
-	int			i;
-	ListCell   *lc;
-	TimestampTz now;
+	int           n = list_length(sched_done);
+	int64        *runids;
+	const char  **statuses;
+	char        **messages;
+	int32        *pids;
+	int32        *http_status;
+	char        **bodies;
+	TimestampTz  *retry_at;
+	TimestampTz  *plan;
+	int64        *committed;
+	int           ncommitted = 0;
+	int           nrec = 0;
+	int           i;
+	ListCell     *lc;
+	TimestampTz   now;
 	volatile bool ok = true;
 
 	if (n == 0 || sched_log_waiting())
@@ -114,7 +114,7 @@ sched_record_done(void)
 		i = 0;
 		foreach(lc, sched_done)
 		{
-			SchedRun   *run = lfirst(lc);
+			SchedRun *run = lfirst(lc);
 
 			if (run->out.lost && !run->out.ok)
 				sched_lost_outcome(run);
@@ -123,16 +123,16 @@ sched_record_done(void)
 		i = 0;
 		foreach(lc, sched_done)
 		{
-			SchedRun   *run = lfirst(lc);
+			SchedRun     *run = lfirst(lc);
 			SchedOutcome *d = &run->out;
-			TimestampTz at = plan[i++];
+			TimestampTz   at = plan[i++];
 
 			if (run->runid <= 0)
 				continue;
 			if (d->recorded)
 				committed[ncommitted++] = run->runid;
 			runids[nrec] = run->runid;
-			statuses[nrec] = d->skipped ? "skipped" : d->ok ? "succeeded" : "failed";
+			statuses[nrec] = d->skipped ? "skipped" : (d->ok ? "succeeded" : "failed");
 			messages[nrec] = d->message;
 			http_status[nrec] = d->http_status;
 			bodies[nrec] = d->body;
@@ -146,13 +146,13 @@ sched_record_done(void)
 		i = 0;
 		foreach(lc, sched_done)
 		{
-			SchedRun   *run = lfirst(lc);
+			SchedRun     *run = lfirst(lc);
 			SchedOutcome *d = &run->out;
-			TimestampTz at = plan[i++];
+			TimestampTz   at = plan[i++];
 
 			if (run->run_key[0] != '\0')
 				sched_key_update(run->jobid, run->run_key, Max(run->runid, 0),
-								 d->skipped ? NULL : d->ok ? "succeeded" : at != 0 ? "running" : "failed",
+								 d->skipped ? NULL : (d->ok ? "succeeded" : (at != 0 ? "running" : "failed")),
 								 now);
 		}
 		sched_commit();
@@ -170,10 +170,10 @@ sched_record_done(void)
 	i = 0;
 	foreach(lc, sched_done)
 	{
-		SchedRun   *run = lfirst(lc);
+		SchedRun     *run = lfirst(lc);
 		SchedOutcome *d = &run->out;
-		SchedActive *active = sched_active_for(run->jobid, false);
-		TimestampTz at = plan[i++];
+		SchedActive  *active = sched_active_for(run->jobid, false);
+		TimestampTz   at = plan[i++];
 
 		sched_manual_forget(run->runid);
 		if (run->concurrency_key)

@@ -18,7 +18,7 @@
 
 static List *sched_retries = NIL;
 
-static int64 sched_retry_seq = 0;	/* the last SchedRetry.seq given */
+static int64 sched_retry_seq = 0; /* the last SchedRetry.seq given */
 
 static List *sched_fired = NIL; /* retries taken by the transaction that starts runs */
 
@@ -31,7 +31,7 @@ sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, Timestam
 			int64 from_runid)
 {
 	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
-	SchedRetry *r = palloc0(sizeof(SchedRetry));
+	SchedRetry   *r = palloc0(sizeof(SchedRetry));
 
 	r->jobid = jobid;
 	r->due = due;
@@ -65,8 +65,8 @@ sched_retry_key_failed(const SchedRetry *r, TimestampTz now)
 int64
 sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt)
 {
-	double		delay = (double) job->cls->retry_delay_us;
-	uint64		h;
+	double delay = (double) job->cls->retry_delay_us;
+	uint64 h;
 
 	for (int i = 1; i < attempt && delay < (double) chime_max_retry_delay_us; i++)
 		delay *= 2;
@@ -89,8 +89,8 @@ TimestampTz
 sched_retry_at(const SchedRun *run, TimestampTz now)
 {
 	const SchedOutcome *d = &run->out;
-	SchedJob   *job = sched_job_find(run->jobid);
-	int64		delay;
+	SchedJob           *job = sched_job_find(run->jobid);
+	int64               delay;
 
 	if (d->ok || d->skipped || job == NULL || run->attempt >= job->cls->max_attempts)
 		return 0;
@@ -111,9 +111,9 @@ sched_retry_at(const SchedRun *run, TimestampTz now)
 void
 sched_fire_retries(TimestampTz now)
 {
-	ListCell   *lc;
-	List	   *due = NIL;
-	int64		now_s = sched_now_unix(now);
+	ListCell *lc;
+	List     *due = NIL;
+	int64     now_s = sched_now_unix(now);
 
 	MemoryContext old = MemoryContextSwitchTo(sched_scratch_cxt);
 
@@ -133,7 +133,7 @@ sched_fire_retries(TimestampTz now)
 	{
 		SchedRetry *r = lfirst(lc);
 		SchedJob   *job = sched_job_find(r->jobid);
-		char	   *command = job ? sched_command(job) : NULL;
+		char       *command = job ? sched_command(job) : NULL;
 
 		/* a job removed ends its retries */
 		if (command == NULL)
@@ -147,12 +147,12 @@ sched_fire_retries(TimestampTz now)
 		else if (r->attempt == 1)
 		{
 			/* a first attempt put off: it is a late occurrence now */
-			bool		open = chime_in_window(&job->cls->timing.window, job->cls->timing.zone, now_s);
-			bool		late = now_s - r->due > job->cls->catchup_s || !open;
+			bool open = chime_in_window(&job->cls->timing.window, job->cls->timing.zone, now_s);
+			bool late = now_s - r->due > job->cls->catchup_s || !open;
 
 			sched_fire_group(job, command, r->run_key, r->due, late ? 1 : 0,
 							 open ? "could not start within catchup" :
-							 "could not start: the run_window had closed",
+									"could not start: the run_window had closed",
 							 late ? 0 : r->due, 1, now_s, now);
 		}
 		/* a closed window ends them too */
@@ -200,7 +200,7 @@ sched_retries_pending(void)
 void
 sched_retry_restore(List *pending)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, pending)
 	{
@@ -208,7 +208,8 @@ sched_retry_restore(List *pending)
 
 		sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key,
 					TIMESTAMP_IS_NOBEGIN(run->retry_at) ? 0 : Max(run->retry_at, 1),
-					run->runid)->crashed = run->crashed;
+					run->runid)
+			->crashed = run->crashed;
 	}
 }
 
@@ -220,11 +221,11 @@ sched_retry_restore(List *pending)
 void
 sched_retry_plan_restored(TimestampTz now)
 {
-	ListCell   *lc;
-	int64	   *ids = palloc(sizeof(int64) * (list_length(sched_retries) + 1));
+	ListCell    *lc;
+	int64       *ids = palloc(sizeof(int64) * (list_length(sched_retries) + 1));
 	TimestampTz *ats = palloc(sizeof(TimestampTz) * (list_length(sched_retries) + 1));
-	int			nids = 0;
-	List	   *dropped = NIL;
+	int          nids = 0;
+	List        *dropped = NIL;
 
 	foreach(lc, sched_retries)
 	{
@@ -266,8 +267,8 @@ sched_retry_count(void)
 int
 sched_retry_jobids(Datum *ids)
 {
-	ListCell   *lc;
-	int			n = 0;
+	ListCell *lc;
+	int       n = 0;
 
 	foreach(lc, sched_retries)
 		ids[n++] = Int64GetDatum(((SchedRetry *) lfirst(lc))->jobid);
@@ -296,7 +297,7 @@ sched_retry_fired_forget(void)
 void
 sched_retry_undo(int64 mark)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, sched_retries)
 	{

@@ -14,7 +14,7 @@
 #include "run_log.h"
 #include "sched.h"
 
-static int64 sched_unlogged_runid = 0;	/* runids while cron.log_run is off */
+static int64 sched_unlogged_runid = 0; /* runids while cron.log_run is off */
 
 /* Runs started in the current transaction, recorded together at commit */
 typedef struct SchedStart
@@ -24,7 +24,7 @@ typedef struct SchedStart
 } SchedStart;
 
 static List *sched_starts = NIL;
-static List *sched_deactivate = NIL;	/* @at jobs that have had their run */
+static List *sched_deactivate = NIL; /* @at jobs that have had their run */
 
 /*
  * Record the runs started in this transaction (unless cron.log_run is off)
@@ -33,11 +33,11 @@ static List *sched_deactivate = NIL;	/* @at jobs that have had their run */
 void
 sched_flush_starts(void)
 {
-	int			n = list_length(sched_starts);
+	int          n = list_length(sched_starts);
 	ChimeRunRow *rows;
-	int64	   *runids;
-	ListCell   *lc;
-	int			i = 0;
+	int64       *runids;
+	ListCell    *lc;
+	int          i = 0;
 
 	if (n > 0)
 	{
@@ -76,7 +76,7 @@ sched_flush_starts(void)
 	}
 	if (sched_deactivate != NIL)
 	{
-		int64	   *ids = palloc(sizeof(int64) * list_length(sched_deactivate));
+		int64 *ids = palloc(sizeof(int64) * list_length(sched_deactivate));
 
 		i = 0;
 		foreach(lc, sched_deactivate)
@@ -93,11 +93,11 @@ sched_flush_starts(void)
 void
 sched_undo_starts(void)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, sched_starts)
 	{
-		SchedRun   *run = ((SchedStart *) lfirst(lc))->run;
+		SchedRun *run = ((SchedStart *) lfirst(lc))->run;
 
 		sched_run_abandon(run);
 		if (run->msg)
@@ -118,7 +118,7 @@ void
 sched_start_add(SchedRun *run, const ChimeRunRow *row, bool at_job)
 {
 	MemoryContext old = MemoryContextSwitchTo(sched_scratch_cxt);
-	SchedStart *start = palloc(sizeof(SchedStart));
+	SchedStart   *start = palloc(sizeof(SchedStart));
 
 	start->run = run;
 	start->row = *row;
@@ -126,7 +126,7 @@ sched_start_add(SchedRun *run, const ChimeRunRow *row, bool at_job)
 	sched_starts = lappend(sched_starts, start);
 	if (at_job)
 	{
-		int64	   *id = palloc(sizeof(int64));
+		int64 *id = palloc(sizeof(int64));
 
 		*id = run->jobid;
 		sched_deactivate = lappend(sched_deactivate, id);

@@ -25,8 +25,8 @@
 
 /* After a failure to record: no recording before then (0: none), and the pause */
 static TimestampTz sched_log_wait_until = 0;
-static Oid	sched_extension = InvalidOid;	/* the pg_chime extension we run for */
-static int	sched_log_backoff_ms = 0;
+static Oid         sched_extension = InvalidOid; /* the pg_chime extension we run for */
+static int         sched_log_backoff_ms = 0;
 
 /* One transaction around a unit of the scheduler's work */
 /*
@@ -40,16 +40,16 @@ static int	sched_log_backoff_ms = 0;
  */
 typedef struct SchedLater
 {
-	int64		jobid;
-	bool		deactivate;		/* else a key update */
-	char		run_key[CHIME_RUN_KEY_LEN];
-	int64		runid;
-	char		state[16];		/* "": the key is released */
+	int64       jobid;
+	bool        deactivate; /* else a key update */
+	char        run_key[CHIME_RUN_KEY_LEN];
+	int64       runid;
+	char        state[16]; /* "": the key is released */
 	TimestampTz at;
 } SchedLater;
 
-static List *sched_later = NIL;	/* in sched_runs_cxt */
-static int	sched_later_mark = 0;	/* its length when the transaction began */
+static List *sched_later = NIL;    /* in sched_runs_cxt */
+static int   sched_later_mark = 0; /* its length when the transaction began */
 
 static bool sched_later_has(int64 jobid);
 static void sched_later_add(int64 jobid, bool deactivate, const char *run_key, int64 runid, const char *state, TimestampTz at);
@@ -72,7 +72,7 @@ sched_begin(const char *activity)
 static bool
 sched_later_has(int64 jobid)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, sched_later)
 		if (((SchedLater *) lfirst(lc))->jobid == jobid)
@@ -85,7 +85,7 @@ sched_later_add(int64 jobid, bool deactivate, const char *run_key, int64 runid, 
 				TimestampTz at)
 {
 	MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
-	SchedLater *l = palloc0(sizeof(SchedLater));
+	SchedLater   *l = palloc0(sizeof(SchedLater));
 
 	l->jobid = jobid;
 	l->deactivate = deactivate;
@@ -121,9 +121,9 @@ sched_key_update(int64 jobid, const char *run_key, int64 runid, const char *stat
 void
 sched_deactivate_jobs(const int64 *jobids, int n, bool later_only)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * (n + 1));
-	Oid			types[1] = {INT8ARRAYOID};
-	Datum		values[1];
+	Datum *ids = palloc(sizeof(Datum) * (n + 1));
+	Oid    types[1] = {INT8ARRAYOID};
+	Datum  values[1];
 
 	for (int i = 0; i < n; i++)
 		ids[i] = Int64GetDatum(jobids[i]);
@@ -138,8 +138,8 @@ sched_deactivate_jobs(const int64 *jobids, int n, bool later_only)
 		elog(ERROR, "could not deactivate @at jobs");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		bool		isnull;
-		int64		held = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		bool  isnull;
+		int64 held = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 
 		if (!later_only)
 			sched_later_add(held, true, NULL, 0, NULL, 0);
@@ -153,21 +153,21 @@ sched_deactivate_jobs(const int64 *jobids, int n, bool later_only)
 void
 sched_flush_later(void)
 {
-	List	   *held = NIL;		/* SchedLater of the jobs still held */
-	List	   *done = NIL;
+	List *held = NIL; /* SchedLater of the jobs still held */
+	List *done = NIL;
 
 	if (sched_later == NIL)
 		return;
 	PG_TRY();
 	{
-		ListCell   *lc;
+		ListCell *lc;
 
 		sched_begin("pg_chime: writing what sessions held up");
 		foreach(lc, sched_later)
 		{
-			SchedLater *l = lfirst(lc);
-			ListCell   *hc;
-			bool		blocked = false;
+			SchedLater   *l = lfirst(lc);
+			ListCell     *hc;
+			bool          blocked = false;
 			MemoryContext old;
 
 			foreach(hc, held)
@@ -227,7 +227,7 @@ sched_commit(void)
 ErrorData *
 sched_catch(void)
 {
-	ErrorData  *edata;
+	ErrorData *edata;
 
 	MemoryContextSwitchTo(sched_scratch_cxt);
 	edata = CopyErrorData();
@@ -254,7 +254,7 @@ void
 sched_recording_failed_with(const char *what, ErrorData *edata)
 {
 	TimestampTz now = chime_server_now();
-	bool		gone;
+	bool        gone;
 
 	AbortCurrentTransaction();
 
@@ -273,7 +273,8 @@ sched_recording_failed_with(const char *what, ErrorData *edata)
 	ereport(WARNING,
 			(errmsg("pg_chime: could not %s: %s", what, edata->message),
 			 errdetail("Nothing is lost: pg_chime tries again in %d ms; due runs wait and then "
-					   "start late (within catchup) or are recorded missed.", sched_log_backoff_ms)));
+					   "start late (within catchup) or are recorded missed.",
+					   sched_log_backoff_ms)));
 	FreeErrorData(edata);
 	MemoryContextSwitchTo(sched_scratch_cxt);
 }
@@ -285,7 +286,7 @@ sched_recording_failed_with(const char *what, ErrorData *edata)
  * transaction while recording pauses.
  */
 bool
-sched_record_tx(const char *activity, const char *what, void (*write) (void *arg), void *arg)
+sched_record_tx(const char *activity, const char *what, void (*write)(void *arg), void *arg)
 {
 	volatile bool ok = true;
 

@@ -30,21 +30,19 @@
 /* What a cron field accepts. */
 typedef struct FieldSpec
 {
-	const char *name;
-	int			min;
-	int			max;			/* largest value, also the largest step */
-	const char *const *names;	/* names for min.., or NULL */
-	const char *hint;
+	const char        *name;
+	int                min;
+	int                max;   /* largest value, also the largest step */
+	const char *const *names; /* names for min.., or NULL */
+	const char        *hint;
 } FieldSpec;
 
 static const char *const parse_month_names[] = {
 	"jan", "feb", "mar", "apr", "may", "jun",
-	"jul", "aug", "sep", "oct", "nov", "dec", NULL
-};
+	"jul", "aug", "sep", "oct", "nov", "dec", NULL};
 
 static const char *const parse_wday_names[] = {
-	"sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL
-};
+	"sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL};
 
 static const FieldSpec parse_fields[6] = {
 	{"second", 0, 59, NULL, "Seconds are 0-59, e.g. '0', '*/15' or '0,30'."},
@@ -57,16 +55,21 @@ static const FieldSpec parse_fields[6] = {
 
 enum
 {
-	F_SEC, F_MIN, F_HOUR, F_MDAY, F_MONTH, F_WDAY
+	F_SEC,
+	F_MIN,
+	F_HOUR,
+	F_MDAY,
+	F_MONTH,
+	F_WDAY
 };
 
-static bool parse_fail(ChimeError *err, const char *hint, const char *fmt,...)
-			__attribute__((format(printf, 3, 4)));
+static bool parse_fail(ChimeError *err, const char *hint, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static bool
-parse_fail(ChimeError *err, const char *hint, const char *fmt,...)
+parse_fail(ChimeError *err, const char *hint, const char *fmt, ...)
 {
-	va_list		ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
@@ -79,7 +82,7 @@ parse_fail(ChimeError *err, const char *hint, const char *fmt,...)
 static void
 parse_copy(char *buf, size_t size, const char *start, const char *end)
 {
-	size_t		n = (size_t) (end - start);
+	size_t n = (size_t) (end - start);
 
 	if (n >= size)
 		n = size - 1;
@@ -99,13 +102,13 @@ parse_value(const FieldSpec *f, const char *item, const char **p, int *out,
 
 	if (isdigit((unsigned char) *s))
 	{
-		long		v = 0;
+		long v = 0;
 
 		while (isdigit((unsigned char) *s))
 		{
 			v = v * 10 + (*s - '0');
 			if (v > 1000000)
-				v = 1000000;	/* big enough to be out of range */
+				v = 1000000; /* big enough to be out of range */
 			s++;
 		}
 		if (v < f->min || v > f->max)
@@ -124,7 +127,7 @@ parse_value(const FieldSpec *f, const char *item, const char **p, int *out,
 	if (f->names && isalpha((unsigned char) *s))
 	{
 		const char *e = s;
-		char		word[16];
+		char        word[16];
 
 		while (isalpha((unsigned char) *e))
 			e++;
@@ -151,7 +154,7 @@ parse_step(const FieldSpec *f, const char *item, const char **p, int *step,
 		   ChimeError *err)
 {
 	const char *s = *p;
-	long		v = 0;
+	long        v = 0;
 
 	if (!isdigit((unsigned char) *s))
 		return parse_fail(err, f->hint, "%s field: expected a step number after \"/\" in \"%s\"",
@@ -180,11 +183,11 @@ parse_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
 		   ChimeError *err)
 {
 	const FieldSpec *f = &parse_fields[fi];
-	const char *p = item;
-	int			lo,
-				hi,
-				step = 1;
-	bool		ranged = false;
+	const char      *p = item;
+	int              lo,
+		hi,
+		step = 1;
+	bool ranged = false;
 
 	if (*p == '\0')
 		return parse_fail(err, f->hint, "%s field: empty list item", f->name);
@@ -230,7 +233,7 @@ parse_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
 		}
 		else if (fi == F_WDAY && *p == '#')
 		{
-			long		k = 0;
+			long k = 0;
 
 			p++;
 			if (!isdigit((unsigned char) *p))
@@ -269,9 +272,9 @@ parse_item(int fi, const char *item, ChimeSchedule *s, uint64_t *bits,
 static bool
 parse_field(int fi, const char *text, ChimeSchedule *s, ChimeError *err)
 {
-	uint64_t	bits = 0;
+	uint64_t    bits = 0;
 	const char *p = text;
-	char		item[64];
+	char        item[64];
 
 	for (;;)
 	{
@@ -322,11 +325,11 @@ parse_field(int fi, const char *text, ChimeSchedule *s, ChimeError *err)
 static bool
 parse_cron(const char *text, ChimeSchedule *s, ChimeError *err)
 {
-	char		buf[256];
-	char	   *fields[8];
-	int			n = 0;
-	char	   *p;
-	int			first;
+	char  buf[256];
+	char *fields[8];
+	int   n = 0;
+	char *p;
+	int   first;
 
 	if (strlen(text) >= sizeof(buf))
 		return parse_fail(err, CRON_HINT, "schedule is too long (%zu characters)", strlen(text));
@@ -354,7 +357,7 @@ parse_cron(const char *text, ChimeSchedule *s, ChimeError *err)
 						  n);
 
 	s->kind = CHIME_SCHED_CRON;
-	s->seconds = 1;				/* second 0 unless a seconds field says */
+	s->seconds = 1; /* second 0 unless a seconds field says */
 	first = (n == 6) ? F_SEC : F_MIN;
 	for (int i = 0; i < n; i++)
 	{
@@ -371,24 +374,24 @@ parse_cron(const char *text, ChimeSchedule *s, ChimeError *err)
  * seconds, and "[N days] HH:MM[:SS]".  Month and year parts, fractions of a
  * second, and totals under one second are errors.
  */
-#define EVERY_HINT "Use '@every <interval>' with a whole number of seconds of at least 1 and no month or year part, e.g. '@every 90 seconds', '@every 2 hours 30 minutes' or '@every 1 day'."
+#define EVERY_HINT        "Use '@every <interval>' with a whole number of seconds of at least 1 and no month or year part, e.g. '@every 90 seconds', '@every 2 hours 30 minutes' or '@every 1 day'."
 #define EVERY_MAX_SECONDS ((int64_t) 100 * 366 * 86400)
 
 static bool
 parse_every(const char *text, int64_t *period, ChimeError *err)
 {
 	const char *p = text;
-	int64_t		total_us = 0;	/* microseconds */
-	bool		any = false;
+	int64_t     total_us = 0; /* microseconds */
+	bool        any = false;
 
 	while (*p)
 	{
-		int64_t		ip = 0,
-					frac_us = 0;
-		int			fdigits = 0;
-		int64_t		unit;
+		int64_t ip = 0,
+				frac_us = 0;
+		int         fdigits = 0;
+		int64_t     unit;
 		const char *w;
-		size_t		wl;
+		size_t      wl;
 
 		while (isspace((unsigned char) *p) || *p == ',')
 			p++;
@@ -409,13 +412,13 @@ parse_every(const char *text, int64_t *period, ChimeError *err)
 		if (*p == ':')
 		{
 			/* HH:MM[:SS] */
-			int64_t		parts[3] = {ip, 0, 0};
-			int			np = 1;
+			int64_t parts[3] = {ip, 0, 0};
+			int     np = 1;
 
 			while (*p == ':' && np < 3)
 			{
-				int64_t		v = 0;
-				int			nd = 0;
+				int64_t v = 0;
+				int     nd = 0;
 
 				p++;
 				while (isdigit((unsigned char) *p) && nd < 3)
@@ -486,7 +489,7 @@ parse_every(const char *text, int64_t *period, ChimeError *err)
 							  text);
 		else
 		{
-			char		word[32];
+			char word[32];
 
 			parse_copy(word, sizeof(word), w, p);
 			return parse_fail(err, EVERY_HINT, "interval \"%s\": unknown unit \"%s\"", text, word);
@@ -515,7 +518,7 @@ parse_every(const char *text, int64_t *period, ChimeError *err)
 static bool
 parse_digits(const char **p, int n, int *out)
 {
-	int			v = 0;
+	int v = 0;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -540,14 +543,14 @@ static bool
 parse_at(const char *text, ChimeSchedule *s, ChimeError *err)
 {
 	const char *p = text;
-	int			y,
-				mo,
-				d,
-				h,
-				mi,
-				sec = 0;
-	bool		frac = false;
-	int64_t		t;
+	int         y,
+		mo,
+		d,
+		h,
+		mi,
+		sec = 0;
+	bool    frac = false;
+	int64_t t;
 
 	if (!parse_digits(&p, 4, &y) || *p++ != '-' ||
 		!parse_digits(&p, 2, &mo) || *p++ != '-' ||
@@ -592,9 +595,9 @@ parse_at(const char *text, ChimeSchedule *s, ChimeError *err)
 	}
 	else if (*p == '+' || *p == '-')
 	{
-		int			sign = (*p == '-') ? -1 : 1;
-		int			oh,
-					om = 0;
+		int sign = (*p == '-') ? -1 : 1;
+		int oh,
+			om = 0;
 
 		p++;
 		if (!parse_digits(&p, 2, &oh))
@@ -634,7 +637,7 @@ chime_parse_schedule(const char *text, ChimeSchedule *sched, ChimeError *err)
 {
 	const char *p = text;
 	const char *end;
-	size_t		len;
+	size_t      len;
 
 	memset(sched, 0, sizeof(*sched));
 	err->detail[0] = err->hint[0] = '\0';
@@ -651,9 +654,9 @@ chime_parse_schedule(const char *text, ChimeSchedule *sched, ChimeError *err)
 		return parse_fail(err, CRON_HINT, "schedule is too long (%zu characters, at most 200)", len);
 
 	{
-		char		buf[256];
+		char        buf[256];
 		const char *w;
-		size_t		wl;
+		size_t      wl;
 		const char *rest;
 
 		parse_copy(buf, sizeof(buf), p, end);
@@ -711,7 +714,7 @@ chime_parse_schedule(const char *text, ChimeSchedule *sched, ChimeError *err)
 		if (isdigit((unsigned char) buf[0]))
 		{
 			const char *q = buf;
-			long		n = 0;
+			long        n = 0;
 
 			while (isdigit((unsigned char) *q))
 			{

@@ -32,9 +32,9 @@
 #include "shared.h"
 #include "sched.h"
 
-MemoryContext sched_runs_cxt;	/* roles, executors, runs, active counts */
+MemoryContext sched_runs_cxt; /* roles, executors, runs, active counts */
 
-MemoryContext sched_scratch_cxt;	/* reset every iteration */
+MemoryContext sched_scratch_cxt; /* reset every iteration */
 
 static void sched_wait_for_extension(void);
 static void sched_least(long *timeout, long left);
@@ -48,7 +48,7 @@ sched_wait_for_extension(void)
 {
 	for (;;)
 	{
-		bool		installed;
+		bool installed;
 
 		sched_begin("pg_chime: waiting for CREATE EXTENSION pg_chime");
 		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_chime'",
@@ -67,7 +67,7 @@ sched_wait_for_extension(void)
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
-				ProcessConfigFile(PGC_SIGHUP);
+			ProcessConfigFile(PGC_SIGHUP);
 		}
 	}
 }
@@ -91,13 +91,13 @@ sched_least(long *timeout, long left)
 static long
 sched_next_wakeup(long retire)
 {
-	long		timeout = -1;
+	long        timeout = -1;
 	TimestampTz due;
 	TimestampTz until;
 
 	if (sched_jobs_next_due(&due))
 	{
-		int64		us = due - chime_now();
+		int64 us = due - chime_now();
 
 		if (us > 0 && us <= 2000)
 		{
@@ -121,7 +121,7 @@ sched_next_wakeup(long retire)
 	/* libcurl's timers; its sockets are in the wait set */
 	if (chime_http_in_flight() > 0)
 	{
-		long		left = chime_http_timeout();
+		long left = chime_http_timeout();
 
 		if (left >= 0)
 			sched_least(&timeout, left);
@@ -137,7 +137,7 @@ sched_collect(void)
 	sched_record_done();
 }
 
-static int	sched_http_fd = -1;	/* libcurl's sockets, as one descriptor */
+static int sched_http_fd = -1; /* libcurl's sockets, as one descriptor */
 
 static void
 sched_on_exit(int code, Datum arg)
@@ -149,13 +149,13 @@ sched_on_exit(int code, Datum arg)
 void
 chime_scheduler_main(Datum arg)
 {
-	List	   *reboot = NIL;
-	List	   *interrupted = NIL;
-	List	   *pending = NIL;
-	List	   *crashed;
-	TimestampTz started;
-	int64	   *changed;
-	TimestampTz since;
+	List         *reboot = NIL;
+	List         *interrupted = NIL;
+	List         *pending = NIL;
+	List         *crashed;
+	TimestampTz   started;
+	int64        *changed;
+	TimestampTz   since;
 	WaitEventSet *wait_set;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -219,8 +219,8 @@ chime_scheduler_main(Datum arg)
 	started = chime_manual_unread_since();
 	sched_begin("pg_chime: reconciling interrupted runs");
 	{
-		int64	   *manual = palloc(sizeof(int64) * CHIME_MANUAL_MAX);
-		int			nmanual = chime_peek_manual(manual);
+		int64 *manual = palloc(sizeof(int64) * CHIME_MANUAL_MAX);
+		int    nmanual = chime_peek_manual(manual);
 
 		chime_run_reconcile(chime_now(), started, manual, nmanual, crashed, sched_runs_cxt, &interrupted);
 	}
@@ -249,10 +249,10 @@ chime_scheduler_main(Datum arg)
 
 	for (;;)
 	{
-		long		timeout;
-		bool		reload_all = false;
-		static bool manual_pending = false;
-		static bool reload_pending = false;
+		long               timeout;
+		bool               reload_all = false;
+		static bool        manual_pending = false;
+		static bool        reload_pending = false;
 		static TimestampTz pending_since = 0;
 
 		/* between iterations: no transaction, and the scratch memory current */
@@ -274,7 +274,7 @@ chime_scheduler_main(Datum arg)
 		timeout = sched_next_wakeup(sched_retire_idle());
 
 		{
-			WaitEvent	event;
+			WaitEvent event;
 
 			(void) WaitEventSetWait(wait_set, timeout, &event, 1, PG_WAIT_EXTENSION);
 		}
@@ -289,11 +289,11 @@ chime_scheduler_main(Datum arg)
 		}
 		if (reload_all || reload_pending || chime_jobs_changed_pending())
 		{
-			List	   *none = NIL;
-			int			n;
+			List *none = NIL;
+			int   n;
 
 			if (sched_log_waiting())
-				goto reloaded;	/* after the pause (a reload pending stays so) */
+				goto reloaded; /* after the pause (a reload pending stays so) */
 			n = chime_take_changed(changed, &since);
 			if (reload_pending && pending_since != 0 && (since == 0 || pending_since < since))
 				since = pending_since;

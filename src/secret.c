@@ -24,8 +24,8 @@
 #include "http.h"
 #include "pg_chime.h"
 
-#define SECRET_OPEN "{{secret."
-#define SECRET_MAX_VALUE 65536	/* bytes, SPEC 14 */
+#define SECRET_OPEN      "{{secret."
+#define SECRET_MAX_VALUE 65536 /* bytes, SPEC 14 */
 #define SECRET_NAME_HINT "A secret name starts with a letter or underscore, has only letters, digits and underscores, and is at most 63 characters, e.g. 'cron_secret'."
 
 /* Is 'name' (of length len) a valid secret name? */
@@ -49,7 +49,7 @@ secret_name_ok(const char *name, size_t len)
 List *
 chime_secret_refs(const char *text)
 {
-	List	   *names = NIL;
+	List       *names = NIL;
 	const char *p = text;
 
 	while (text && (p = strstr(p, SECRET_OPEN)) != NULL)
@@ -72,11 +72,11 @@ chime_secret_refs(const char *text)
 /* Secret values looked up since chime_secret_forget(), by owner and name */
 typedef struct SecretEntry
 {
-	char		key[2 * NAMEDATALEN + 2];	/* "owner\0name" */
-	char	   *value;			/* NULL: the owner has no such secret */
+	char  key[2 * NAMEDATALEN + 2]; /* "owner\0name" */
+	char *value;                    /* NULL: the owner has no such secret */
 } SecretEntry;
 
-static HTAB *secret_cache = NULL;
+static HTAB         *secret_cache = NULL;
 static MemoryContext secret_cxt = NULL;
 
 /* Forget the values looked up (the scheduler, once per iteration). */
@@ -93,16 +93,16 @@ static char *
 secret_lookup(const char *owner, const char *name, int len)
 {
 	SecretEntry *e;
-	char		key[2 * NAMEDATALEN + 2];
-	bool		found;
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	char         key[2 * NAMEDATALEN + 2];
+	bool         found;
+	Oid          types[2] = {TEXTOID, TEXTOID};
+	Datum        values[2];
 
 	if (secret_cxt == NULL)
 		secret_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime secrets", ALLOCSET_SMALL_SIZES);
 	if (secret_cache == NULL)
 	{
-		HASHCTL		ctl;
+		HASHCTL ctl;
 
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(key);
@@ -150,8 +150,8 @@ chime_secret_expand(const char *text, const char *owner, bool one_line,
 					List **used, char **error)
 {
 	StringInfoData out;
-	const char *p = text;
-	const char *open;
+	const char    *p = text;
+	const char    *open;
 
 	if (text == NULL)
 		return NULL;
@@ -160,10 +160,10 @@ chime_secret_expand(const char *text, const char *owner, bool one_line,
 	{
 		const char *name = open + strlen(SECRET_OPEN);
 		const char *close = strstr(name, "}}");
-		char	   *value;
-		char	   *copy;
+		char       *value;
+		char       *copy;
 		ListCell   *lc;
-		bool		known = false;
+		bool        known = false;
 
 		if (close == NULL)
 			break;
@@ -178,7 +178,8 @@ chime_secret_expand(const char *text, const char *owner, bool one_line,
 		if (one_line && strpbrk(value, "\r\n") != NULL)
 		{
 			*error = psprintf("failed: secret \"%s\" of role %s contains a line break; "
-							  "it cannot go into a URL or header", copy, owner);
+							  "it cannot go into a URL or header",
+							  copy, owner);
 			return NULL;
 		}
 		foreach(lc, *used)
@@ -212,13 +213,13 @@ chime_secret_expand(const char *text, const char *owner, bool one_line,
 void
 chime_secret_require(const char *owner, List *names)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, names)
 	{
 		const char *name = lfirst(lc);
-		Oid			types[2] = {TEXTOID, TEXTOID};
-		Datum		values[2] = {CStringGetTextDatum(owner), CStringGetTextDatum(name)};
+		Oid         types[2] = {TEXTOID, TEXTOID};
+		Datum       values[2] = {CStringGetTextDatum(owner), CStringGetTextDatum(name)};
 
 		if (SPI_execute_with_args("SELECT 1 FROM cron.secret WHERE owner OPERATOR(pg_catalog.=) $1 "
 								  "AND name OPERATOR(pg_catalog.=) $2",
@@ -235,7 +236,7 @@ chime_secret_require(const char *owner, List *names)
 static char *
 secret_name_arg(FunctionCallInfo fcinfo)
 {
-	char	   *name;
+	char *name;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -256,11 +257,11 @@ PG_FUNCTION_INFO_V1(chime_set_secret);
 Datum
 chime_set_secret(PG_FUNCTION_ARGS)
 {
-	char	   *name = secret_name_arg(fcinfo);
-	char	   *owner = GetUserNameFromId(GetUserId(), false);
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	int			size;
+	char        *name = secret_name_arg(fcinfo);
+	char        *owner = GetUserNameFromId(GetUserId(), false);
+	Oid          types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum        values[3];
+	int          size;
 	ApiPrivilege saved;
 
 	if (PG_ARGISNULL(1))
@@ -296,11 +297,11 @@ PG_FUNCTION_INFO_V1(chime_drop_secret);
 Datum
 chime_drop_secret(PG_FUNCTION_ARGS)
 {
-	char	   *name = secret_name_arg(fcinfo);
-	char	   *owner = GetUserNameFromId(GetUserId(), false);
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(owner), CStringGetTextDatum(name)};
-	bool		dropped;
+	char        *name = secret_name_arg(fcinfo);
+	char        *owner = GetUserNameFromId(GetUserId(), false);
+	Oid          types[2] = {TEXTOID, TEXTOID};
+	Datum        values[2] = {CStringGetTextDatum(owner), CStringGetTextDatum(name)};
+	bool         dropped;
 	ApiPrivilege saved;
 
 	chime_api_begin(&saved);

@@ -31,19 +31,19 @@
 
 ChimeShared *chime_shared = NULL;
 
-static bool shared_xact_changed = false;
-static bool shared_xact_all = false;	/* the scheduler must reload every job */
-static int64 *shared_xact_ids = NULL;	/* the jobs changed, in TopMemoryContext */
-static int	shared_xact_nids = 0;
-static bool shared_xact_manual = false;
-static bool shared_xact_manual_all = false;	/* too many manual runs to list */
-static int64 *shared_xact_manual_ids = NULL;	/* their runids, in TopMemoryContext */
-static int	shared_xact_nmanual = 0;
+static bool   shared_xact_changed = false;
+static bool   shared_xact_all = false; /* the scheduler must reload every job */
+static int64 *shared_xact_ids = NULL;  /* the jobs changed, in TopMemoryContext */
+static int    shared_xact_nids = 0;
+static bool   shared_xact_manual = false;
+static bool   shared_xact_manual_all = false; /* too many manual runs to list */
+static int64 *shared_xact_manual_ids = NULL;  /* their runids, in TopMemoryContext */
+static int    shared_xact_nmanual = 0;
 
-static void shared_publish_manual(void);
-static bool shared_callback_registered = false;
+static void                    shared_publish_manual(void);
+static bool                    shared_callback_registered = false;
 static shmem_startup_hook_type shared_prev_startup_hook = NULL;
-static void (*shared_prev_request_hook) (void) = NULL;
+static void (*shared_prev_request_hook)(void) = NULL;
 
 static void
 shared_request(void)
@@ -56,7 +56,7 @@ shared_request(void)
 static void
 shared_startup(void)
 {
-	bool		found;
+	bool found;
 
 	if (shared_prev_startup_hook)
 		shared_prev_startup_hook();
@@ -125,7 +125,7 @@ shared_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if ((shared_xact_changed || shared_xact_manual) && chime_shared != NULL)
 			{
-				Latch	   *latch;
+				Latch *latch;
 
 				if (shared_xact_changed)
 					shared_publish_changes();
@@ -182,7 +182,7 @@ chime_jobs_changed(int64 jobid)
 int
 chime_take_changed(int64 *ids, TimestampTz *since)
 {
-	int			n;
+	int n;
 
 	pg_atomic_write_u32(&chime_shared->jobs_changed, 0);
 	SpinLockAcquire(&chime_shared->mutex);
@@ -214,10 +214,10 @@ chime_job_changed(PG_FUNCTION_ARGS)
 				 errmsg("cron._job_changed() must be called as a trigger")));
 	if (TRIGGER_FIRED_FOR_ROW(trig->tg_event))
 	{
-		TupleDesc	desc = trig->tg_relation->rd_att;
-		int			attno = SPI_fnumber(desc, "jobid");
-		bool		isnull;
-		Datum		id;
+		TupleDesc desc = trig->tg_relation->rd_att;
+		int       attno = SPI_fnumber(desc, "jobid");
+		bool      isnull;
+		Datum     id;
 
 		if (attno <= 0)
 			chime_jobs_changed(0);
@@ -272,7 +272,7 @@ shared_publish_manual(void)
 int
 chime_peek_manual(int64 *ids)
 {
-	int			n;
+	int n;
 
 	SpinLockAcquire(&chime_shared->mutex);
 	n = chime_shared->manual_all ? -1 : chime_shared->nmanual;
@@ -285,7 +285,7 @@ chime_peek_manual(int64 *ids)
 int
 chime_take_manual(int64 *ids)
 {
-	int			n;
+	int n;
 
 	pg_atomic_write_u32(&chime_shared->manual_runs, 0);
 	SpinLockAcquire(&chime_shared->mutex);

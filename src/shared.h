@@ -22,16 +22,16 @@
 
 typedef struct ChimeShared
 {
-	slock_t		mutex;
-	Latch	   *scheduler_latch;	/* NULL while no scheduler runs */
-	pid_t		scheduler_pid;
-	pg_atomic_uint32 jobs_changed;	/* set at commit of a job change */
+	slock_t          mutex;
+	Latch           *scheduler_latch; /* NULL while no scheduler runs */
+	pid_t            scheduler_pid;
+	pg_atomic_uint32 jobs_changed; /* set at commit of a job change */
 	/* The jobs changed since the scheduler last looked (under mutex) */
-	int			nchanged;
-	bool		reload_all;		/* too many to list, or a TRUNCATE */
-	TimestampTz changed_since;	/* pg_chime's clock at the start of the earliest of those transactions (0: none) */
-	int64		changed[CHIME_CHANGED_MAX];
-	pg_atomic_uint32 manual_runs;	/* set at commit of cron.run_now */
+	int              nchanged;
+	bool             reload_all;    /* too many to list, or a TRUNCATE */
+	TimestampTz      changed_since; /* pg_chime's clock at the start of the earliest of those transactions (0: none) */
+	int64            changed[CHIME_CHANGED_MAX];
+	pg_atomic_uint32 manual_runs; /* set at commit of cron.run_now */
 
 	/*
 	 * Manual runs recorded after the later of these were never taken by a
@@ -42,9 +42,9 @@ typedef struct ChimeShared
 	TimestampTz manual_read_at;
 
 	/* The manual runs recorded since the scheduler last took them (under mutex) */
-	int			nmanual;
-	bool		manual_all;		/* too many to list */
-	int64		manual[CHIME_MANUAL_MAX];
+	int   nmanual;
+	bool  manual_all; /* too many to list */
+	int64 manual[CHIME_MANUAL_MAX];
 } ChimeShared;
 
 extern ChimeShared *chime_shared;
@@ -63,7 +63,7 @@ extern void chime_jobs_changed(int64 jobid);
  * reload all jobs; *since is when the first of those changes committed, by
  * pg_chime's clock (0 if none).
  */
-extern int	chime_take_changed(int64 *ids, TimestampTz *since);
+extern int chime_take_changed(int64 *ids, TimestampTz *since);
 
 /* Note that this transaction recorded a manual run (cron.run_now). */
 extern void chime_manual_run_requested(int64 runid);
@@ -73,17 +73,17 @@ extern void chime_manual_run_requested(int64 runid);
  * number of runids copied to ids[] (at most CHIME_MANUAL_MAX), or -1 when
  * it must look for all of them.
  */
-extern int	chime_take_manual(int64 *ids);
+extern int chime_take_manual(int64 *ids);
 
 /* The same without taking them (-1: too many to list). */
-extern int	chime_peek_manual(int64 *ids);
+extern int chime_peek_manual(int64 *ids);
 
 /* The scheduler registers its latch here; NULL on exit. */
 extern void chime_set_scheduler(Latch *latch);
 
 /* For the scheduler's loop */
 extern TimestampTz chime_manual_unread_since(void);
-extern bool chime_jobs_changed_pending(void);
-extern bool chime_manual_runs_pending(void);
+extern bool        chime_jobs_changed_pending(void);
+extern bool        chime_manual_runs_pending(void);
 
-#endif							/* CHIME_SHARED_H */
+#endif /* CHIME_SHARED_H */

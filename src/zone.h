@@ -18,4 +18,4 @@ typedef struct ChimeZone ChimeZone;
 /* Offset east of UTC, in seconds, in effect at Unix instant 't'. */
 extern int32_t chime_zone_offset(const ChimeZone *zone, int64_t t);
 
-#endif							/* CHIME_ZONE_H */
+#endif /* CHIME_ZONE_H */

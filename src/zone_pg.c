@@ -44,9 +44,9 @@ zone_directory(void)
 const ChimeZone *
 chime_zone_lookup(const char *name, const char **canonical)
 {
-	pg_tz	   *tz;
+	pg_tz      *tz;
 	const char *canon;
-	char		path[MAXPGPATH];
+	char        path[MAXPGPATH];
 	struct stat st;
 
 	if (name == NULL || name[0] == '\0' || name[0] == ':' || name[0] == '/' ||
@@ -67,7 +67,7 @@ chime_zone_lookup(const char *name, const char **canonical)
 int32_t
 chime_zone_offset(const ChimeZone *zone, int64_t t)
 {
-	pg_time_t	tt = (pg_time_t) t;
+	pg_time_t     tt = (pg_time_t) t;
 	struct pg_tm *tm = pg_localtime(&tt, (const pg_tz *) zone);
 
 	return tm ? (int32_t) tm->tm_gmtoff : 0;

@@ -87,6 +87,24 @@ grep -q "\"version\": \"$version\"" "$top/META.json" || v_ok=0
 [ -f "$top/extension/pg_chime--$version.sql" ] || v_ok=0
 if [ $v_ok = 1 ]; then record "version $version" 1 0; else record "version $version" 0 1; fi
 
+# ---- the code's format (.clang-format) --------------------------------------
+if command -v clang-format >/dev/null; then
+	unformatted=""
+	for f in "$top"/src/*.c "$top"/src/*.h; do
+		clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || unformatted="$unformatted ${f#"$top"/}"
+	done
+	if [ -z "$unformatted" ]; then
+		record "format (.clang-format)" 1 0
+	else
+		echo "not formatted as .clang-format says:$unformatted"
+		echo "(clang-format -i src/*.[ch] formats them)"
+		record "format (.clang-format)" 0 1
+	fi
+else
+	echo "clang-format not installed: the format is not checked"
+	record "format (clang-format missing)" 0 1
+fi
+
 # ---- counting TAP output ----------------------------------------------------
 # tap_count FILE: "PASSED FAILED" from TAP lines; a short run counts the
 # missing tests as failed.
