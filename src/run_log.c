@@ -196,9 +196,7 @@ chime_run_insert_manual(int64 jobid, const char *database, const char *username,
  * (0: it will not).
  */
 void
-chime_run_finish(const int64 *runids, const char *const *statuses, char *const *messages,
-				 const int32 *pids, const int32 *http_status, char *const *bodies,
-				 const TimestampTz *retry_at, int n, TimestampTz end_time)
+chime_run_finish(const ChimeRunEnd *ends, int n, TimestampTz end_time)
 {
 	Oid    types[8] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID,
 					   INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
@@ -218,19 +216,21 @@ chime_run_finish(const int64 *runids, const char *const *statuses, char *const *
 
 	for (int i = 0; i < n; i++)
 	{
-		ids[i] = Int64GetDatum(runids[i]);
-		sts[i] = CStringGetTextDatum(statuses[i]);
-		msg_nulls[i] = messages[i] == NULL;
-		msgs[i] = messages[i] ? CStringGetTextDatum(messages[i]) : (Datum) 0;
-		ps[i] = Int32GetDatum(pids[i]);
-		ra_nulls[i] = retry_at[i] == 0;
-		ra[i] = TimestampTzGetDatum(retry_at[i]);
-		hs[i] = Int32GetDatum(http_status[i]);
-		body_nulls[i] = bodies[i] == NULL;
+		const ChimeRunEnd *e = &ends[i];
+
+		ids[i] = Int64GetDatum(e->runid);
+		sts[i] = CStringGetTextDatum(e->status);
+		msg_nulls[i] = e->message == NULL;
+		msgs[i] = e->message ? CStringGetTextDatum(e->message) : (Datum) 0;
+		ps[i] = Int32GetDatum(e->pid);
+		ra_nulls[i] = e->retry_at == 0;
+		ra[i] = TimestampTzGetDatum(e->retry_at);
+		hs[i] = Int32GetDatum(e->http_status);
+		body_nulls[i] = e->body == NULL;
 		/* a body that is not valid text is kept as its escaped bytes */
 		bs[i] = (Datum) 0;
-		if (bodies[i])
-			bs[i] = CStringGetTextDatum(pg_verifymbstr(bodies[i], strlen(bodies[i]), true) ? bodies[i] : "(binary body)");
+		if (e->body)
+			bs[i] = CStringGetTextDatum(pg_verifymbstr(e->body, strlen(e->body), true) ? e->body : "(binary body)");
 	}
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[1] = PointerGetDatum(construct_array(sts, n, TEXTOID, -1, false, TYPALIGN_INT));

@@ -33,15 +33,24 @@ typedef struct ChimeRunRow
 	const char *message; /* return_message of a skipped or missed row (NULL: the usual) */
 } ChimeRunRow;
 
+/* How a run ended, as chime_run_finish records it */
+typedef struct ChimeRunEnd
+{
+	int64       runid;
+	const char *status;      /* 'succeeded', 'failed' or 'skipped' */
+	const char *message;     /* its return_message (NULL allowed) */
+	int32       pid;         /* the pid that ran it (0: the row's stays) */
+	int32       http_status; /* 0: none */
+	const char *body;        /* the start of an HTTP response's body (NULL: none) */
+	TimestampTz retry_at;    /* when it will be tried again (0: it will not) */
+} ChimeRunEnd;
+
 extern SPIPlanPtr chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types);
 extern int64      chime_run_insert(const ChimeRunRow *row);
 extern void       chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
 extern int64      chime_run_insert_manual(int64 jobid, const char *database, const char *username,
 										  const char *command, const char *run_key, TimestampTz now);
-extern void       chime_run_finish(const int64 *runids, const char *const *statuses,
-								   char *const *messages, const int32 *pids,
-								   const int32 *http_status, char *const *bodies,
-								   const TimestampTz *retry_at, int n, TimestampTz end_time);
+extern void       chime_run_finish(const ChimeRunEnd *ends, int n, TimestampTz end_time);
 extern void       chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n);
 extern void       chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n);
 extern void       chime_run_commit_forget(const int64 *runids, int n);

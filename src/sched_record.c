@@ -77,13 +77,7 @@ void
 sched_record_done(void)
 {
 	int           n = list_length(sched_done);
-	int64        *runids;
-	const char  **statuses;
-	char        **messages;
-	int32        *pids;
-	int32        *http_status;
-	char        **bodies;
-	TimestampTz  *retry_at;
+	ChimeRunEnd  *ends;
 	TimestampTz  *plan;
 	int64        *committed;
 	int           ncommitted = 0;
@@ -95,13 +89,7 @@ sched_record_done(void)
 
 	if (n == 0 || sched_log_waiting())
 		return;
-	runids = palloc(sizeof(int64) * n);
-	statuses = palloc(sizeof(char *) * n);
-	messages = palloc(sizeof(char *) * n);
-	pids = palloc(sizeof(int32) * n);
-	http_status = palloc(sizeof(int32) * n);
-	bodies = palloc(sizeof(char *) * n);
-	retry_at = palloc(sizeof(TimestampTz) * n);
+	ends = palloc(sizeof(ChimeRunEnd) * n);
 	plan = palloc(sizeof(TimestampTz) * n);
 	committed = palloc(sizeof(int64) * n);
 
@@ -131,16 +119,16 @@ sched_record_done(void)
 				continue;
 			if (d->recorded)
 				committed[ncommitted++] = run->runid;
-			runids[nrec] = run->runid;
-			statuses[nrec] = d->skipped ? "skipped" : (d->ok ? "succeeded" : "failed");
-			messages[nrec] = d->message;
-			http_status[nrec] = d->http_status;
-			bodies[nrec] = d->body;
-			retry_at[nrec] = at;
-			pids[nrec++] = d->pid;
+			ends[nrec].runid = run->runid;
+			ends[nrec].status = d->skipped ? "skipped" : (d->ok ? "succeeded" : "failed");
+			ends[nrec].message = d->message;
+			ends[nrec].pid = d->pid;
+			ends[nrec].http_status = d->http_status;
+			ends[nrec].body = d->body;
+			ends[nrec++].retry_at = at;
 		}
 		if (nrec > 0)
-			chime_run_finish(runids, statuses, messages, pids, http_status, bodies, retry_at, nrec, now);
+			chime_run_finish(ends, nrec, now);
 		if (ncommitted > 0)
 			chime_run_commit_forget(committed, ncommitted);
 		i = 0;

@@ -55,19 +55,15 @@ sched_flush_starts(void)
 		i = 0;
 		foreach(lc, sched_starts)
 		{
-			SchedRun   *run = ((SchedStart *) lfirst(lc))->run;
-			ExecRequest req;
+			SchedRun *run = ((SchedStart *) lfirst(lc))->run;
 
 			if (run->from_runid > 0)
 				chime_run_set_retry(&run->from_runid, NULL, 1);
 
 			run->runid = runids[i++];
+			/* an SQL run's request starts with its header (msg is palloc'd: aligned) */
 			if (run->msg)
-			{
-				memcpy(&req, run->msg, sizeof(req));
-				sched_request_recording(&req, run->role, run->runid);
-				memcpy(run->msg, &req, sizeof(req));
-			}
+				sched_request_recording((ExecRequest *) run->msg, run->role, run->runid);
 			/* the key's run is now this attempt */
 			if (run->run_key[0] != '\0')
 				sched_key_update(run->jobid, run->run_key, Max(run->runid, 0), "running",
