@@ -11,6 +11,7 @@
 
 #include "http.h"
 #include "pg_chime.h"
+#include "run_log.h"
 
 typedef struct SchedRole SchedRole;
 
@@ -55,6 +56,7 @@ typedef struct SchedRun
 	bool              http_inflight;              /* its transfer is going (counted by its owner) */
 	char             *msg;                        /* ExecRequest + command (SQL runs; NULL for HTTP) */
 	Size              len;
+	ChimeRunRow       row; /* its row as started (sched_start_add); command valid until recorded */
 	SchedOutcome      out; /* once it has ended */
 } SchedRun;
 

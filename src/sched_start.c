@@ -16,14 +16,7 @@
 
 static int64 sched_unlogged_runid = 0; /* runids while cron.log_run is off */
 
-/* Runs started in the current transaction, recorded together at commit */
-typedef struct SchedStart
-{
-	SchedRun   *run;
-	ChimeRunRow row;
-} SchedStart;
-
-static List *sched_starts = NIL;
+static List *sched_starts = NIL;     /* SchedRun started in this transaction */
 static List *sched_deactivate = NIL; /* @at jobs that have had their run */
 
 /*
@@ -46,7 +39,7 @@ sched_flush_starts(void)
 		{
 			rows = palloc(sizeof(ChimeRunRow) * n);
 			foreach(lc, sched_starts)
-				rows[i++] = ((SchedStart *) lfirst(lc))->row;
+				rows[i++] = ((SchedRun *) lfirst(lc))->row;
 			chime_run_insert_batch(rows, n, runids);
 		}
 		else
@@ -55,7 +48,7 @@ sched_flush_starts(void)
 		i = 0;
 		foreach(lc, sched_starts)
 		{
-			SchedRun *run = ((SchedStart *) lfirst(lc))->run;
+			SchedRun *run = lfirst(lc);
 
 			if (run->from_runid > 0)
 				chime_run_set_retry(&run->from_runid, NULL, 1);
@@ -67,7 +60,9 @@ sched_flush_starts(void)
 			/* the key's run is now this attempt */
 			if (run->run_key[0] != '\0')
 				sched_key_update(run->jobid, run->run_key, Max(run->runid, 0), "running",
-								 ((SchedStart *) lfirst(lc))->row.start_time);
+								 run->row.start_time);
+			/* (in scratch memory, gone with this iteration) */
+			run->row.command = NULL;
 		}
 	}
 	if (sched_deactivate != NIL)
@@ -93,7 +88,7 @@ sched_undo_starts(void)
 
 	foreach(lc, sched_starts)
 	{
-		SchedRun *run = ((SchedStart *) lfirst(lc))->run;
+		SchedRun *run = lfirst(lc);
 
 		sched_run_abandon(run);
 		if (run->msg)
@@ -107,19 +102,17 @@ sched_undo_starts(void)
 /*
  * A run started in this transaction, with its row, to record as started
  * at commit (sched_commit_starts); 'at_job': its job, an @at job, is made
- * inactive then.  Kept in scratch memory: an undo after a failed commit
- * still reads them.
+ * inactive then.  The list is kept in scratch memory: an undo after a
+ * failed commit still reads it.
  */
 void
 sched_start_add(SchedRun *run, const ChimeRunRow *row, bool at_job)
 {
 	MemoryContext old = MemoryContextSwitchTo(sched_scratch_cxt);
-	SchedStart   *start = palloc(sizeof(SchedStart));
 
-	start->run = run;
-	start->row = *row;
-	start->row.run_key = run->run_key;
-	sched_starts = lappend(sched_starts, start);
+	run->row = *row;
+	run->row.run_key = run->run_key;
+	sched_starts = lappend(sched_starts, run);
 	if (at_job)
 	{
 		int64 *id = palloc(sizeof(int64));
