@@ -31,6 +31,12 @@
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
 #endif
 
+/* Analysing a statement without parameters: PostgreSQL 15 renamed the call. */
+#if PG_VERSION_NUM < 150000
+#define pg_analyze_and_rewrite_fixedparams(parsetree, query, types, ntypes, env) \
+	pg_analyze_and_rewrite(parsetree, query, types, ntypes, env)
+#endif
+
 /*
  * Requesting shared memory: since PostgreSQL 15 only from shmem_request_hook;
  * before, straight from _PG_init.  Installs 'hook' there, with the hook it

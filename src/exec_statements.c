@@ -33,6 +33,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 
+#include "compat.h"
 #include "exec_internal.h"
 
 static bool exec_xact_started = false; /* as xact_started in postgres.c */
