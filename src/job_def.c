@@ -100,21 +100,6 @@ jd_zone_name(const char *timezone)
 	return timezone ? timezone : chime_timezone;
 }
 
-/* Fill a ChimeError: a detail (printf-style) and a hint */
-static void
-jd_why(ChimeError *why, const char *hint, const char *fmt, ...) pg_attribute_printf(3, 4);
-
-static void
-jd_why(ChimeError *why, const char *hint, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why->detail, sizeof(why->detail), fmt, ap);
-	va_end(ap);
-	snprintf(why->hint, sizeof(why->hint), "%s", hint);
-}
-
 /* Field f is invalid; the first invalid field is the one described. */
 static void
 jd_fail(ChimeJobDef *def, ChimeJobDefError *err, ChimeJobField f, const char *value,
@@ -135,7 +120,7 @@ jd_fail_null(ChimeJobDef *def, ChimeJobDefError *err, ChimeJobField f)
 {
 	ChimeError why;
 
-	jd_why(&why, "Set it with cron.alter_job.", "%s is null", jd_columns[f].name);
+	chime_error_set(&why, "Set it with cron.alter_job.", "%s is null", jd_columns[f].name);
 	jd_fail(def, err, f, NULL, &why);
 }
 
@@ -155,7 +140,7 @@ chime_job_zone(const char *timezone, const ChimeZone **zone, ChimeJobDefError *e
 	err->field = CHIME_JOB_TIMEZONE;
 	err->column = jd_columns[CHIME_JOB_TIMEZONE].name;
 	err->value = name ? name : "NULL";
-	jd_why(&err->err, jd_zone_hint, "%s", "");
+	chime_error_set(&err->err, jd_zone_hint, "%s", "");
 	return false;
 }
 
@@ -191,8 +176,8 @@ jd_interval(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, int64 max
 	*us = 0;
 	if (isnull || chime_job_interval_us(d, max_us, us))
 		return;
-	jd_why(&why, "Set it with cron.alter_job.", "%s is out of range: from 0 to %lld days",
-		   jd_columns[f].name, (long long) (max_us / USECS_PER_DAY));
+	chime_error_set(&why, "Set it with cron.alter_job.", "%s is out of range: from 0 to %lld days",
+					jd_columns[f].name, (long long) (max_us / USECS_PER_DAY));
 	jd_fail(def, err, f, SPI_getvalue(tup, map->desc, map->attnum[f]), &why);
 }
 
@@ -277,8 +262,8 @@ jd_decode_field(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, Chime
 				def->overlap = text[0];
 			else
 			{
-				jd_why(&why, "overlap is one of 'skip', 'buffer_one' or 'allow'.",
-					   "\"%s\" is not an overlap rule", text);
+				chime_error_set(&why, "overlap is one of 'skip', 'buffer_one' or 'allow'.",
+								"\"%s\" is not an overlap rule", text);
 				jd_fail(def, err, f, text, &why);
 			}
 			break;
@@ -297,8 +282,8 @@ jd_decode_field(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, Chime
 				jd_fail_null(def, err, f);
 			else if (DatumGetInt32(d) < 1 || DatumGetInt32(d) > 100)
 			{
-				jd_why(&why, "max_attempts counts the first attempt and is from 1 to 100.",
-					   "max_attempts is out of range: from 1 to 100");
+				chime_error_set(&why, "max_attempts counts the first attempt and is from 1 to 100.",
+								"max_attempts is out of range: from 1 to 100");
 				jd_fail(def, err, f, psprintf("%d", DatumGetInt32(d)), &why);
 			}
 			else
@@ -309,8 +294,8 @@ jd_decode_field(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, Chime
 			if (!chime_parse_once_per(def->once_per_text, &def->once_per))
 			{
 				def->once_per = CHIME_ONCE_NONE;
-				jd_why(&why, "once_per is one of 'day', 'week' (ISO) or 'month'.",
-					   "\"%s\" is not a once_per period", def->once_per_text);
+				chime_error_set(&why, "once_per is one of 'day', 'week' (ISO) or 'month'.",
+								"\"%s\" is not a once_per period", def->once_per_text);
 				jd_fail(def, err, f, def->once_per_text, &why);
 			}
 			break;
@@ -325,7 +310,7 @@ jd_decode_field(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, Chime
 				def->kind = CHIME_JOB_HTTP;
 			else if (strcmp(text, "sql") != 0)
 			{
-				jd_why(&why, "kind is 'sql' or 'http'.", "\"%s\" is not a kind of job", text);
+				chime_error_set(&why, "kind is 'sql' or 'http'.", "\"%s\" is not a kind of job", text);
 				jd_fail(def, err, f, text, &why);
 			}
 			break;

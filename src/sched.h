@@ -103,12 +103,6 @@ typedef struct SchedCommand
 	List *headers; /* "Name: value" */
 } SchedCommand;
 
-static inline int64
-sched_now_unix(TimestampTz now)
-{
-	return chime_unix_from_timestamptz(now);
-}
-
 /* scheduler.c: the memory of runs and roles, and the scratch memory reset every iteration */
 extern MemoryContext sched_runs_cxt;
 extern MemoryContext sched_scratch_cxt;
@@ -132,7 +126,6 @@ extern void        sched_recording_ok(void);
 /* sched_jobs.c */
 extern SchedActive  *sched_active_for(int64 jobid, bool create);
 extern HTAB         *sched_hash(const char *name, long nelem, Size keysize, Size entrysize, MemoryContext cxt);
-extern int64         sched_read_horizon(int64 now_s, HTAB **handled);
 extern void          sched_save_horizon(int64 horizon);
 extern void          sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz since);
 extern HTAB         *sched_commands(SchedJob **jobs, int n);
@@ -160,7 +153,6 @@ extern void sched_manual_forget(int64 runid);
 extern void sched_run_abandon(SchedRun *run);
 
 /* sched_start.c */
-extern void sched_flush_starts(void);
 extern void sched_undo_starts(void);
 extern void sched_start_add(SchedRun *run, const ChimeRunRow *row, bool at_job);
 extern bool sched_starts_pending(void);
@@ -168,8 +160,6 @@ extern void sched_commit_starts(void);
 
 /* sched_retry.c */
 extern SchedRetry *sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, TimestampTz at, int64 from_runid);
-extern void        sched_retry_key_failed(const SchedRetry *r, TimestampTz now);
-extern int64       sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt);
 extern TimestampTz sched_retry_at(const SchedRun *run, TimestampTz now);
 extern void        sched_fire_retries(TimestampTz now);
 extern TimestampTz sched_next_retry(void);

@@ -402,7 +402,7 @@ bool
 sched_fire_due(List **reboot)
 {
 	TimestampTz    now = chime_now();
-	int64          now_s = sched_now_unix(now);
+	int64          now_s = chime_unix_from_timestamptz(now);
 	SchedJob     **due;
 	int64         *orig_due;
 	int            ndue = 0;

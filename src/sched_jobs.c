@@ -45,6 +45,7 @@ static uint32      sched_class_hash(const void *key, Size keysize);
 static int         sched_class_match(const void *key1, const void *key2, Size keysize);
 static void        sched_job_remove(int64 jobid);
 static SchedClass *sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid);
+static int64       sched_read_horizon(int64 now_s, HTAB **handled);
 
 /* Earliest due on top */
 static int
@@ -180,7 +181,7 @@ sched_hash(const char *name, long nelem, Size keysize, Size entrysize, MemoryCon
  * occurrences after it were already recorded (jobid -> Unix seconds of
  * the latest), which a crash between two groups of due runs leaves.
  */
-int64
+static int64
 sched_read_horizon(int64 now_s, HTAB **handled)
 {
 	int64 horizon = now_s;
@@ -528,7 +529,7 @@ sched_jobs_first_load(TimestampTz now, List **reboot)
 	HTAB *handled;
 
 	sched_begin("pg_chime: reading the horizon");
-	sched_horizon = sched_read_horizon(sched_now_unix(now), &handled);
+	sched_horizon = sched_read_horizon(chime_unix_from_timestamptz(now), &handled);
 	sched_commit();
 	sched_load(NULL, 0, reboot, handled, 0);
 }

@@ -22,6 +22,9 @@ static int64 sched_retry_seq = 0; /* the last SchedRetry.seq given */
 
 static List *sched_fired = NIL; /* retries taken by the transaction that starts runs */
 
+static void  sched_retry_key_failed(const SchedRetry *r, TimestampTz now);
+static int64 sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt);
+
 /*
  * Make an attempt later: at 'at', inside the key it belongs to; a retry
  * names the failed attempt it follows (from_runid).
@@ -55,14 +58,14 @@ sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, Timestam
  * A planned retry of a failed attempt that will not be made: the key that
  * the retry kept taken failed with that attempt.  Inside a transaction.
  */
-void
+static void
 sched_retry_key_failed(const SchedRetry *r, TimestampTz now)
 {
 	if (r->run_key[0] != '\0' && r->from_runid > 0)
 		sched_key_update(r->jobid, r->run_key, r->from_runid, "failed", now);
 }
 
-int64
+static int64
 sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt)
 {
 	double delay = (double) job->cls->retry_delay_us;
@@ -113,7 +116,7 @@ sched_fire_retries(TimestampTz now)
 {
 	ListCell *lc;
 	List     *due = NIL;
-	int64     now_s = sched_now_unix(now);
+	int64     now_s = chime_unix_from_timestamptz(now);
 
 	MemoryContext old = MemoryContextSwitchTo(sched_scratch_cxt);
 

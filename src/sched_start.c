@@ -19,11 +19,13 @@ static int64 sched_unlogged_runid = 0; /* runids while cron.log_run is off */
 static List *sched_starts = NIL;     /* SchedRun started in this transaction */
 static List *sched_deactivate = NIL; /* @at jobs that have had their run */
 
+static void sched_flush_starts(void);
+
 /*
  * Record the runs started in this transaction (unless cron.log_run is off)
  * and deactivate @at jobs.
  */
-void
+static void
 sched_flush_starts(void)
 {
 	int          n = list_length(sched_starts);

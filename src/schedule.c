@@ -63,11 +63,9 @@ enum
 	F_WDAY
 };
 
-static bool parse_fail(ChimeError *err, const char *hint, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static bool
-parse_fail(ChimeError *err, const char *hint, const char *fmt, ...)
+/* Fill a ChimeError: a detail (printf-style) and a hint */
+void
+chime_error_set(ChimeError *err, const char *hint, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -75,8 +73,10 @@ parse_fail(ChimeError *err, const char *hint, const char *fmt, ...)
 	vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
 	va_end(ap);
 	snprintf(err->hint, sizeof(err->hint), "%s", hint);
-	return false;
 }
+
+/* A parse fails: the error says why (chime_error_set), and false */
+#define parse_fail(err, hint, ...) (chime_error_set((err), (hint), __VA_ARGS__), false)
 
 /* Copy [start, end) into buf, NUL-terminated and cut to fit. */
 static void

@@ -28,6 +28,9 @@ typedef struct ChimeError
 	char hint[CHIME_ERROR_LEN];
 } ChimeError;
 
+extern void chime_error_set(ChimeError *err, const char *hint, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 typedef enum ChimeScheduleKind
 {
 	CHIME_SCHED_CRON,     /* 5 or 6 cron fields, or an @macro */
