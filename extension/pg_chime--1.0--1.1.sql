@@ -33,14 +33,186 @@ CREATE FUNCTION cron.delete_runs(before timestamptz, job_id bigint DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_delete_runs';
 
+-- Hooks: jobs started after a run's final outcome, and notifications.
+ALTER TABLE cron.job ADD COLUMN on_success text;
+ALTER TABLE cron.job ADD COLUMN on_failure text;
+ALTER TABLE cron.job ADD COLUMN alert_after int NOT NULL DEFAULT 1 CHECK (alert_after >= 1);
+ALTER TABLE cron.job ADD COLUMN notify_channel text;
+
+-- A hook run: its trigger, the payload describing the run it follows, and
+-- the jobs of its chain (which it never starts again).
+ALTER TABLE cron.job_run_details DROP CONSTRAINT job_run_details_trigger_check;
+ALTER TABLE cron.job_run_details ADD CONSTRAINT job_run_details_trigger_check
+    CHECK (trigger IN ('schedule', 'catchup', 'retry', 'manual', 'hook'));
+ALTER TABLE cron.job_run_details ADD COLUMN payload jsonb;
+ALTER TABLE cron.job_run_details ADD COLUMN hook_chain bigint[];
+
+-- What cron.job_status shows, kept by the scheduler as runs start and end
+-- (not aggregated over the history, which retention deletes).  A run is
+-- counted once, at its final outcome (after its last attempt).
+CREATE TABLE cron.job_stats (
+    jobid                bigint PRIMARY KEY,
+    running              int NOT NULL DEFAULT 0,
+    last_start           timestamptz,
+    last_end             timestamptz,
+    last_status          text,
+    last_message         text,
+    last_duration        interval,
+    last_success         timestamptz,
+    total_runs           bigint NOT NULL DEFAULT 0,
+    total_successes      bigint NOT NULL DEFAULT 0,
+    total_failures       bigint NOT NULL DEFAULT 0,
+    total_duration       interval NOT NULL DEFAULT '0',
+    consecutive_failures int NOT NULL DEFAULT 0,
+    alerted              boolean NOT NULL DEFAULT false
+) WITH (fillfactor = 50);
+ALTER TABLE cron.job_stats ENABLE ROW LEVEL SECURITY;
+CREATE POLICY cron_job_stats_policy ON cron.job_stats
+    USING (EXISTS (SELECT 1 FROM cron.job j
+                   WHERE j.jobid OPERATOR(pg_catalog.=) job_stats.jobid
+                     AND j.username OPERATOR(pg_catalog.=) CURRENT_USER));
+GRANT SELECT ON cron.job_stats TO PUBLIC;
+
+-- The next instant a job fires (what cron.next_runs(job_id, 1) returns)
+CREATE FUNCTION cron._next_run(schedule text, timezone text, run_window text, dst_gap text)
+    RETURNS timestamptz
+    LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'chime_next_run_of';
+
+-- One row per job the caller may see: its own, or all of them for a role
+-- that bypasses row-level security (the rows cron.job shows it).  The
+-- filter is the view's own, not the tables' policies (evaluated once, not
+-- per row); security_barrier keeps the caller's functions behind it.
+CREATE VIEW cron.job_status WITH (security_barrier) AS
+SELECT j.jobid, j.jobname, j.username, j.active, j.schedule,
+       CASE WHEN j.active THEN cron._next_run(j.schedule, j.timezone, j.run_window, j.dst_gap) END AS next_run,
+       s.last_start, s.last_end, s.last_status, s.last_message,
+       GREATEST(s.running, 0) AS running,
+       coalesce(s.consecutive_failures, 0) AS consecutive_failures,
+       s.last_success,
+       coalesce(s.total_runs, 0) AS total_runs,
+       coalesce(s.total_successes, 0) AS total_successes,
+       coalesce(s.total_failures, 0) AS total_failures,
+       CASE WHEN s.total_runs OPERATOR(pg_catalog.>) 0
+            THEN s.total_duration OPERATOR(pg_catalog./) s.total_runs::pg_catalog.float8 END AS avg_duration,
+       s.last_duration
+FROM cron.job j LEFT JOIN cron.job_stats s ON s.jobid OPERATOR(pg_catalog.=) j.jobid
+WHERE j.username OPERATOR(pg_catalog.=) CURRENT_USER
+   OR (SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER);
+GRANT SELECT ON cron.job_status TO PUBLIC;
+
+-- The statistics start from the history kept so far.
+INSERT INTO cron.job_stats (jobid, last_start, last_end, last_status, last_message, last_duration,
+                            last_success, total_runs, total_successes, total_failures,
+                            total_duration, consecutive_failures)
+SELECT j.jobid, l.start_time, l.end_time, l.status, l.return_message, l.end_time OPERATOR(pg_catalog.-) l.start_time,
+       a.last_success, a.total, a.successes, a.total OPERATOR(pg_catalog.-) a.successes, a.duration,
+       (SELECT pg_catalog.count(*) FROM cron.job_run_details f
+        WHERE f.jobid OPERATOR(pg_catalog.=) j.jobid AND f.status OPERATOR(pg_catalog.=) 'failed' AND f.retry_at IS NULL
+          AND f.end_time OPERATOR(pg_catalog.>) coalesce(a.last_success, '-infinity'))
+FROM cron.job j
+JOIN LATERAL (SELECT pg_catalog.count(*) AS total,
+                     pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'succeeded') AS successes,
+                     pg_catalog.max(r.end_time) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'succeeded') AS last_success,
+                     coalesce(pg_catalog.sum(r.end_time OPERATOR(pg_catalog.-) r.start_time), '0') AS duration
+              FROM cron.job_run_details r
+              WHERE r.jobid OPERATOR(pg_catalog.=) j.jobid AND r.status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed}'::pg_catalog.text[]) AND r.retry_at IS NULL) a
+  ON a.total OPERATOR(pg_catalog.>) 0
+LEFT JOIN LATERAL (SELECT * FROM cron.job_run_details r
+                   WHERE r.jobid OPERATOR(pg_catalog.=) j.jobid AND r.status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed}'::pg_catalog.text[]) AND r.retry_at IS NULL
+                   ORDER BY r.end_time DESC NULLS LAST, r.runid DESC LIMIT 1) l ON true;
+
+-- The hook options of cron.schedule, cron.schedule_http and cron.alter_job
+DROP FUNCTION cron.schedule(text, text, text, text, text, text, text, text, int, interval, interval,
+                            interval, text, text, text, boolean);
+DROP FUNCTION cron.schedule_http(text, text, text, text, jsonb, text, text, text, text, text, text,
+                                 int, interval, interval, interval, text, text, text, boolean);
+DROP FUNCTION cron.alter_job(bigint, text, text, text, text, boolean, text, text, text, text, text,
+                             int, interval, interval, interval, text, text, text, jsonb, text);
+
+CREATE FUNCTION cron.schedule(job_name text, schedule text, command text,
+                              timezone text DEFAULT NULL,
+                              run_window text DEFAULT NULL,
+                              once_per text DEFAULT NULL,
+                              overlap text DEFAULT NULL,
+                              concurrency_key text DEFAULT NULL,
+                              max_attempts int DEFAULT NULL,
+                              retry_delay interval DEFAULT NULL,
+                              timeout interval DEFAULT NULL,
+                              catchup interval DEFAULT NULL,
+                              dst_gap text DEFAULT NULL,
+                              database text DEFAULT NULL,
+                              username text DEFAULT NULL,
+                              active boolean DEFAULT NULL,
+                              on_success text DEFAULT NULL,
+                              on_failure text DEFAULT NULL,
+                              alert_after int DEFAULT NULL,
+                              notify_channel text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_named';
+
+CREATE FUNCTION cron.schedule_http(job_name text, schedule text, url text,
+                                   method text DEFAULT 'POST',
+                                   headers jsonb DEFAULT '{}',
+                                   body text DEFAULT NULL,
+                                   timezone text DEFAULT NULL,
+                                   run_window text DEFAULT NULL,
+                                   once_per text DEFAULT NULL,
+                                   overlap text DEFAULT NULL,
+                                   concurrency_key text DEFAULT NULL,
+                                   max_attempts int DEFAULT NULL,
+                                   retry_delay interval DEFAULT NULL,
+                                   timeout interval DEFAULT NULL,
+                                   catchup interval DEFAULT NULL,
+                                   dst_gap text DEFAULT NULL,
+                                   database text DEFAULT NULL,
+                                   username text DEFAULT NULL,
+                                   active boolean DEFAULT NULL,
+                                   on_success text DEFAULT NULL,
+                                   on_failure text DEFAULT NULL,
+                                   alert_after int DEFAULT NULL,
+                                   notify_channel text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_http';
+
+CREATE FUNCTION cron.alter_job(job_id bigint,
+                               schedule text DEFAULT NULL,
+                               command text DEFAULT NULL,
+                               database text DEFAULT NULL,
+                               username text DEFAULT NULL,
+                               active boolean DEFAULT NULL,
+                               timezone text DEFAULT NULL,
+                               run_window text DEFAULT NULL,
+                               once_per text DEFAULT NULL,
+                               overlap text DEFAULT NULL,
+                               concurrency_key text DEFAULT NULL,
+                               max_attempts int DEFAULT NULL,
+                               retry_delay interval DEFAULT NULL,
+                               timeout interval DEFAULT NULL,
+                               catchup interval DEFAULT NULL,
+                               dst_gap text DEFAULT NULL,
+                               url text DEFAULT NULL,
+                               method text DEFAULT NULL,
+                               headers jsonb DEFAULT NULL,
+                               body text DEFAULT NULL,
+                               on_success text DEFAULT NULL,
+                               on_failure text DEFAULT NULL,
+                               alert_after int DEFAULT NULL,
+                               notify_channel text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_alter_job';
+
 -- Every function runs with pg_catalog first and nothing a role can create
--- in its path (the C functions also pin it for their own statements).
+-- in its path (the C functions also pin it for their own statements), but
+-- cron._next_run: it runs no statement and looks up no name, and is called
+-- once per row of cron.job_status, where setting a path per call would be
+-- most of the view's cost.
 DO $$
 DECLARE
     f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'cron'::pg_catalog.regnamespace
+               AND p.proname OPERATOR(pg_catalog.<>) '_next_run'
     LOOP
         EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
     END LOOP;

@@ -39,6 +39,10 @@ CREATE TABLE cron.job (
     method          text,
     headers         jsonb,
     body            text,
+    on_success      text,
+    on_failure      text,
+    alert_after     int NOT NULL DEFAULT 1 CHECK (alert_after >= 1),
+    notify_channel  text,
     CONSTRAINT jobname_username_uniq UNIQUE (jobname, username),
     CONSTRAINT http_has_url CHECK ((kind = 'http') = (url IS NOT NULL))
 );
@@ -58,12 +62,14 @@ CREATE TABLE cron.job_run_details (
     scheduled_time  timestamptz,
     attempt         int NOT NULL DEFAULT 1,
     run_key         text,
-    trigger         text CHECK (trigger IN ('schedule', 'catchup', 'retry', 'manual')),
+    trigger         text CHECK (trigger IN ('schedule', 'catchup', 'retry', 'manual', 'hook')),
     http_status     int,
     response_body   text,
     occurrences     int NOT NULL DEFAULT 1,
     retry_at        timestamptz,
-    commit_xid      xid8
+    commit_xid      xid8,
+    payload         jsonb,
+    hook_chain      bigint[]
 );
 ALTER SEQUENCE cron.runid_seq OWNED BY cron.job_run_details.runid;
 CREATE INDEX job_run_details_jobid_start_time_idx ON cron.job_run_details (jobid, start_time);
@@ -143,6 +149,59 @@ GRANT SELECT ON cron.job_run_details TO PUBLIC;
 GRANT SELECT ON cron.job_run_key TO PUBLIC;
 GRANT SELECT (owner, name, created_at, updated_at) ON cron.secret TO PUBLIC;
 
+-- What cron.job_status shows, kept by the scheduler as runs start and end
+-- (not aggregated over the history, which retention deletes).  A run is
+-- counted once, at its final outcome (after its last attempt).
+CREATE TABLE cron.job_stats (
+    jobid                bigint PRIMARY KEY,
+    running              int NOT NULL DEFAULT 0,
+    last_start           timestamptz,
+    last_end             timestamptz,
+    last_status          text,
+    last_message         text,
+    last_duration        interval,
+    last_success         timestamptz,
+    total_runs           bigint NOT NULL DEFAULT 0,
+    total_successes      bigint NOT NULL DEFAULT 0,
+    total_failures       bigint NOT NULL DEFAULT 0,
+    total_duration       interval NOT NULL DEFAULT '0',
+    consecutive_failures int NOT NULL DEFAULT 0,
+    alerted              boolean NOT NULL DEFAULT false
+) WITH (fillfactor = 50);
+ALTER TABLE cron.job_stats ENABLE ROW LEVEL SECURITY;
+CREATE POLICY cron_job_stats_policy ON cron.job_stats
+    USING (EXISTS (SELECT 1 FROM cron.job j
+                   WHERE j.jobid OPERATOR(pg_catalog.=) job_stats.jobid
+                     AND j.username OPERATOR(pg_catalog.=) CURRENT_USER));
+GRANT SELECT ON cron.job_stats TO PUBLIC;
+
+-- The next instant a job fires (what cron.next_runs(job_id, 1) returns)
+CREATE FUNCTION cron._next_run(schedule text, timezone text, run_window text, dst_gap text)
+    RETURNS timestamptz
+    LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'chime_next_run_of';
+
+-- One row per job the caller may see: its own, or all of them for a role
+-- that bypasses row-level security (the rows cron.job shows it).  The
+-- filter is the view's own, not the tables' policies (evaluated once, not
+-- per row); security_barrier keeps the caller's functions behind it.
+CREATE VIEW cron.job_status WITH (security_barrier) AS
+SELECT j.jobid, j.jobname, j.username, j.active, j.schedule,
+       CASE WHEN j.active THEN cron._next_run(j.schedule, j.timezone, j.run_window, j.dst_gap) END AS next_run,
+       s.last_start, s.last_end, s.last_status, s.last_message,
+       GREATEST(s.running, 0) AS running,
+       coalesce(s.consecutive_failures, 0) AS consecutive_failures,
+       s.last_success,
+       coalesce(s.total_runs, 0) AS total_runs,
+       coalesce(s.total_successes, 0) AS total_successes,
+       coalesce(s.total_failures, 0) AS total_failures,
+       CASE WHEN s.total_runs OPERATOR(pg_catalog.>) 0
+            THEN s.total_duration OPERATOR(pg_catalog./) s.total_runs::pg_catalog.float8 END AS avg_duration,
+       s.last_duration
+FROM cron.job j LEFT JOIN cron.job_stats s ON s.jobid OPERATOR(pg_catalog.=) j.jobid
+WHERE j.username OPERATOR(pg_catalog.=) CURRENT_USER
+   OR (SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER);
+GRANT SELECT ON cron.job_status TO PUBLIC;
+
 -- Every change to cron.job, however it is made, tells the scheduler which
 -- jobs to reload when the transaction commits.
 CREATE FUNCTION cron._job_changed() RETURNS trigger
@@ -173,7 +232,11 @@ CREATE FUNCTION cron.schedule(job_name text, schedule text, command text,
                               dst_gap text DEFAULT NULL,
                               database text DEFAULT NULL,
                               username text DEFAULT NULL,
-                              active boolean DEFAULT NULL)
+                              active boolean DEFAULT NULL,
+                              on_success text DEFAULT NULL,
+                              on_failure text DEFAULT NULL,
+                              alert_after int DEFAULT NULL,
+                              notify_channel text DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_named';
 
@@ -200,7 +263,11 @@ CREATE FUNCTION cron.schedule_http(job_name text, schedule text, url text,
                                    dst_gap text DEFAULT NULL,
                                    database text DEFAULT NULL,
                                    username text DEFAULT NULL,
-                                   active boolean DEFAULT NULL)
+                                   active boolean DEFAULT NULL,
+                                   on_success text DEFAULT NULL,
+                                   on_failure text DEFAULT NULL,
+                                   alert_after int DEFAULT NULL,
+                                   notify_channel text DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_http';
 
@@ -231,7 +298,11 @@ CREATE FUNCTION cron.alter_job(job_id bigint,
                                url text DEFAULT NULL,
                                method text DEFAULT NULL,
                                headers jsonb DEFAULT NULL,
-                               body text DEFAULT NULL)
+                               body text DEFAULT NULL,
+                               on_success text DEFAULT NULL,
+                               on_failure text DEFAULT NULL,
+                               alert_after int DEFAULT NULL,
+                               notify_channel text DEFAULT NULL)
     RETURNS void
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_alter_job';
 
@@ -273,13 +344,17 @@ CREATE FUNCTION cron.delete_runs(before timestamptz, job_id bigint DEFAULT NULL)
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_delete_runs';
 
 -- Every function runs with pg_catalog first and nothing a role can create
--- in its path (the C functions also pin it for their own statements).
+-- in its path (the C functions also pin it for their own statements), but
+-- cron._next_run: it runs no statement and looks up no name, and is called
+-- once per row of cron.job_status, where setting a path per call would be
+-- most of the view's cost.
 DO $$
 DECLARE
     f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'cron'::pg_catalog.regnamespace
+               AND p.proname OPERATOR(pg_catalog.<>) '_next_run'
     LOOP
         EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
     END LOOP;

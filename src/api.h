@@ -66,6 +66,10 @@ typedef enum JobColumn
 	JC_METHOD,
 	JC_HEADERS,
 	JC_BODY,
+	JC_ON_SUCCESS,
+	JC_ON_FAILURE,
+	JC_ALERT_AFTER,
+	JC_NOTIFY_CHANNEL,
 	JC_COUNT,
 	JC_NONE = -1 /* an argument that is not a column */
 } JobColumn;
@@ -112,6 +116,7 @@ extern void chime_job_check_values(JobArgs *a);
 extern void chime_job_check_rights(const JobCaller *caller, const char *username,
 								   const char *database, bool role_changed);
 extern void chime_job_check_quota(const char *username);
+extern void chime_job_check_hooks(const JobArgs *a, const char *owner, const char *jobname);
 extern void chime_job_check_secrets(const char *owner, const char *url, Jsonb *headers,
 									const char *body);
 

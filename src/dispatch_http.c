@@ -13,6 +13,7 @@
 #include "miscadmin.h"
 
 #include "utils/acl.h"
+#include "utils/memutils.h"
 
 #include "api.h"
 #include "executor.h"
@@ -213,6 +214,34 @@ sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 		return NULL;
 	}
 	return sched_http_request(jobid, owner, timeout_ms, error);
+}
+
+/*
+ * A hook run of an HTTP job without a body posts the payload of the
+ * outcome it follows, as application/json unless the job names a
+ * Content-Type (NULL payload: nothing changes).
+ */
+void
+sched_http_payload(ChimeHttpRequest *req, const char *payload)
+{
+	MemoryContext cxt;
+	ListCell     *lc;
+
+	if (req == NULL || payload == NULL || req->body != NULL)
+		return;
+	cxt = GetMemoryChunkContext(req);
+	req->body = MemoryContextStrdup(cxt, payload);
+	foreach(lc, req->headers)
+	{
+		if (pg_strncasecmp(lfirst(lc), "content-type:", 13) == 0)
+			return;
+	}
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		req->headers = lappend(req->headers, pstrdup("Content-Type: application/json"));
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /* An HTTP run that ended (or could not start): to be recorded */

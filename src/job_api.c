@@ -51,13 +51,18 @@ const JobColumnInfo chime_job_columns[JC_COUNT] = {
 	[JC_METHOD] = {"method", TEXTOID},
 	[JC_HEADERS] = {"headers", JSONBOID},
 	[JC_BODY] = {"body", TEXTOID},
+	[JC_ON_SUCCESS] = {"on_success", TEXTOID},
+	[JC_ON_FAILURE] = {"on_failure", TEXTOID},
+	[JC_ALERT_AFTER] = {"alert_after", INT4OID},
+	[JC_NOTIFY_CHANNEL] = {"notify_channel", TEXTOID},
 };
 
 /* The options shared by cron.schedule and cron.schedule_http, in order. */
 #define JOB_OPTIONS \
 	JC_TIMEZONE, JC_RUN_WINDOW, JC_ONCE_PER, JC_OVERLAP, JC_CONCURRENCY_KEY, \
 		JC_MAX_ATTEMPTS, JC_RETRY_DELAY, JC_TIMEOUT, JC_CATCHUP, JC_DST_GAP, \
-		JC_DATABASE, JC_USERNAME, JC_ACTIVE
+		JC_DATABASE, JC_USERNAME, JC_ACTIVE, JC_ON_SUCCESS, JC_ON_FAILURE, \
+		JC_ALERT_AFTER, JC_NOTIFY_CHANNEL
 
 static const JobColumn schedule_named_args[] = {
 	JC_JOBNAME, JC_SCHEDULE, JC_COMMAND, JOB_OPTIONS};
@@ -69,7 +74,8 @@ static const JobColumn alter_job_args[] = {
 	JC_NONE, JC_SCHEDULE, JC_COMMAND, JC_DATABASE, JC_USERNAME, JC_ACTIVE,
 	JC_TIMEZONE, JC_RUN_WINDOW, JC_ONCE_PER, JC_OVERLAP, JC_CONCURRENCY_KEY,
 	JC_MAX_ATTEMPTS, JC_RETRY_DELAY, JC_TIMEOUT, JC_CATCHUP, JC_DST_GAP,
-	JC_URL, JC_METHOD, JC_HEADERS, JC_BODY};
+	JC_URL, JC_METHOD, JC_HEADERS, JC_BODY, JC_ON_SUCCESS, JC_ON_FAILURE,
+	JC_ALERT_AFTER, JC_NOTIFY_CHANNEL};
 
 /* Who is calling (before the functions act as the catalog's owner) */
 void
@@ -311,6 +317,7 @@ job_schedule(JobArgs *a, bool http)
 								a->isnull[JC_HEADERS] ? NULL : DatumGetJsonbP(a->value[JC_HEADERS]),
 								chime_job_text(a, JC_BODY));
 
+	chime_job_check_hooks(a, username, jobname);
 	if (row == NULL)
 	{
 		chime_job_check_quota(username);
@@ -432,6 +439,7 @@ chime_alter_job(PG_FUNCTION_ARGS)
 	chime_job_check_rights(&caller, username, database, false);
 	if (strcmp(username, row->username) != 0)
 		chime_job_check_quota(username);
+	chime_job_check_hooks(&a, username, NULL);
 	if (row->kind == CHIME_JOB_HTTP)
 		chime_job_check_secrets(username,
 								a.given[JC_URL] ? chime_job_text(&a, JC_URL) : row->url,

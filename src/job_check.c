@@ -200,6 +200,8 @@ job_check_sizes(const JobArgs *a)
 		{JC_HEADERS, "headers", CHIME_MAX_TEXT_LEN},
 		{JC_CONCURRENCY_KEY, "concurrency_key", CHIME_MAX_KEY_LEN},
 		{JC_SCHEDULE, "schedule", CHIME_MAX_SCHEDULE_LEN},
+		{JC_ON_SUCCESS, "on_success", CHIME_MAX_JOBNAME_LEN},
+		{JC_ON_FAILURE, "on_failure", CHIME_MAX_JOBNAME_LEN},
 	};
 
 	for (int i = 0; i < lengthof(limits); i++)
@@ -223,7 +225,8 @@ chime_job_check_values(JobArgs *a)
 	static const char *const once_per_words[] = {"day", "week", "month", NULL};
 	static const char *const overlap_words[] = {"skip", "buffer_one", "allow", NULL};
 	static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", NULL};
-	static const JobColumn   clearable[] = {JC_TIMEZONE, JC_RUN_WINDOW, JC_ONCE_PER, JC_CONCURRENCY_KEY};
+	static const JobColumn   clearable[] = {JC_TIMEZONE, JC_RUN_WINDOW, JC_ONCE_PER, JC_CONCURRENCY_KEY,
+											JC_ON_SUCCESS, JC_ON_FAILURE, JC_NOTIFY_CHANNEL};
 	ChimeError               err;
 	char                    *value;
 
@@ -287,6 +290,18 @@ chime_job_check_values(JobArgs *a)
 					 errmsg("invalid max_attempts: %d", n),
 					 errhint("max_attempts counts the first attempt and is from 1 to 100.")));
 	}
+	if (a->given[JC_ALERT_AFTER] && !a->isnull[JC_ALERT_AFTER] &&
+		DatumGetInt32(a->value[JC_ALERT_AFTER]) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid alert_after: %d", DatumGetInt32(a->value[JC_ALERT_AFTER])),
+				 errhint("alert_after is the number of failed runs in a row that fire on_failure, 1 or more.")));
+	if ((value = chime_job_text(a, JC_NOTIFY_CHANNEL)) != NULL && strlen(value) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid notify_channel: %s", value),
+				 errdetail("A channel name is at most %d bytes.", NAMEDATALEN - 1),
+				 errhint("Use a channel name that LISTEN accepts, e.g. 'cron_outcomes'.")));
 	job_check_interval(a, JC_RETRY_DELAY, 0, CHIME_MAX_RETRY_DELAY_US,
 					   "retry_delay is an interval from 0 to 100 years, without months, e.g. '10 seconds'.");
 	job_check_interval(a, JC_TIMEOUT, 1, CHIME_MAX_TIMEOUT_US,
@@ -446,4 +461,38 @@ chime_job_check_secrets(const char *owner, const char *url, Jsonb *headers, cons
 	if (body)
 		names = list_concat(names, chime_secret_refs(body));
 	chime_secret_require(owner, names);
+}
+/*
+ * The hook jobs named by on_success and on_failure must be jobs of the
+ * owner (or the job itself, 'jobname', when it is being created).  SPI
+ * must be connected.
+ */
+void
+chime_job_check_hooks(const JobArgs *a, const char *owner, const char *jobname)
+{
+	static const JobColumn hooks[] = {JC_ON_SUCCESS, JC_ON_FAILURE};
+
+	for (int i = 0; i < lengthof(hooks); i++)
+	{
+		char *name = chime_job_text(a, hooks[i]);
+		Oid   types[2] = {TEXTOID, TEXTOID};
+		Datum values[2];
+
+		if (name == NULL || (jobname && strcmp(name, jobname) == 0))
+			continue;
+		values[0] = CStringGetTextDatum(name);
+		values[1] = CStringGetTextDatum(owner);
+		if (SPI_execute_with_args("SELECT 1 FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 "
+								  "AND username OPERATOR(pg_catalog.=) $2",
+								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up job \"%s\"", name);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("invalid %s: job \"%s\" does not exist", chime_job_columns[hooks[i]].name, name),
+					 errdetail("A hook is a job of the same owner (role %s), named by its job name.", owner),
+					 errhint("Schedule the hook job first, with a schedule that never fires on its own if it should run only as a hook, "
+							 "e.g. cron.schedule('%s', '0 0 30 2 *', '...').",
+							 name)));
+	}
 }

@@ -15,6 +15,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
 #include "api.h"
@@ -185,4 +186,72 @@ chime_next_runs_job(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 	}
 	return next_runs_step(fcinfo);
+}
+
+/* A timing cron._next_run decoded, by the text of its arguments */
+typedef struct NextRunEntry
+{
+	char        key[NAMEDATALEN * 4]; /* hash key: the arguments, joined */
+	bool        valid;
+	ChimeTiming timing;
+} NextRunEntry;
+
+/*
+ * cron._next_run(schedule, timezone, run_window, dst_gap): the instant a
+ * job with these settings fires next from pg_chime's now, as
+ * cron.next_runs(job_id, 1) lists it; NULL when there is none, or when a
+ * stored value does not decode (the view that calls it lists every job:
+ * one bad row does not hide the others).  The timings decoded are kept
+ * for the rest of the query, by their text (longer texts are decoded
+ * each time).
+ */
+PG_FUNCTION_INFO_V1(chime_next_run_of);
+Datum
+chime_next_run_of(PG_FUNCTION_ARGS)
+{
+	HTAB          *cache = fcinfo->flinfo->fn_extra;
+	StringInfoData key;
+	NextRunEntry  *e = NULL;
+	NextRunEntry   scratch;
+	bool           found = false;
+	int64          next;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	initStringInfo(&key);
+	for (int i = 0; i < 4; i++)
+	{
+		if (!PG_ARGISNULL(i))
+			appendStringInfoString(&key, text_to_cstring(PG_GETARG_TEXT_PP(i)));
+		appendStringInfoChar(&key, PG_ARGISNULL(i) ? '\x01' : '\x02');
+	}
+	if (cache == NULL)
+	{
+		HASHCTL ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(scratch.key);
+		ctl.entrysize = sizeof(NextRunEntry);
+		ctl.hcxt = fcinfo->flinfo->fn_mcxt;
+		cache = fcinfo->flinfo->fn_extra = hash_create("pg_chime next runs", 256, &ctl,
+													   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	if (key.len < (int) sizeof(scratch.key))
+		e = hash_search(cache, key.data, HASH_ENTER, &found);
+	if (e == NULL)
+		e = &scratch;
+	if (!found)
+	{
+		ChimeError       err;
+		ChimeJobDefError zerr;
+
+		memset(&e->timing, 0, sizeof(e->timing));
+		e->valid = chime_parse_schedule(text_to_cstring(PG_GETARG_TEXT_PP(0)), &e->timing.sched, &err) &&
+			chime_job_zone(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)), &e->timing.zone, &zerr) &&
+			(PG_ARGISNULL(2) || chime_parse_window(text_to_cstring(PG_GETARG_TEXT_PP(2)), &e->timing.window, &err)) &&
+			(PG_ARGISNULL(3) || chime_parse_dst_gap(text_to_cstring(PG_GETARG_TEXT_PP(3)), &e->timing.gap, &err));
+	}
+	if (!e->valid || !chime_next_run(&e->timing, chime_unix_from_timestamptz(chime_now()), &next))
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(chime_timestamptz_from_unix(next));
 }

@@ -28,6 +28,7 @@ char *chime_database_name = NULL;
 char *chime_timezone = NULL;
 int   chime_max_running_jobs = 32;
 bool  chime_log_run = true;
+int   chime_log_min_messages = WARNING;
 bool  chime_log_statement = true;
 bool  chime_enable_superuser_jobs = true;
 int   chime_max_jobs_per_role = 0;
@@ -38,6 +39,23 @@ bool  chime_preloaded = false;
 static char *chime_clock_skew_text = NULL;
 static char *chime_max_retry_delay_text = NULL;
 int64        chime_max_retry_delay_us = USECS_PER_HOUR;
+
+/* The levels of cron.log_min_messages, as log_min_messages names them */
+static const struct config_enum_entry chime_log_levels[] = {
+	{"debug5", DEBUG5, false},
+	{"debug4", DEBUG4, false},
+	{"debug3", DEBUG3, false},
+	{"debug2", DEBUG2, false},
+	{"debug1", DEBUG1, false},
+	{"debug", DEBUG2, true},
+	{"info", INFO, false},
+	{"notice", NOTICE, false},
+	{"warning", WARNING, false},
+	{"error", ERROR, false},
+	{"log", LOG, false},
+	{"fatal", FATAL, false},
+	{"panic", PANIC, false},
+	{NULL, 0, false}};
 
 /* Length of an interval in microseconds, a month counted as 30 days. */
 static int64
@@ -166,6 +184,16 @@ _PG_init(void)
 							 NULL,
 							 &chime_log_run,
 							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("cron.log_min_messages",
+							 "Least level of the run outcomes pg_chime writes to the server log.",
+							 "Failures, timeouts, missed and skipped occurrences are WARNING; starts and successes LOG.",
+							 &chime_log_min_messages,
+							 WARNING,
+							 chime_log_levels,
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);

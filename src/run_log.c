@@ -21,6 +21,7 @@
 
 #include "pg_chime.h"
 #include "run_log.h"
+#include "run_outcome.h"
 
 static SPIPlanPtr run_key_claim_plan = NULL;
 static SPIPlanPtr run_key_update_plan = NULL;
@@ -71,10 +72,11 @@ run_default_message(const char *status)
 void
 chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 {
-#define RUN_COLS 13
+#define RUN_COLS 14
 	Oid    types[RUN_COLS] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 							  TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-							  TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+							  TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+							  INT8ARRAYOID};
 	Datum  values[RUN_COLS];
 	Datum *cols[RUN_COLS];
 	bool  *key_nulls = palloc(sizeof(bool) * n);
@@ -104,6 +106,7 @@ chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 		cols[11][i] = key_nulls[i] ? (Datum) 0 : CStringGetTextDatum(rows[i].run_key);
 		msg_nulls[i] = message == NULL;
 		cols[12][i] = message ? CStringGetTextDatum(message) : (Datum) 0;
+		cols[13][i] = Int64GetDatum(rows[i].from_runid);
 	}
 	values[0] = PointerGetDatum(construct_array(cols[0], n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[1] = PointerGetDatum(construct_array(cols[1], n, INT4OID, 4, true, TYPALIGN_INT));
@@ -118,21 +121,26 @@ chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 													false, TYPALIGN_INT));
 	values[12] = PointerGetDatum(construct_md_array(cols[12], msg_nulls, 1, dims, lbs, TEXTOID, -1,
 													false, TYPALIGN_INT));
+	values[13] = PointerGetDatum(construct_array(cols[13], n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 
 	if (SPI_execute_plan(chime_plan(&run_batch_plan,
 									"INSERT INTO cron.job_run_details (runid, jobid, job_pid, database, "
 									"username, command, status, start_time, scheduled_time, trigger, "
-									"attempt, occurrences, run_key, return_message, end_time) "
+									"attempt, occurrences, run_key, return_message, end_time, payload, hook_chain) "
 									"SELECT pg_catalog.nextval('cron.runid_seq'::pg_catalog.regclass), j, "
 									"CASE WHEN p OPERATOR(pg_catalog.<>) 0 THEN p END, d, u, c, s, st, sc, "
 									"t, a, o, k, m, CASE WHEN s OPERATOR(pg_catalog.=) ANY "
-									"('{skipped,missed}'::pg_catalog.text[]) THEN st END "
+									"('{skipped,missed}'::pg_catalog.text[]) THEN st END, "
+									"CASE WHEN f OPERATOR(pg_catalog.<>) 0 THEN (SELECT b.payload FROM cron.job_run_details b "
+									"WHERE b.runid OPERATOR(pg_catalog.=) f) END, "
+									"CASE WHEN f OPERATOR(pg_catalog.<>) 0 THEN (SELECT b.hook_chain FROM cron.job_run_details b "
+									"WHERE b.runid OPERATOR(pg_catalog.=) f) END "
 									"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
 									"pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
 									"pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
 									"pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
-									"pg_catalog.unnest($12), pg_catalog.unnest($13)) "
-									"AS x(j, p, d, u, c, s, st, sc, t, a, o, k, m) RETURNING runid",
+									"pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14)) "
+									"AS x(j, p, d, u, c, s, st, sc, t, a, o, k, m, f) RETURNING runid",
 									RUN_COLS, types),
 						 values, NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != (uint64) n)
@@ -153,18 +161,22 @@ chime_run_insert(const ChimeRunRow *row)
 }
 
 /*
- * Record a manual run (cron.run_now) of a job: 'starting' at 'now', which
- * is also its scheduled time, first attempt.  A once_per key (NULL or "":
- * none), which the caller has claimed, is recorded on the run and names
- * the run as its own.  Returns the runid.
+ * Record a run for the scheduler to take, 'starting' at 'now' (its
+ * scheduled time too), first attempt, with trigger 'manual' or 'hook' (a
+ * hook run with the payload of the outcome it follows and its chain of
+ * hooks); or, with 'skipped' (the reason), a skipped row.  A once_per key
+ * (NULL or "": none), which the caller has claimed, is recorded on the run
+ * and names the run as its own.  Returns the runid.
  */
-int64
-chime_run_insert_manual(int64 jobid, const char *database, const char *username,
-						const char *command, const char *run_key, TimestampTz now)
+static int64
+run_insert_pending(int64 jobid, const char *database, const char *username, const char *command,
+				   const char *run_key, const char *trigger, const char *payload, Datum chain,
+				   const char *skipped, TimestampTz now)
 {
-	Oid   types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
-	Datum values[6];
-	char  nulls[6] = "      ";
+	Oid   types[10] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT8ARRAYOID,
+					   TEXTOID, TEXTOID};
+	Datum values[10];
+	char  nulls[10] = "          ";
 	bool  has_key = run_key != NULL && run_key[0] != '\0';
 	bool  isnull;
 	int64 runid;
@@ -176,16 +188,44 @@ chime_run_insert_manual(int64 jobid, const char *database, const char *username,
 	values[4] = TimestampTzGetDatum(now);
 	values[5] = has_key ? CStringGetTextDatum(run_key) : (Datum) 0;
 	nulls[5] = has_key ? ' ' : 'n';
+	values[6] = payload ? CStringGetTextDatum(payload) : (Datum) 0;
+	nulls[6] = payload ? ' ' : 'n';
+	values[7] = chain;
+	nulls[7] = chain ? ' ' : 'n';
+	values[8] = skipped ? CStringGetTextDatum(skipped) : (Datum) 0;
+	nulls[8] = skipped ? ' ' : 'n';
+	values[9] = CStringGetTextDatum(trigger);
 	if (SPI_execute_with_args("INSERT INTO cron.job_run_details (jobid, database, username, command, "
-							  "status, start_time, scheduled_time, trigger, attempt, run_key) "
-							  "VALUES ($1, $2, $3, $4, 'starting', $5, $5, 'manual', 1, $6) "
-							  "RETURNING runid",
-							  6, types, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not record a manual run of job " INT64_FORMAT, jobid);
+							  "status, start_time, scheduled_time, trigger, attempt, run_key, payload, "
+							  "hook_chain, return_message, end_time) "
+							  "VALUES ($1, $2, $3, $4, CASE WHEN $9 IS NULL THEN 'starting' ELSE 'skipped' END, "
+							  "$5, $5, $10, 1, $6, $7::pg_catalog.jsonb, $8, $9, "
+							  "CASE WHEN $9 IS NOT NULL THEN $5 END) RETURNING runid",
+							  10, types, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not record a %s run of job " INT64_FORMAT, trigger, jobid);
 	runid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (has_key)
 		chime_key_update(jobid, run_key, runid, "running", now);
 	return runid;
+}
+
+/* A manual run (cron.run_now), as run_insert_pending records it */
+int64
+chime_run_insert_manual(int64 jobid, const char *database, const char *username,
+						const char *command, const char *run_key, TimestampTz now)
+{
+	return run_insert_pending(jobid, database, username, command, run_key, "manual", NULL, (Datum) 0,
+							  NULL, now);
+}
+
+/* A hook run (or its skipped row), as run_insert_pending records it */
+int64
+chime_run_insert_hook(int64 jobid, const char *database, const char *username, const char *command,
+					  const char *run_key, const char *payload, Datum chain, const char *skipped,
+					  TimestampTz now)
+{
+	return run_insert_pending(jobid, database, username, command, run_key, "hook", payload, chain,
+							  skipped, now);
 }
 
 /*
@@ -372,8 +412,8 @@ chime_run_running(const int64 *runids, const int32 *pids, int n)
 }
 
 /* An int8[] of n values, for a statement's parameter */
-static Datum
-run_int8_array(const int64 *values, int n)
+Datum
+chime_int8_array(const int64 *values, int n)
 {
 	Datum *d = palloc(sizeof(Datum) * (n + 1));
 
@@ -402,7 +442,7 @@ chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n)
 		ats[i] = TimestampTzGetDatum(at ? at[i] : 0);
 		nulls[i] = at == NULL || at[i] == 0;
 	}
-	values[0] = run_int8_array(runids, n);
+	values[0] = chime_int8_array(runids, n);
 	values[1] = PointerGetDatum(construct_md_array(ats, nulls, 1, dims, lbs, TIMESTAMPTZOID, 8, true,
 												   TYPALIGN_DOUBLE));
 	if (SPI_execute_plan(chime_plan(&plan,
@@ -446,7 +486,7 @@ void
 chime_run_commit_forget(const int64 *runids, int n)
 {
 	Oid   types[1] = {INT8ARRAYOID};
-	Datum values[1] = {run_int8_array(runids, n)};
+	Datum values[1] = {chime_int8_array(runids, n)};
 
 	static SPIPlanPtr plan = NULL;
 
@@ -463,7 +503,7 @@ void
 chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n)
 {
 	Oid   types[2] = {INT8ARRAYOID, INT8ARRAYOID};
-	Datum values[2] = {run_int8_array(runids, n), run_int8_array((const int64 *) xids, n)};
+	Datum values[2] = {chime_int8_array(runids, n), chime_int8_array((const int64 *) xids, n)};
 
 	static SPIPlanPtr plan = NULL;
 
@@ -528,6 +568,18 @@ run_crashed_before(int64 jobid, int64 runid)
 	return crashed;
 }
 
+/* Append v to the growing array *a (*n values of *cap) */
+static void
+run_push(int64 **a, int *n, int *cap, int64 v)
+{
+	if (*n == *cap)
+	{
+		*cap = Max(*cap * 2, 16);
+		*a = *a ? repalloc(*a, sizeof(int64) * *cap) : palloc(sizeof(int64) * *cap);
+	}
+	(*a)[(*n)++] = v;
+}
+
 /*
  * A condition on a key row k: no session holds it (cron.release_key or
  * cron.run_now in an open transaction), so the statement never waits for
@@ -564,6 +616,9 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 	ListCell      *lc;
 	SPITupleTable *rows;
 	uint64         nrows;
+	int64         *finals = NULL; /* runs that reached their final outcome here */
+	int            nfinals = 0;
+	int            maxfinals = 0;
 
 	foreach(lc, crashed)
 		ids[n++] = Int64GetDatum(*(int64 *) lfirst(lc));
@@ -584,12 +639,21 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 							  "runs AS (UPDATE cron.job_run_details r SET status = 'succeeded', "
 							  "return_message = c.message, end_time = c.end_time, job_pid = c.job_pid "
 							  "FROM c WHERE r.runid OPERATOR(pg_catalog.=) c.runid "
-							  "AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[])) "
-							  "UPDATE cron.job_run_key k SET state = 'succeeded', runid = c.runid, "
+							  "AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[]) "
+							  "RETURNING r.runid), "
+							  "keys AS (UPDATE cron.job_run_key k SET state = 'succeeded', runid = c.runid, "
 							  "finished_at = c.end_time FROM c WHERE k.jobid OPERATOR(pg_catalog.=) c.jobid "
-							  "AND k.run_key OPERATOR(pg_catalog.=) c.run_key " KEY_NOT_HELD,
-							  0, NULL, NULL, NULL, false, 0) != SPI_OK_UPDATE)
+							  "AND k.run_key OPERATOR(pg_catalog.=) c.run_key " KEY_NOT_HELD ") "
+							  "SELECT runid FROM runs",
+							  0, NULL, NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the runs that committed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool isnull;
+
+		run_push(&finals, &nfinals, &maxfinals,
+				 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+	}
 
 	/*
 	 * Manual runs that cron.run_now handed over and no scheduler took yet
@@ -610,16 +674,17 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 							  "retry_at = CASE WHEN pg_catalog.pg_xact_status(commit_xid) OPERATOR(pg_catalog.=) 'committed' "
 							  "THEN NULL ELSE '-infinity'::pg_catalog.timestamptz END "
 							  "WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[]) "
-							  "AND NOT (trigger OPERATOR(pg_catalog.=) 'manual' "
-							  "AND status OPERATOR(pg_catalog.=) 'starting' AND job_pid IS NULL "
-							  "AND (runid OPERATOR(pg_catalog.=) ANY ($4) OR ($5 AND start_time OPERATOR(pg_catalog.>=) $3))) "
+							  "AND NOT (trigger OPERATOR(pg_catalog.=) ANY ('{manual,hook}'::pg_catalog.text[]) "
+							  "AND status OPERATOR(pg_catalog.=) 'starting' AND job_pid IS NULL AND commit_xid IS NULL "
+							  "AND (trigger OPERATOR(pg_catalog.=) 'hook' OR runid OPERATOR(pg_catalog.=) ANY ($4) "
+							  "OR ($5 AND start_time OPERATOR(pg_catalog.>=) $3))) "
 							  "RETURNING runid, jobid, scheduled_time, attempt, run_key, "
 							  "runid OPERATOR(pg_catalog.=) ANY ($2) AS crashed, status), "
 							  "keys AS (UPDATE cron.job_run_key k SET state = 'succeeded', runid = e.runid, finished_at = $1 "
 							  "FROM ended e WHERE e.status OPERATOR(pg_catalog.=) 'succeeded' "
 							  "AND k.jobid OPERATOR(pg_catalog.=) e.jobid AND k.run_key OPERATOR(pg_catalog.=) e.run_key " KEY_NOT_HELD ") "
-							  "SELECT runid, jobid, scheduled_time, attempt, run_key, crashed FROM ended "
-							  "WHERE status OPERATOR(pg_catalog.=) 'failed'",
+							  "SELECT runid, jobid, scheduled_time, attempt, run_key, crashed, "
+							  "status OPERATOR(pg_catalog.=) 'failed' FROM ended",
 							  5, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not reconcile interrupted runs");
 
@@ -631,8 +696,11 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 		TupleDesc desc = rows->tupdesc;
 		bool      isnull;
 
-		run_read_attempt(tup, desc, cxt, interrupted)->crashed =
-			DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		if (!DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull)))
+			run_push(&finals, &nfinals, &maxfinals, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)));
+		else
+			run_read_attempt(tup, desc, cxt, interrupted)->crashed =
+				DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 	}
 
 	/* the poison-job rule */
@@ -666,7 +734,16 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 								  "WHERE runid OPERATOR(pg_catalog.=) $2 AND jobid OPERATOR(pg_catalog.=) $1",
 								  2, ptypes, pvalues, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not record the deactivation of job " INT64_FORMAT, run->jobid);
+		/* no retry: this was the run's outcome */
+		run_push(&finals, &nfinals, &maxfinals, run->runid);
 	}
+
+	/*
+	 * Nothing runs now; the runs that reached their final outcome here are
+	 * counted, and fire their hooks, in this transaction.
+	 */
+	chime_stats_reset_running();
+	chime_outcomes_of_runs(finals, nfinals);
 
 	/*
 	 * Their keys failed with them (a retry takes its key up again); keys
@@ -679,4 +756,18 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 
 							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not reconcile the keys of interrupted runs");
+}
+
+/* The payload of a run (as text), NULL if it has none */
+char *
+chime_run_payload(int64 runid)
+{
+	Oid   types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(runid)};
+
+	if (SPI_execute_with_args("SELECT payload::pg_catalog.text FROM cron.job_run_details "
+							  "WHERE runid OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the payload of run " INT64_FORMAT, runid);
+	return SPI_processed == 1 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
 }

@@ -29,8 +29,9 @@ typedef struct ChimeRunRow
 	const char *trigger;
 	int32       attempt;
 	int32       occurrences;
-	const char *run_key; /* NULL or "": none */
-	const char *message; /* return_message of a skipped or missed row (NULL: the usual) */
+	const char *run_key;    /* NULL or "": none */
+	const char *message;    /* return_message of a skipped or missed row (NULL: the usual) */
+	int64       from_runid; /* a retry: the attempt before, whose payload and hook chain it keeps (0: none) */
 } ChimeRunRow;
 
 /* How a run ended, as chime_run_finish records it */
@@ -45,11 +46,16 @@ typedef struct ChimeRunEnd
 	TimestampTz retry_at;    /* when it will be tried again (0: it will not) */
 } ChimeRunEnd;
 
+extern Datum      chime_int8_array(const int64 *values, int n);
 extern SPIPlanPtr chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types);
 extern int64      chime_run_insert(const ChimeRunRow *row);
 extern void       chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
 extern int64      chime_run_insert_manual(int64 jobid, const char *database, const char *username,
 										  const char *command, const char *run_key, TimestampTz now);
+extern int64      chime_run_insert_hook(int64 jobid, const char *database, const char *username,
+										const char *command, const char *run_key, const char *payload,
+										Datum chain, const char *skipped, TimestampTz now);
+extern char      *chime_run_payload(int64 runid);
 extern void       chime_run_finish(const ChimeRunEnd *ends, int n, TimestampTz end_time);
 extern void       chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n);
 extern void       chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n);

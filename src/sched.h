@@ -101,6 +101,7 @@ typedef struct SchedCommand
 	char *method;
 	char *body;
 	List *headers; /* "Name: value" */
+	char *jobname; /* "" if none */
 } SchedCommand;
 
 /* scheduler.c: the memory of runs and roles, and the scratch memory reset every iteration */
@@ -203,6 +204,7 @@ extern void              sched_http_unqueue(SchedRun *run);
 extern ChimeHttpRequest *sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **error);
 extern void              sched_http_forget(SchedRun *run);
 extern void              sched_http_send(void);
+extern void              sched_http_payload(ChimeHttpRequest *req, const char *payload);
 extern void              sched_http_collect(void);
 extern void              sched_http_init(void);
 

@@ -18,6 +18,7 @@
 #include "run_log.h"
 #include "shared.h"
 #include "job_def.h"
+#include "run_outcome.h"
 #include "sched.h"
 
 static HTAB *sched_manual; /* runids of manual runs handed over */
@@ -84,11 +85,27 @@ sched_concurrency_count(const SchedRole *role, const char *key, bool create)
 	return k ? &k->running : NULL;
 }
 
-/* A skipped or missed row (not written while cron.log_run is off) */
+/*
+ * A skipped or missed row (not written while cron.log_run is off), and its
+ * WARNING (one per row: the later occurrences of a streak are counted in
+ * its row).
+ */
 static int64
 sched_insert_row(const ChimeRunRow *row)
 {
-	return chime_log_run ? chime_run_insert(row) : 0;
+	int64         runid = chime_log_run ? chime_run_insert(row) : 0;
+	SchedCommand *c;
+
+	if (!chime_log_enabled(WARNING))
+		return runid;
+	c = sched_command_of(row->jobid);
+	ereport(WARNING,
+			(errmsg("pg_chime: job " INT64_FORMAT " (%s) run " INT64_FORMAT " %s: %s",
+					row->jobid, c ? c->jobname : "", runid, row->status,
+					row->message ? row->message : (strcmp(row->status, "missed") == 0 ? "could not start within catchup" : "the previous run was still running")),
+			 errdetail("Occurrence at %s%s.", timestamptz_to_str(row->scheduled_time),
+					   row->occurrences > 1 ? psprintf(" and %d after it", row->occurrences - 1) : "")));
+	return runid;
 }
 
 /* Record a skipped occurrence: one row per streak of them */
@@ -130,6 +147,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	else
 		chime_run_key(cls->once_per, cls->timing.zone, due, key);
 	sched_row(&row, job, command, due, now, "starting", trigger, attempt, key);
+	row.from_runid = from_runid;
 
 	if (key[0] != '\0' && attempt == 1 && chime_key_claimed(job->jobid, key))
 		return; /* the period has had its run */
@@ -171,10 +189,13 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	{
 		ex = NULL;
 		http = sched_http_prepare(job->jobid, cls->role->username, cls->timeout_ms, &http_error);
+		/* the retry of a hook run posts the same payload */
+		if (http && http->body == NULL && from_runid > 0)
+			sched_http_payload(http, chime_run_payload(from_runid));
 	}
 	else
 		ex = sched_executor_for(cls->role);
-	if (chime_log_statement)
+	if (chime_log_statement && chime_log_enabled(LOG))
 		ereport(LOG,
 				(errmsg("pg_chime: job " INT64_FORMAT " starting: %s", job->jobid, command)));
 	row.job_pid = cls->http ? MyProcPid : (ex ? sched_executor_pid(ex) : 0);
@@ -305,10 +326,11 @@ sched_start_manual(void)
 			 * still to start only when there were too many to name.
 			 */
 			if (SPI_execute_with_args(psprintf("SELECT r.runid, r.jobid, r.scheduled_time, j.command, j.database, "
-											   "j.username, j.timeout, j.overlap, j.concurrency_key, r.run_key, j.kind "
+											   "j.username, j.timeout, j.overlap, j.concurrency_key, r.run_key, j.kind, "
+											   "r.trigger, r.payload::pg_catalog.text "
 											   "FROM cron.job_run_details r JOIN cron.job j "
 											   "ON j.jobid OPERATOR(pg_catalog.=) r.jobid "
-											   "WHERE r.trigger OPERATOR(pg_catalog.=) 'manual' "
+											   "WHERE r.trigger OPERATOR(pg_catalog.=) ANY ('{manual,hook}'::pg_catalog.text[]) "
 											   "AND r.status OPERATOR(pg_catalog.=) 'starting' "
 											   "AND r.job_pid IS NULL%s",
 											   nids >= 0 ? " AND r.runid OPERATOR(pg_catalog.=) ANY ($1)" : ""),
@@ -329,6 +351,7 @@ sched_start_manual(void)
 			int64             timeout_us;
 			int32             timeout_ms;
 			char             *username = SPI_getvalue(tup, desc, 6);
+			bool              hook = strcmp(SPI_getvalue(tup, desc, 12), "hook") == 0;
 			ChimeHttpRequest *http = NULL;
 			char             *http_error = NULL;
 			SchedRun         *run;
@@ -352,19 +375,38 @@ sched_start_manual(void)
 				int32 pid = MyProcPid;
 
 				http = sched_http_prepare(jobid, username, timeout_ms, &http_error);
+				sched_http_payload(http, SPI_getvalue(tup, desc, 13));
 				chime_run_running(&runid, &pid, 1);
 			}
 			sched_active_for(jobid, true)->running++;
 			run = sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), username),
 								  SPI_getvalue(tup, desc, 4), timeout_ms,
-								  SPI_getvalue(tup, desc, 8)[0], SPI_getvalue(tup, desc, 9),
+								  hook ? 'a' : SPI_getvalue(tup, desc, 8)[0], SPI_getvalue(tup, desc, 9),
 								  SPI_getvalue(tup, desc, 10), NULL, runid,
 								  chime_unix_from_timestamptz(DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull))),
 								  1, http, http_error);
+			run->row.jobid = jobid;
+			run->row.scheduled_time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+			run->row.start_time = chime_now();
+			run->row.trigger = hook ? "hook" : "manual";
 			old = MemoryContextSwitchTo(sched_scratch_cxt);
 			taken = lappend(taken, run);
 			MemoryContextSwitchTo(old);
 			(void) hash_search(sched_manual, &runid, HASH_ENTER, NULL);
+		}
+		if (taken != NIL)
+		{
+			int64       *jobids = palloc(sizeof(int64) * list_length(taken));
+			TimestampTz *at = palloc(sizeof(TimestampTz) * list_length(taken));
+			int          i = 0;
+			ListCell    *lc;
+
+			foreach(lc, taken)
+			{
+				jobids[i] = ((SchedRun *) lfirst(lc))->jobid;
+				at[i++] = ((SchedRun *) lfirst(lc))->row.start_time;
+			}
+			chime_stats_started(jobids, at, i);
 		}
 		sched_commit();
 	}

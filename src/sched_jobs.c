@@ -19,6 +19,7 @@
 
 #include "executor.h"
 #include "run_log.h"
+#include "run_outcome.h"
 #include "job_def.h"
 #include "sched.h"
 
@@ -397,6 +398,8 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 			MemoryContextReset(batch_cxt);
 		}
 		SPI_cursor_close(portal);
+		/* the statistics of jobs unscheduled go with them */
+		chime_stats_forget_gone(ids, nids);
 		sched_save_horizon(sched_horizon);
 		sched_commit();
 	}
@@ -463,7 +466,7 @@ sched_commands(SchedJob **jobs, int n)
 									"SELECT jobid, command, kind OPERATOR(pg_catalog.=) 'http', url, method, body, "
 									"CASE WHEN kind OPERATOR(pg_catalog.=) 'http' THEN "
 									"(SELECT pg_catalog.array_agg(key OPERATOR(pg_catalog.||) ': ' "
-									"OPERATOR(pg_catalog.||) value) FROM pg_catalog.jsonb_each_text(headers)) END "
+									"OPERATOR(pg_catalog.||) value) FROM pg_catalog.jsonb_each_text(headers)) END, coalesce(jobname, '') "
 									"FROM cron.job WHERE jobid OPERATOR(pg_catalog.=) ANY ($1)",
 									1, types),
 						 values, NULL, true, 0) != SPI_OK_SELECT)
@@ -484,6 +487,7 @@ sched_commands(SchedJob **jobs, int n)
 		c->method = SPI_getvalue(tup, desc, 5);
 		c->body = SPI_getvalue(tup, desc, 6);
 		c->headers = NIL;
+		c->jobname = SPI_getvalue(tup, desc, 8);
 		hdrs = SPI_getbinval(tup, desc, 7, &isnull);
 		if (!isnull)
 		{

@@ -14,6 +14,7 @@
 
 #include "executor.h"
 #include "run_log.h"
+#include "run_outcome.h"
 #include "sched.h"
 
 static List *sched_done = NIL; /* runs ended, not recorded yet (sched_runs_cxt) */
@@ -78,6 +79,7 @@ sched_record_done(void)
 {
 	int           n = list_length(sched_done);
 	ChimeRunEnd  *ends;
+	ChimeOutcome *outs;
 	TimestampTz  *plan;
 	int64        *committed;
 	int           ncommitted = 0;
@@ -92,6 +94,7 @@ sched_record_done(void)
 	ends = palloc(sizeof(ChimeRunEnd) * n);
 	plan = palloc(sizeof(TimestampTz) * n);
 	committed = palloc(sizeof(int64) * n);
+	outs = palloc0(sizeof(ChimeOutcome) * n);
 
 	now = chime_now();
 
@@ -113,8 +116,24 @@ sched_record_done(void)
 		{
 			SchedRun     *run = lfirst(lc);
 			SchedOutcome *d = &run->out;
-			TimestampTz   at = plan[i++];
+			TimestampTz   at = plan[i];
+			ChimeOutcome *o = &outs[i++];
 
+			/* what follows its end (statistics, log, hooks), recorded with it */
+			o->runid = run->runid;
+			o->jobid = run->jobid;
+			o->status = d->skipped ? "skipped" : (d->ok ? "succeeded" : "failed");
+			o->final = !d->skipped && (d->ok || at == 0);
+			o->counted = true;
+			o->attempt = run->attempt;
+			o->scheduled_time = chime_timestamptz_from_unix(run->due);
+			o->start_time = run->row.start_time;
+			o->end_time = now;
+			o->retry_at = at;
+			o->run_key = run->run_key;
+			o->message = d->message;
+			o->http_status = d->http_status;
+			o->trigger = run->row.trigger;
 			if (run->runid <= 0)
 				continue;
 			if (d->recorded)
@@ -131,6 +150,7 @@ sched_record_done(void)
 			chime_run_finish(ends, nrec, now);
 		if (ncommitted > 0)
 			chime_run_commit_forget(committed, ncommitted);
+		chime_outcomes_record(outs, n);
 		i = 0;
 		foreach(lc, sched_done)
 		{

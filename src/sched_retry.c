@@ -14,6 +14,7 @@
 
 #include "executor.h"
 #include "run_log.h"
+#include "run_outcome.h"
 #include "sched.h"
 
 static List *sched_retries = NIL;
@@ -22,7 +23,7 @@ static int64 sched_retry_seq = 0; /* the last SchedRetry.seq given */
 
 static List *sched_fired = NIL; /* retries taken by the transaction that starts runs */
 
-static void  sched_retry_key_failed(const SchedRetry *r, TimestampTz now);
+static void  sched_retry_dropped(const SchedRetry *r, TimestampTz now);
 static int64 sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt);
 
 /*
@@ -55,14 +56,18 @@ sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, Timestam
  * that depends only on the job, the occurrence and the attempt.
  */
 /*
- * A planned retry of a failed attempt that will not be made: the key that
- * the retry kept taken failed with that attempt.  Inside a transaction.
+ * A planned retry of a failed attempt that will not be made: that attempt
+ * is the run's final outcome, and the key that the retry kept taken
+ * failed with it.  Inside a transaction.
  */
 static void
-sched_retry_key_failed(const SchedRetry *r, TimestampTz now)
+sched_retry_dropped(const SchedRetry *r, TimestampTz now)
 {
-	if (r->run_key[0] != '\0' && r->from_runid > 0)
+	if (r->from_runid <= 0)
+		return;
+	if (r->run_key[0] != '\0')
 		sched_key_update(r->jobid, r->run_key, r->from_runid, "failed", now);
+	chime_outcomes_of_runs(&r->from_runid, 1);
 }
 
 static int64
@@ -143,7 +148,7 @@ sched_fire_retries(TimestampTz now)
 		{
 			if (r->from_runid > 0)
 				chime_run_set_retry(&r->from_runid, NULL, 1);
-			sched_retry_key_failed(r, now);
+			sched_retry_dropped(r, now);
 		}
 		else if (r->buffered)
 			sched_start_run(job, command, r->due, now, "schedule", 1, NULL, 0);
@@ -164,7 +169,7 @@ sched_fire_retries(TimestampTz now)
 		else if (r->from_runid > 0)
 		{
 			chime_run_set_retry(&r->from_runid, NULL, 1);
-			sched_retry_key_failed(r, now);
+			sched_retry_dropped(r, now);
 		}
 	}
 }
@@ -253,7 +258,7 @@ sched_retry_plan_restored(TimestampTz now)
 		sched_begin("pg_chime: saving the retries to make");
 		chime_run_set_retry(ids, ats, nids);
 		foreach(lc, dropped)
-			sched_retry_key_failed(lfirst(lc), now);
+			sched_retry_dropped(lfirst(lc), now);
 		sched_commit();
 	}
 	list_free_deep(dropped);

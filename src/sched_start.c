@@ -12,6 +12,7 @@
 
 #include "executor.h"
 #include "run_log.h"
+#include "run_outcome.h"
 #include "sched.h"
 
 static int64 sched_unlogged_runid = 0; /* runids while cron.log_run is off */
@@ -47,6 +48,18 @@ sched_flush_starts(void)
 		else
 			for (i = 0; i < n; i++)
 				runids[i] = --sched_unlogged_runid;
+		{
+			int64       *jobids = palloc(sizeof(int64) * n);
+			TimestampTz *at = palloc(sizeof(TimestampTz) * n);
+
+			i = 0;
+			foreach(lc, sched_starts)
+			{
+				jobids[i] = ((SchedRun *) lfirst(lc))->jobid;
+				at[i++] = ((SchedRun *) lfirst(lc))->row.start_time;
+			}
+			chime_stats_started(jobids, at, n);
+		}
 		i = 0;
 		foreach(lc, sched_starts)
 		{

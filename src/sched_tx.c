@@ -21,6 +21,7 @@
 #include "executor.h"
 #include "locks.h"
 #include "run_log.h"
+#include "run_outcome.h"
 #include "sched.h"
 
 /* After a failure to record: no recording before then (0: none), and the pause */
@@ -215,6 +216,8 @@ sched_commit(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/* the outcomes it recorded are told to their channels now */
+	chime_outcomes_notify();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(sched_scratch_cxt);
 }

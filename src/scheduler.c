@@ -226,6 +226,8 @@ chime_scheduler_main(Datum arg)
 	}
 	chime_run_pending_retries(sched_runs_cxt, &pending);
 	sched_commit();
+	/* hook runs recorded before the restart, and not started, start now */
+	chime_manual_take_all();
 	if (interrupted != NIL)
 		elog(LOG, "pg_chime: %d interrupted runs marked failed", list_length(interrupted));
 

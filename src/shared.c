@@ -331,6 +331,19 @@ chime_jobs_changed_pending(void)
 	return pg_atomic_read_u32(&chime_shared->jobs_changed) != 0;
 }
 
+/*
+ * Have the scheduler look for every manual or hook run still to start (at
+ * its start: hook runs recorded before a restart wait in the run log).
+ */
+void
+chime_manual_take_all(void)
+{
+	SpinLockAcquire(&chime_shared->mutex);
+	chime_shared->manual_all = true;
+	SpinLockRelease(&chime_shared->mutex);
+	pg_atomic_write_u32(&chime_shared->manual_runs, 1);
+}
+
 /* Were manual runs requested since the last call?  (Clears the flag.) */
 bool
 chime_manual_runs_pending(void)

@@ -85,5 +85,6 @@ extern void chime_set_scheduler(Latch *latch);
 extern TimestampTz chime_manual_unread_since(void);
 extern bool        chime_jobs_changed_pending(void);
 extern bool        chime_manual_runs_pending(void);
+extern void        chime_manual_take_all(void);
 
 #endif /* CHIME_SHARED_H */

@@ -3,7 +3,7 @@
 \pset format unaligned
 \pset tuples_only true
 BEGIN;
-SELECT plan(51);
+SELECT plan(56);
 
 SELECT has_schema('cron');
 SELECT has_table('cron', 'job', 'cron.job exists');
@@ -15,15 +15,25 @@ SELECT columns_are('cron', 'job', ARRAY[
     'jobid', 'schedule', 'command', 'nodename', 'nodeport', 'database', 'username',
     'active', 'jobname', 'kind', 'timezone', 'run_window', 'once_per', 'overlap',
     'concurrency_key', 'max_attempts', 'retry_delay', 'timeout', 'catchup', 'dst_gap',
-    'url', 'method', 'headers', 'body']);
+    'url', 'method', 'headers', 'body', 'on_success', 'on_failure', 'alert_after',
+    'notify_channel']);
 SELECT columns_are('cron', 'job_run_details', ARRAY[
     'jobid', 'runid', 'job_pid', 'database', 'username', 'command', 'status',
     'return_message', 'start_time', 'end_time', 'scheduled_time', 'attempt', 'run_key',
-    'trigger', 'http_status', 'response_body', 'occurrences', 'retry_at', 'commit_xid']);
+    'trigger', 'http_status', 'response_body', 'occurrences', 'retry_at', 'commit_xid',
+    'payload', 'hook_chain']);
 SELECT has_index('cron', 'job_run_details', 'job_run_details_retry_idx', 'pending retries are indexed');
 SELECT columns_are('cron', 'job_run_key', ARRAY[
     'jobid', 'run_key', 'runid', 'state', 'claimed_at', 'finished_at']);
 SELECT columns_are('cron', 'secret', ARRAY['owner', 'name', 'value', 'created_at', 'updated_at']);
+SELECT has_view('cron', 'job_status', 'cron.job_status exists');
+SELECT columns_are('cron', 'job_status', ARRAY[
+    'jobid', 'jobname', 'username', 'active', 'schedule', 'next_run', 'last_start', 'last_end',
+    'last_status', 'last_message', 'running', 'consecutive_failures', 'last_success', 'total_runs',
+    'total_successes', 'total_failures', 'avg_duration', 'last_duration']);
+SELECT col_type_is('cron', 'job_status', 'avg_duration', 'interval', 'job_status.avg_duration is interval');
+SELECT col_type_is('cron', 'job_status', 'last_success', 'timestamp with time zone', 'job_status.last_success is timestamptz');
+SELECT table_privs_are('cron', 'job_stats', 'public', ARRAY['SELECT'], 'public may only read cron.job_stats');
 
 -- pg_cron's columns keep pg_cron's types
 SELECT col_type_is('cron', 'job', 'jobid', 'bigint', 'job.jobid is bigint');
@@ -51,7 +61,8 @@ SELECT col_default_is('cron', 'job', 'dst_gap', 'end', 'dst_gap defaults to end'
 -- the API (pg_cron's names and return types)
 SELECT function_returns('cron', 'schedule', ARRAY['text', 'text'], 'bigint');
 SELECT function_returns('cron', 'schedule', ARRAY['text', 'text', 'text', 'text', 'text', 'text', 'text',
-       'text', 'integer', 'interval', 'interval', 'interval', 'text', 'text', 'text', 'boolean'], 'bigint');
+       'text', 'integer', 'interval', 'interval', 'interval', 'text', 'text', 'text', 'boolean',
+       'text', 'text', 'integer', 'text'], 'bigint');
 SELECT function_returns('cron', 'schedule_in_database',
        ARRAY['text', 'text', 'text', 'text', 'text', 'boolean'], 'bigint');
 SELECT function_returns('cron', 'unschedule', ARRAY['bigint'], 'boolean');

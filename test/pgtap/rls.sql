@@ -4,7 +4,7 @@
 \pset format unaligned
 \pset tuples_only true
 BEGIN;
-SELECT plan(31);
+SELECT plan(36);
 
 CREATE ROLE pgtap_alice;
 CREATE ROLE pgtap_bob;
@@ -25,6 +25,7 @@ INSERT INTO cron.job_run_details (jobid, username, command, status, end_time)
            (:b1, 'pgtap_bob', 'SELECT 2', 'failed', now() - interval '1 hour');
 INSERT INTO cron.job_run_key (jobid, run_key, state, claimed_at)
     VALUES (:a1, '2026-03-08', 'succeeded', now()), (:b1, '2026-03-08', 'failed', now());
+INSERT INTO cron.job_stats (jobid, total_runs) VALUES (:a1, 5), (:b1, 7);
 
 SET ROLE pgtap_bob;
 SELECT results_eq($$SELECT jobname FROM cron.job ORDER BY jobname$$,
@@ -33,6 +34,14 @@ SELECT isnt(:alice_shared::bigint, :bob_shared::bigint, 'the same job name is a 
 SELECT results_eq($$SELECT command FROM cron.job_run_details$$, ARRAY['SELECT 2'], 'bob sees only his runs');
 SELECT results_eq($$SELECT jobid FROM cron.job_run_key$$, ARRAY[:b1::bigint], 'bob sees only his keys');
 SELECT is((SELECT count(*) FROM cron.secret), 0::bigint, 'bob sees none of alice''s secrets');
+SELECT results_eq($$SELECT jobname FROM cron.job_status ORDER BY jobname$$,
+                  ARRAY['b1', 'shared'], 'bob''s cron.job_status lists only his jobs');
+SELECT results_eq($$SELECT total_runs FROM cron.job_stats$$, ARRAY[7::bigint], 'bob reads only his statistics');
+SELECT throws_ok($$UPDATE cron.job_stats SET total_runs = 0$$, '42501', NULL, 'direct UPDATE of cron.job_stats is refused');
+SELECT throws_ok($$SELECT cron.schedule('b2', '@daily', 'SELECT 2', on_failure => 'a1')$$, '42704',
+                 'invalid on_failure: job "a1" does not exist', 'a hook names a job of the same owner only');
+SELECT throws_ok(format($$SELECT cron.alter_job(%s, on_success => 'a1')$$, :b1), '42704',
+                 'invalid on_success: job "a1" does not exist', 'alter_job refuses another role''s job as a hook');
 
 SELECT throws_ok($$INSERT INTO cron.job (schedule, command, username) VALUES ('@daily', 'SELECT 1', 'pgtap_alice')$$,
                  '42501', NULL, 'direct INSERT into cron.job is refused');
