@@ -201,6 +201,11 @@ CREATE FUNCTION cron.alter_job(job_id bigint,
     RETURNS void
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_alter_job';
 
+-- Why a job will or will not run next, in sentences (explain.c)
+CREATE FUNCTION cron.explain(job_id bigint)
+    RETURNS SETOF text
+    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'chime_explain';
+
 -- Every function runs with pg_catalog first and nothing a role can create
 -- in its path (the C functions also pin it for their own statements), but
 -- cron._next_run: it runs no statement and looks up no name, and is called

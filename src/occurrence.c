@@ -414,6 +414,14 @@ occ_window_entry(const ChimeTiming *tm, int64_t t, int64_t *entry)
 	return have;
 }
 
+bool
+chime_window_next_open(const ChimeTiming *tm, int64_t after, int64_t *opens)
+{
+	if (!tm->window.set)
+		return false;
+	return occ_window_entry(tm, after, opens);
+}
+
 /*
  * Can a reading of the cron fields fall in the window, taking readings up
  * to 'widen' minutes before the window's start as well?

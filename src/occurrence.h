@@ -71,6 +71,13 @@ extern bool chime_next_run(const ChimeTiming *timing, int64_t after,
 extern bool chime_in_window(const ChimeWindow *window, const ChimeZone *zone,
 							int64_t t);
 
+/*
+ * When the run window next opens: the earliest instant after 'after' inside
+ * it, for an 'after' outside it (from inside it, the next day's opening).
+ * False if the job has no window.
+ */
+extern bool chime_window_next_open(const ChimeTiming *timing, int64_t after, int64_t *opens);
+
 /* 'day', 'week', 'month' or NULL (none); false for anything else */
 extern bool chime_parse_once_per(const char *text, ChimeOncePer *per);
 

@@ -3,7 +3,7 @@
 \pset format unaligned
 \pset tuples_only true
 BEGIN;
-SELECT plan(56);
+SELECT plan(57);
 
 SELECT has_schema('cron');
 SELECT has_table('cron', 'job', 'cron.job exists');
@@ -71,6 +71,7 @@ SELECT has_function('cron', 'alter_job', 'cron.alter_job exists');
 SELECT has_function('cron', 'schedule_http', 'cron.schedule_http exists');
 SELECT function_returns('cron', 'next_runs', ARRAY['text', 'text', 'timestamp with time zone', 'integer', 'text', 'text'], 'setof timestamp with time zone');
 SELECT function_returns('cron', 'next_runs', ARRAY['bigint', 'integer'], 'setof timestamp with time zone');
+SELECT function_returns('cron', 'explain', ARRAY['bigint'], 'setof text');
 SELECT function_returns('cron', 'set_secret', ARRAY['text', 'text'], 'void');
 SELECT function_returns('cron', 'drop_secret', ARRAY['text'], 'boolean');
 

@@ -418,7 +418,7 @@ sub exercise
 }
 
 # after(role, path, prefix, jobs): wait for the runs; the once_per key's
-# release and re-run; unschedule by name and by id; drop the secret
+# release and re-run; explain; unschedule by name and by id; drop the secret
 sub after
 {
 	my ($role, $path, $p, $j) = @_;
@@ -447,6 +447,14 @@ sub after
 	user($role, $path, "SELECT cron.run_now($j->{daily})");
 	runs_are($j->{daily}, "$N OPERATOR(pg_catalog.=) 2 AND pg_catalog.bool_and(status OPERATOR(pg_catalog.=) 'succeeded')",
 		"$p: after release_key, run_now runs it for the key again");
+
+	# cron.explain reads the job, its key, its concurrency key and its runs
+	is(user($role, $path, qq{
+		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM cron.explain($j->{ok});
+		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM cron.explain($j->{daily});
+		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM cron.explain($j->{fail});
+		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM cron.explain($j->{win});
+	}), "t\nt\nt\nt", "$p: explain");
 
 	is(user($role, $path, qq{
 		SELECT cron.unschedule('${p}ok');

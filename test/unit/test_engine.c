@@ -266,6 +266,24 @@ static const struct
 	{"", false},
 };
 
+/* When a run window next opens, from an instant outside it (all in UTC) */
+static const struct
+{
+	const char *window;
+	const char *zone;
+	const char *after;
+	const char *opens;
+}			open_cases[] = {
+	/* 18:00 EST: opens at 09:00 EST the next morning */
+	{"09:00-17:00", "America/New_York", "2028-02-28 23:00:00", "2028-02-29 14:00:00"},
+	/* a window across midnight, later the same day */
+	{"22:00-02:00", "UTC", "2026-03-07 12:00:00", "2026-03-07 22:00:00"},
+	/* 02:30 does not exist on 2026-03-08 in New York: the gap's end, 03:00 EDT */
+	{"02:30-04:00", "America/New_York", "2026-03-08 05:00:00", "2026-03-08 07:00:00"},
+	/* just after it closed: the next day's opening */
+	{"03:00-06:00", "UTC", "2026-03-07 06:00:00", "2026-03-08 03:00:00"},
+};
+
 static int	test_no;
 static int	failures;
 
@@ -391,8 +409,9 @@ main(void)
 	size_t		nwin = sizeof(window_cases) / sizeof(window_cases[0]);
 
 	size_t		nkey = sizeof(key_cases) / sizeof(key_cases[0]);
+	size_t		nopen = sizeof(open_cases) / sizeof(open_cases[0]);
 
-	printf("1..%zu\n", nrun + nbad + nwin + nkey + 4);
+	printf("1..%zu\n", nrun + nbad + nwin + nkey + nopen + 5);
 
 	for (size_t i = 0; i < nrun; i++)
 		run_case(&run_cases[i]);
@@ -448,6 +467,32 @@ main(void)
 		ChimeOncePer per;
 
 		ok(!chime_parse_once_per("fortnight", &per), "once_per %s is refused%s", "fortnight", "");
+	}
+
+	for (size_t i = 0; i < nopen; i++)
+	{
+		ChimeTiming tm;
+		ChimeError	err;
+		int64_t		opens = 0;
+		char		got[32] = "never";
+
+		memset(&tm, 0, sizeof(tm));
+		chime_parse_window(open_cases[i].window, &tm.window, &err);
+		tm.zone = zone_libc_get(open_cases[i].zone);
+		if (chime_window_next_open(&tm, parse_utc(open_cases[i].after), &opens))
+			format_utc(opens, got, sizeof(got));
+		ok(strcmp(got, open_cases[i].opens) == 0, "window %s opens at %s", open_cases[i].window,
+		   open_cases[i].opens);
+		if (strcmp(got, open_cases[i].opens) != 0)
+			printf("#   got: %s\n", got);
+	}
+	{
+		ChimeTiming tm;
+		int64_t		opens;
+
+		memset(&tm, 0, sizeof(tm));
+		tm.zone = zone_libc_get("UTC");
+		ok(!chime_window_next_open(&tm, 0, &opens), "no window: %s%s", "it never opens", "");
 	}
 
 	return failures ? 1 : 0;
