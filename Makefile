@@ -34,7 +34,7 @@ TAP_TESTS   = 1
 PROVE_TESTS = test/t/*.pl
 
 PG_CONFIG  ?= pg_config
-PG_CPPFLAGS = -Isrc
+PG_CPPFLAGS = -Isrc -DCHIME_EXTVERSION='"$(EXTVERSION)"'
 SHLIB_LINK  = -lcurl
 PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
               -Wno-missing-field-initializers -Wno-clobbered

@@ -100,26 +100,38 @@ WHERE j.username OPERATOR(pg_catalog.=) CURRENT_USER
    OR (SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER);
 GRANT SELECT ON cron.job_status TO PUBLIC;
 
--- The statistics start from the history kept so far.
+-- The statistics start from the history kept so far: a run is its last
+-- attempt (the latest of the attempts for one occurrence of a job).
+WITH attempts AS (
+    SELECT r.jobid, r.status, r.return_message, r.start_time, r.end_time, r.runid,
+           pg_catalog.row_number() OVER (PARTITION BY r.jobid, r.scheduled_time,
+                                                      CASE WHEN r.scheduled_time IS NULL THEN r.runid END
+                                         ORDER BY r.attempt DESC, r.runid DESC) AS later
+    FROM cron.job_run_details r
+    WHERE r.status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed}'::pg_catalog.text[])
+), runs AS (
+    SELECT a.*, pg_catalog.row_number() OVER (PARTITION BY a.jobid
+                                              ORDER BY a.end_time DESC NULLS LAST, a.runid DESC) AS latest
+    FROM attempts a WHERE a.later OPERATOR(pg_catalog.=) 1
+), totals AS (
+    SELECT r.jobid, pg_catalog.count(*) AS total,
+           pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'succeeded') AS successes,
+           pg_catalog.max(r.end_time) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'succeeded') AS last_success,
+           coalesce(pg_catalog.sum(r.end_time OPERATOR(pg_catalog.-) r.start_time), '0') AS duration
+    FROM runs r GROUP BY r.jobid
+)
 INSERT INTO cron.job_stats (jobid, last_start, last_end, last_status, last_message, last_duration,
                             last_success, total_runs, total_successes, total_failures,
                             total_duration, consecutive_failures)
-SELECT j.jobid, l.start_time, l.end_time, l.status, l.return_message, l.end_time OPERATOR(pg_catalog.-) l.start_time,
-       a.last_success, a.total, a.successes, a.total OPERATOR(pg_catalog.-) a.successes, a.duration,
-       (SELECT pg_catalog.count(*) FROM cron.job_run_details f
-        WHERE f.jobid OPERATOR(pg_catalog.=) j.jobid AND f.status OPERATOR(pg_catalog.=) 'failed' AND f.retry_at IS NULL
-          AND f.end_time OPERATOR(pg_catalog.>) coalesce(a.last_success, '-infinity'))
-FROM cron.job j
-JOIN LATERAL (SELECT pg_catalog.count(*) AS total,
-                     pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'succeeded') AS successes,
-                     pg_catalog.max(r.end_time) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'succeeded') AS last_success,
-                     coalesce(pg_catalog.sum(r.end_time OPERATOR(pg_catalog.-) r.start_time), '0') AS duration
-              FROM cron.job_run_details r
-              WHERE r.jobid OPERATOR(pg_catalog.=) j.jobid AND r.status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed}'::pg_catalog.text[]) AND r.retry_at IS NULL) a
-  ON a.total OPERATOR(pg_catalog.>) 0
-LEFT JOIN LATERAL (SELECT * FROM cron.job_run_details r
-                   WHERE r.jobid OPERATOR(pg_catalog.=) j.jobid AND r.status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed}'::pg_catalog.text[]) AND r.retry_at IS NULL
-                   ORDER BY r.end_time DESC NULLS LAST, r.runid DESC LIMIT 1) l ON true;
+SELECT t.jobid, l.start_time, l.end_time, l.status, l.return_message,
+       l.end_time OPERATOR(pg_catalog.-) l.start_time, t.last_success, t.total, t.successes,
+       t.total OPERATOR(pg_catalog.-) t.successes, t.duration,
+       (SELECT pg_catalog.count(*) FROM runs f
+        WHERE f.jobid OPERATOR(pg_catalog.=) t.jobid AND f.status OPERATOR(pg_catalog.=) 'failed'
+          AND f.end_time OPERATOR(pg_catalog.>) coalesce(t.last_success, '-infinity'))
+FROM totals t
+JOIN runs l ON l.jobid OPERATOR(pg_catalog.=) t.jobid AND l.latest OPERATOR(pg_catalog.=) 1
+WHERE EXISTS (SELECT 1 FROM cron.job j WHERE j.jobid OPERATOR(pg_catalog.=) t.jobid);
 
 -- The hook options of cron.schedule, cron.schedule_http and cron.alter_job
 DROP FUNCTION cron.schedule(text, text, text, text, text, text, text, text, int, interval, interval,
@@ -223,3 +235,6 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- A scheduler waiting for this version starts when the update commits.
+SELECT cron._check_installable();

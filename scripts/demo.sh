@@ -149,6 +149,40 @@ END $$;
 \echo == the HTTP job, run now: its recorded response (the secret is in no column)
 SELECT runid, status, trigger, http_status, return_message, response_body, command, run_key
 FROM cron.job_run_details WHERE runid = :http_run;
+-- a job that fails every second, with an HTTP hook that pages someone
+-- after three failures in a row (the hook posts the run's payload)
+\o /dev/null
+SELECT cron.schedule_http('page-oncall', '0 0 30 2 *', 'http://127.0.0.1:8089/tag/page-oncall');
+SELECT cron.schedule('flaky-import', '* * * * * *', 'SELECT 1/0',
+       on_failure => 'page-oncall', alert_after => 3);
+\o
+DO $$
+DECLARE deadline timestamptz := clock_timestamp() + interval '20 seconds';
+BEGIN
+    WHILE NOT EXISTS (SELECT 1 FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+                      WHERE j.jobname = 'page-oncall' AND r.status = 'succeeded')
+          AND clock_timestamp() < deadline LOOP
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+\o /dev/null
+SELECT cron.alter_job(jobid, active => false) FROM cron.job WHERE jobname = 'flaky-import';
+\o
+\echo
+\echo == a failing job reached alert_after: its on_failure hook ran, posting the payload
+SELECT r.runid, r.status, r.trigger, r.http_status,
+       r.payload->'job'->>'name' AS after_job, r.payload->'run'->>'status' AS after_status,
+       r.payload->>'consecutive_failures' AS failures_in_a_row
+FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+WHERE j.jobname = 'page-oncall' ORDER BY r.runid LIMIT 1;
+\echo
+\echo == cron.job_status
+SELECT jobname, active, next_run, last_status, running, consecutive_failures, total_runs,
+       total_failures, round(extract(epoch FROM avg_duration) * 1000, 1) AS avg_ms
+FROM cron.job_status ORDER BY jobid;
+\echo
+\echo == cron.explain: why the nightly HTTP job does not run now
+SELECT cron.explain(jobid) AS why FROM cron.job WHERE jobname = 'nightly-batch';
 \echo
 \echo == runs so far (cron.job_run_details)
 SELECT runid, jobid, job_pid, status, return_message, trigger,
@@ -185,6 +219,10 @@ SQL
 echo
 echo "== what the local endpoint received (the secret header arrived with its value):"
 grep -o '"path": "/ok", "method": "[A-Z]*"\|"[Xx]-[Cc]ron-[Ss]ecret": "[^"]*"' "$dir/endpoint.log" | head -2
+echo
+echo "== what the paging endpoint received from the hook (the payload, as JSON):"
+grep '"path": "/tag/page-oncall"' "$dir/endpoint.log" | head -1 |
+	python3 -c 'import json, sys; r = json.loads(sys.stdin.read()); h = {k.lower(): v for k, v in r["headers"].items()}; print("Content-Type:", h.get("content-type")); print(json.dumps(json.loads(r["body"]), indent=2))'
 
 cat <<EOF
 

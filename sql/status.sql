@@ -79,8 +79,9 @@ SELECT cron.alter_job(:sj, alert_after => 0);
 SELECT cron.alter_job(:sj, notify_channel => repeat('c', 64));
 SELECT cron.alter_job(:sj, on_success => 'missing');
 SELECT on_success, on_failure, alert_after, notify_channel FROM cron.job WHERE jobid = :sj;
--- a job may name itself; '' clears a hook
-SELECT cron.schedule('self', '@daily', 'SELECT 1', on_failure => 'self') > 0 AS scheduled;
+-- a job may not be its own hook; '' clears a hook
+SELECT cron.schedule('self', '@daily', 'SELECT 1', on_failure => 'self');
+SELECT cron.alter_job(:sj, on_failure => 'status-job');
 SELECT cron.alter_job(:sj, on_success => '', notify_channel => 'outcomes');
 SELECT on_success, on_failure, alert_after, notify_channel FROM cron.job WHERE jobid = :sj;
 

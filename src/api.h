@@ -116,7 +116,8 @@ extern void chime_job_check_values(JobArgs *a);
 extern void chime_job_check_rights(const JobCaller *caller, const char *username,
 								   const char *database, bool role_changed);
 extern void chime_job_check_quota(const char *username);
-extern void chime_job_check_hooks(const JobArgs *a, const char *owner, const char *jobname);
+extern void chime_job_check_hooks(const JobArgs *a, const char *owner, const char *jobname,
+								  int64 jobid);
 extern void chime_job_check_secrets(const char *owner, const char *url, Jsonb *headers,
 									const char *body);
 

@@ -525,10 +525,15 @@ explain_history(ExplainJob *ex)
 		explain_say(ex, "Older skipped or missed runs are recorded too: SELECT * FROM cron.job_run_details WHERE jobid = " INT64_FORMAT " AND status IN ('skipped', 'missed') lists them.",
 					ex->jobid);
 
-	if (explain_rows("SELECT runid, attempt, scheduled_time, end_time, return_message "
-					 "FROM cron.job_run_details WHERE jobid OPERATOR(pg_catalog.=) $1 "
-					 "AND status OPERATOR(pg_catalog.=) 'failed' AND retry_at IS NULL "
-					 "ORDER BY start_time DESC, runid DESC LIMIT 1",
+	/* a failed run: its last attempt (none after it for the same occurrence) */
+	if (explain_rows("SELECT f.runid, f.attempt, f.scheduled_time, f.end_time, f.return_message "
+					 "FROM cron.job_run_details f WHERE f.jobid OPERATOR(pg_catalog.=) $1 "
+					 "AND f.status OPERATOR(pg_catalog.=) 'failed' AND f.retry_at IS NULL "
+					 "AND NOT EXISTS (SELECT 1 FROM cron.job_run_details n "
+					 "WHERE n.jobid OPERATOR(pg_catalog.=) f.jobid "
+					 "AND n.scheduled_time OPERATOR(pg_catalog.=) f.scheduled_time "
+					 "AND n.attempt OPERATOR(pg_catalog.>) f.attempt) "
+					 "ORDER BY f.start_time DESC, f.runid DESC LIMIT 1",
 					 1, types, values, 1) == 1)
 	{
 		HeapTuple tup = SPI_tuptable->vals[0];

@@ -27,6 +27,7 @@
 #include "utils/jsonb.h"
 
 #include "api.h"
+#include "locks.h"
 
 /* The columns of cron.job that the API writes, by name */
 const JobColumnInfo chime_job_columns[JC_COUNT] = {
@@ -134,7 +135,9 @@ job_require(const JobArgs *a, JobColumn c, const char *hint)
 }
 
 /*
- * Fetch a job, locked for update when 'lock'; NULL if there is none.  What
+ * Fetch a job, locked for update when 'lock' (FOR NO KEY UPDATE: the
+ * scheduler, claiming a key of the job, checks the key's reference to it
+ * without waiting for the lock); NULL if there is none.  What
  * checks of a change depend on is decoded: jobid, owner, database, kind
  * and an HTTP job's request.  SPI must be connected.
  */
@@ -150,7 +153,7 @@ chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lo
 	appendStringInfo(&sql,
 					 "SELECT jobid, username, database, kind, url, method, headers, body "
 					 "FROM cron.job WHERE %s%s",
-					 where, lock ? " FOR UPDATE" : "");
+					 where, lock ? " FOR NO KEY UPDATE" : "");
 	if (SPI_execute_with_args(sql.data, nargs, types, values, NULL, !lock, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read cron.job");
 	if (SPI_processed == 0)
@@ -317,7 +320,7 @@ job_schedule(JobArgs *a, bool http)
 								a->isnull[JC_HEADERS] ? NULL : DatumGetJsonbP(a->value[JC_HEADERS]),
 								chime_job_text(a, JC_BODY));
 
-	chime_job_check_hooks(a, username, jobname);
+	chime_job_check_hooks(a, username, jobname, row ? row->jobid : 0);
 	if (row == NULL)
 	{
 		chime_job_check_quota(username);
@@ -439,7 +442,7 @@ chime_alter_job(PG_FUNCTION_ARGS)
 	chime_job_check_rights(&caller, username, database, false);
 	if (strcmp(username, row->username) != 0)
 		chime_job_check_quota(username);
-	chime_job_check_hooks(&a, username, NULL);
+	chime_job_check_hooks(&a, username, NULL, jobid);
 	if (row->kind == CHIME_JOB_HTTP)
 		chime_job_check_secrets(username,
 								a.given[JC_URL] ? chime_job_text(&a, JC_URL) : row->url,
@@ -451,23 +454,38 @@ chime_alter_job(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * Delete a job (its keys go with it).  First its key lock, as cron.run_now
+ * and cron.release_key take it: while this transaction is open, the
+ * scheduler defers the job's key claims instead of waiting for the row.
+ * The caller's rights are checked before (an error after taking the lock
+ * would keep it until the caller's ROLLBACK).
+ */
+static void
+job_delete(int64 jobid)
+{
+	Oid   types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(jobid)};
+
+	chime_lock_wait(CHIME_LOCK_RUN_KEY, (uint64) jobid);
+	if (SPI_execute_with_args("DELETE FROM cron.job WHERE jobid OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete job " INT64_FORMAT, jobid);
+}
+
 /* cron.unschedule(job_id) */
 PG_FUNCTION_INFO_V1(chime_unschedule_id);
 Datum
 chime_unschedule_id(PG_FUNCTION_ARGS)
 {
 	int64        jobid = PG_GETARG_INT64(0);
-	Oid          types[1] = {INT8OID};
-	Datum        values[1] = {Int64GetDatum(jobid)};
 	JobCaller    caller;
 	ApiPrivilege saved;
 
 	chime_job_caller(&caller);
 	chime_api_begin(&saved);
-	(void) chime_job_fetch_owned(&caller, jobid, true);
-	if (SPI_execute_with_args("DELETE FROM cron.job WHERE jobid OPERATOR(pg_catalog.=) $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete job " INT64_FORMAT, jobid);
+	(void) chime_job_fetch_owned(&caller, jobid, false);
+	job_delete(jobid);
 	chime_api_end(&saved);
 	PG_RETURN_BOOL(true);
 }
@@ -485,11 +503,17 @@ chime_unschedule_name(PG_FUNCTION_ARGS)
 	uint64       deleted;
 
 	chime_api_begin(&saved);
-	if (SPI_execute_with_args("DELETE FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 "
+	if (SPI_execute_with_args("SELECT jobid FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 "
 							  "AND username OPERATOR(pg_catalog.=) $2",
-							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete job \"%s\"", jobname);
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read job \"%s\"", jobname);
 	deleted = SPI_processed;
+	if (deleted > 0)
+	{
+		bool isnull;
+
+		job_delete(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+	}
 	chime_api_end(&saved);
 
 	if (deleted == 0)

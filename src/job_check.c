@@ -463,33 +463,46 @@ chime_job_check_secrets(const char *owner, const char *url, Jsonb *headers, cons
 	chime_secret_require(owner, names);
 }
 /*
- * The hook jobs named by on_success and on_failure must be jobs of the
- * owner (or the job itself, 'jobname', when it is being created).  SPI
- * must be connected.
+ * The hook jobs named by on_success and on_failure must be other jobs of
+ * the owner: the job itself is refused ('jobname', the name of the job
+ * being scheduled, or 'jobid', the job being altered; a hook never starts
+ * a job already in its chain, the job it follows included).  SPI must be
+ * connected.
  */
 void
-chime_job_check_hooks(const JobArgs *a, const char *owner, const char *jobname)
+chime_job_check_hooks(const JobArgs *a, const char *owner, const char *jobname, int64 jobid)
 {
 	static const JobColumn hooks[] = {JC_ON_SUCCESS, JC_ON_FAILURE};
 
 	for (int i = 0; i < lengthof(hooks); i++)
 	{
-		char *name = chime_job_text(a, hooks[i]);
-		Oid   types[2] = {TEXTOID, TEXTOID};
-		Datum values[2];
+		const char *option = chime_job_columns[hooks[i]].name;
+		char       *name = chime_job_text(a, hooks[i]);
+		Oid         types[2] = {TEXTOID, TEXTOID};
+		Datum       values[2];
+		bool        isnull;
 
-		if (name == NULL || (jobname && strcmp(name, jobname) == 0))
+		if (name == NULL)
 			continue;
 		values[0] = CStringGetTextDatum(name);
 		values[1] = CStringGetTextDatum(owner);
-		if (SPI_execute_with_args("SELECT 1 FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 "
+		if (SPI_execute_with_args("SELECT jobid FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 "
 								  "AND username OPERATOR(pg_catalog.=) $2",
 								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up job \"%s\"", name);
+		if ((jobname && strcmp(name, jobname) == 0) ||
+			(SPI_processed == 1 &&
+			 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) == jobid))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid %s: job \"%s\" is the job itself", option, name),
+					 errdetail("A hook never starts the job whose outcome it follows."),
+					 errhint("Name another job of role %s, e.g. one that alerts, with a schedule that never fires on its own ('0 0 30 2 *').",
+							 owner)));
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("invalid %s: job \"%s\" does not exist", chime_job_columns[hooks[i]].name, name),
+					 errmsg("invalid %s: job \"%s\" does not exist", option, name),
 					 errdetail("A hook is a job of the same owner (role %s), named by its job name.", owner),
 					 errhint("Schedule the hook job first, with a schedule that never fires on its own if it should run only as a hook, "
 							 "e.g. cron.schedule('%s', '0 0 30 2 *', '...').",

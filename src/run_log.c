@@ -592,8 +592,10 @@ run_push(int64 **a, int *n, int *cap, int64 v)
 
 /*
  * At scheduler start no run can still be going: every row left 'starting'
- * or 'running' becomes 'failed', but for the manual runs still to be taken
- * (runids in 'manual', or with nmanual -1 those recorded after 'started').  Those whose runid 'crashed' lists (their
+ * or 'running' becomes 'failed', but for the runs still to be taken: the
+ * hook runs, and the manual runs named in 'manual' (with nmanual -1, those
+ * recorded after 'started'), none of them with a crash marker or a
+ * transaction noted.  Those whose runid 'crashed' lists (their
  * executor's crash marker was left behind) say that their process crashed;
  * a job whose attempt before that one crashed too is deactivated (the
  * poison-job rule), with a WARNING.  The runs so ended are appended to
@@ -676,6 +678,7 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 							  "WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[]) "
 							  "AND NOT (trigger OPERATOR(pg_catalog.=) ANY ('{manual,hook}'::pg_catalog.text[]) "
 							  "AND status OPERATOR(pg_catalog.=) 'starting' AND job_pid IS NULL AND commit_xid IS NULL "
+							  "AND NOT runid OPERATOR(pg_catalog.=) ANY ($2) "
 							  "AND (trigger OPERATOR(pg_catalog.=) 'hook' OR runid OPERATOR(pg_catalog.=) ANY ($4) "
 							  "OR ($5 AND start_time OPERATOR(pg_catalog.>=) $3))) "
 							  "RETURNING runid, jobid, scheduled_time, attempt, run_key, "
@@ -770,4 +773,29 @@ chime_run_payload(int64 runid)
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the payload of run " INT64_FORMAT, runid);
 	return SPI_processed == 1 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
+}
+
+/* A run recorded 'starting' that will not start: skipped, saying why */
+void
+chime_run_skip_pending(int64 runid, const char *why, TimestampTz now)
+{
+	Oid   types[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
+	Datum values[3] = {Int64GetDatum(runid), CStringGetTextDatum(why), TimestampTzGetDatum(now)};
+
+	if (SPI_execute_with_args("UPDATE cron.job_run_details SET status = 'skipped', return_message = $2, "
+							  "end_time = $3 WHERE runid OPERATOR(pg_catalog.=) $1",
+							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record run " INT64_FORMAT " skipped", runid);
+}
+
+/* The once_per key a run claimed when it was taken */
+void
+chime_run_set_key(int64 runid, const char *run_key)
+{
+	Oid   types[2] = {INT8OID, TEXTOID};
+	Datum values[2] = {Int64GetDatum(runid), CStringGetTextDatum(run_key)};
+
+	if (SPI_execute_with_args("UPDATE cron.job_run_details SET run_key = $2 WHERE runid OPERATOR(pg_catalog.=) $1",
+							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the key of run " INT64_FORMAT, runid);
 }

@@ -56,6 +56,8 @@ extern int64      chime_run_insert_hook(int64 jobid, const char *database, const
 										const char *command, const char *run_key, const char *payload,
 										Datum chain, const char *skipped, TimestampTz now);
 extern char      *chime_run_payload(int64 runid);
+extern void       chime_run_skip_pending(int64 runid, const char *why, TimestampTz now);
+extern void       chime_run_set_key(int64 runid, const char *run_key);
 extern void       chime_run_finish(const ChimeRunEnd *ends, int n, TimestampTz end_time);
 extern void       chime_run_set_retry(const int64 *runids, const TimestampTz *at, int n);
 extern void       chime_run_set_commit_xid(const int64 *runids, const uint64 *xids, int n);

@@ -215,17 +215,33 @@ outcome_append_time(StringInfo buf, TimestampTz t)
 	appendStringInfoString(buf, "Z\"");
 }
 
+/*
+ * A JSON string of at most 'max' bytes once escaped (cut at a character
+ * boundary), or null
+ */
 static void
 outcome_append_text(StringInfo buf, const char *text, int max)
 {
+	StringInfoData quoted;
+	int            len;
+
 	if (text == NULL)
 	{
 		appendStringInfoString(buf, "null");
 		return;
 	}
-	if ((int) strlen(text) > max)
-		text = pnstrdup(text, pg_mbcliplen(text, strlen(text), max));
-	escape_json(buf, text);
+	initStringInfo(&quoted);
+	len = strlen(text);
+	for (;;)
+	{
+		resetStringInfo(&quoted);
+		escape_json(&quoted, len < (int) strlen(text) ? pnstrdup(text, len) : text);
+		if (quoted.len <= max + 2 || len == 0)
+			break;
+		/* escapes at most sextuple a byte: cut in proportion, at a character boundary */
+		len = pg_mbcliplen(text, len, Max((int) ((int64) len * max / quoted.len), 0));
+	}
+	appendBinaryStringInfo(buf, quoted.data, quoted.len);
 }
 
 /*
@@ -360,8 +376,7 @@ chime_outcomes_notify(void)
  * 'job', with 'payload': recorded 'starting' with trigger 'hook', taken by
  * the scheduler when this transaction commits.  Not started, with a
  * WARNING, when the hook job is gone or inactive, or already ran in the
- * chain of hooks that led here; recorded 'skipped' when its once_per key
- * is claimed.
+ * chain of hooks that led here.
  */
 static void
 outcome_start_hook(const OutcomeJob *job, const char *hook, const ChimeOutcome *o, const char *payload)
@@ -383,8 +398,6 @@ outcome_start_hook(const OutcomeJob *job, const char *hook, const ChimeOutcome *
 	ChimeJobDef       def;
 	ChimeJobDefError  err;
 	TimestampTz       now = chime_now();
-	char              key[CHIME_RUN_KEY_LEN] = "";
-	const char       *skipped = NULL;
 	bool              in_chain = false;
 	int64             runid;
 
@@ -454,19 +467,10 @@ outcome_start_hook(const OutcomeJob *job, const char *hook, const ChimeOutcome *
 	}
 	chain = PointerGetDatum(construct_array(ids, nelems + 1, INT8OID, 8, true, TYPALIGN_DOUBLE));
 
-	/* a once_per hook job runs once in its period, as a scheduled run would */
-	chime_run_key(def.once_per, def.timing.zone, chime_unix_from_timestamptz(now), key);
-	if (key[0] != '\0')
-	{
-		if (!chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) hookid, false))
-			skipped = psprintf("not started: key %s was being changed by another session", key);
-		else if (!chime_key_claim(hookid, key, now))
-			skipped = psprintf("not started: key %s has had its run", key);
-	}
-	runid = chime_run_insert_hook(hookid, def.database, def.username, def.command,
-								  skipped ? NULL : key, payload, chain, skipped, now);
-	if (skipped == NULL)
-		chime_manual_run_requested(runid);
+	/* (a once_per hook job's key is claimed when the scheduler takes the run) */
+	runid = chime_run_insert_hook(hookid, def.database, def.username, def.command, NULL, payload,
+								  chain, NULL, now);
+	chime_manual_run_requested(runid);
 }
 
 /* A duration in microseconds as an interval */
@@ -537,7 +541,9 @@ outcome_save_stats(OutcomeJob *jobs, int njobs)
 		cols[10][m] = outcome_interval(job->duration_us);
 		cols[11][m] = Int32GetDatum(job->consecutive_failures);
 		cols[12][m] = BoolGetDatum(job->alerted);
-		nulls[13][m] = true; /* no start here */
+		nulls[13][m] = l == NULL || l->start_time == 0;
+		if (l)
+			cols[13][m] = TimestampTzGetDatum(l->start_time);
 		m++;
 	}
 	if (m == 0)
@@ -563,7 +569,7 @@ outcome_save_stats(OutcomeJob *jobs, int njobs)
 									"AS x(id, run, le, ls, lm, ld, lsu, tr, ts, tf, td, cf, al, st) "
 									"ON CONFLICT (jobid) DO UPDATE SET "
 									"running = GREATEST(s.running OPERATOR(pg_catalog.+) excluded.running, 0), "
-									"last_start = coalesce(excluded.last_start, s.last_start), "
+									"last_start = GREATEST(s.last_start, excluded.last_start), "
 									"last_end = coalesce(excluded.last_end, s.last_end), "
 									"last_status = coalesce(excluded.last_status, s.last_status), "
 									"last_message = CASE WHEN excluded.last_end IS NULL THEN s.last_message ELSE excluded.last_message END, "

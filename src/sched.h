@@ -144,14 +144,15 @@ extern SchedCommand *sched_command_of(int64 jobid);
 extern void          sched_jobs_restore_due(SchedJob **due, const int64 *orig_due, int first, int ndue);
 
 /* sched_fire.c */
-extern int *sched_concurrency_count(const SchedRole *role, const char *key, bool create);
-extern void sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now, const char *trigger, int32 attempt, const char *run_key, int64 from_runid);
-extern void sched_fire_group(SchedJob *job, const char *command, const char *key, int64 first_missed, int32 missed, const char *why, int64 latest, int32 coalesced, int64 now_s, TimestampTz now);
-extern bool sched_start_manual(void);
-extern bool sched_fire_due(List **reboot);
-extern void sched_fire_init(void);
-extern void sched_manual_forget(int64 runid);
-extern void sched_run_abandon(SchedRun *run);
+extern int        *sched_concurrency_count(const SchedRole *role, const char *key, bool create);
+extern void        sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now, const char *trigger, int32 attempt, const char *run_key, int64 from_runid);
+extern void        sched_fire_group(SchedJob *job, const char *command, const char *key, int64 first_missed, int32 missed, const char *why, int64 latest, int32 coalesced, int64 now_s, TimestampTz now);
+extern bool        sched_start_manual(void);
+extern bool        sched_fire_due(List **reboot);
+extern void        sched_fire_init(void);
+extern void        sched_manual_forget(int64 runid);
+extern void        sched_run_abandon(SchedRun *run);
+extern TimestampTz sched_hooks_waiting_until(void);
 
 /* sched_start.c */
 extern void sched_undo_starts(void);

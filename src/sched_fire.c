@@ -25,6 +25,9 @@ static HTAB *sched_manual; /* runids of manual runs handed over */
 
 static bool sched_manual_all = false; /* look for every manual run still to start */
 
+static List       *sched_hooks_waiting = NIL; /* runids of hook runs whose key was locked */
+static TimestampTz sched_hooks_retry_at = 0;  /* when to try them again */
+
 /* How many due jobs one transaction starts before handing them over */
 #define SCHED_CHUNK 64
 
@@ -100,8 +103,9 @@ sched_insert_row(const ChimeRunRow *row)
 		return runid;
 	c = sched_command_of(row->jobid);
 	ereport(WARNING,
-			(errmsg("pg_chime: job " INT64_FORMAT " (%s) run " INT64_FORMAT " %s: %s",
-					row->jobid, c ? c->jobname : "", runid, row->status,
+			(errmsg("pg_chime: job " INT64_FORMAT " (%s) run %s %s: %s",
+					row->jobid, c ? c->jobname : "",
+					runid > 0 ? psprintf(INT64_FORMAT, runid) : "(not recorded)", row->status,
 					row->message ? row->message : (strcmp(row->status, "missed") == 0 ? "could not start within catchup" : "the previous run was still running")),
 			 errdetail("Occurrence at %s%s.", timestamptz_to_str(row->scheduled_time),
 					   row->occurrences > 1 ? psprintf(" and %d after it", row->occurrences - 1) : "")));
@@ -292,6 +296,59 @@ sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
 }
 
 /*
+ * A hook run of a once_per job claims the key of its period (its
+ * scheduled time) when it is taken, as a scheduled run claims its own:
+ * false when it is not to start now, because the key has had its run (it
+ * is recorded skipped) or because a session holds the key's lock (it is
+ * tried again in a second).  *run_key becomes the key claimed.  Inside the
+ * transaction that takes it.
+ */
+static bool
+sched_hook_key(int64 runid, int64 jobid, HeapTuple tup, TupleDesc desc, char **run_key)
+{
+	ChimeOncePer     per;
+	const ChimeZone *zone;
+	ChimeJobDefError err;
+	char             key[CHIME_RUN_KEY_LEN];
+	bool             isnull;
+	TimestampTz      at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+	TimestampTz      now = chime_now();
+	char            *once_per = SPI_getvalue(tup, desc, 14);
+
+	if (*run_key != NULL || once_per == NULL || !chime_parse_once_per(once_per, &per) ||
+		!chime_job_zone(SPI_getvalue(tup, desc, 15), &zone, &err))
+		return true;
+	chime_run_key(per, zone, chime_unix_from_timestamptz(at), key);
+	if (!chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) jobid, false))
+	{
+		MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
+		int64        *id = palloc(sizeof(int64));
+
+		*id = runid;
+		sched_hooks_waiting = lappend(sched_hooks_waiting, id);
+		sched_hooks_retry_at = now + USECS_PER_SEC;
+		MemoryContextSwitchTo(old);
+		return false;
+	}
+	if (!chime_key_claim(jobid, key, now))
+	{
+		chime_run_skip_pending(runid, psprintf("not started: key %s has had its run", key), now);
+		return false;
+	}
+	chime_run_set_key(runid, key);
+	chime_key_update(jobid, key, runid, "running", now);
+	*run_key = pstrdup(key);
+	return true;
+}
+
+/* When hook runs that waited for their key's lock are to be tried again (0: none) */
+TimestampTz
+sched_hooks_waiting_until(void)
+{
+	return sched_hooks_waiting != NIL ? sched_hooks_retry_at : 0;
+}
+
+/*
  * Take over the manual runs cron.run_now recorded: rows 'starting' with
  * trigger 'manual' that are not handed over yet.  They wait in the backlog
  * for an executor.
@@ -310,16 +367,33 @@ sched_start_manual(void)
 		{
 			int64 *ids = palloc(sizeof(int64) * CHIME_MANUAL_MAX);
 			int    nids = sched_manual_all ? -1 : chime_take_manual(ids);
-			Datum *d = palloc(sizeof(Datum) * (Max(nids, 0) + 1));
+			int    nwaiting = list_length(sched_hooks_waiting);
+			Datum *d = palloc(sizeof(Datum) * (Max(nids, 0) + nwaiting + 1));
 			Oid    types[1] = {INT8ARRAYOID};
 			Datum  values[1];
+			int    nd = 0;
 
 			if (sched_manual_all)
 				(void) chime_take_manual(ids);
 			sched_manual_all = false;
 			for (int i = 0; i < nids; i++)
-				d[i] = Int64GetDatum(ids[i]);
-			values[0] = PointerGetDatum(construct_array(d, Max(nids, 0), INT8OID, 8, true, TYPALIGN_DOUBLE));
+				d[nd++] = Int64GetDatum(ids[i]);
+			/* and the hook runs that waited for their key's lock */
+			if (nids >= 0 && sched_hooks_retry_at <= chime_now())
+			{
+				ListCell *lc;
+
+				foreach(lc, sched_hooks_waiting)
+					d[nd++] = Int64GetDatum(*(int64 *) lfirst(lc));
+				list_free_deep(sched_hooks_waiting);
+				sched_hooks_waiting = NIL;
+			}
+			else if (nids < 0)
+			{
+				list_free_deep(sched_hooks_waiting);
+				sched_hooks_waiting = NIL;
+			}
+			values[0] = PointerGetDatum(construct_array(d, nd, INT8OID, 8, true, TYPALIGN_DOUBLE));
 
 			/*
 			 * By runid (the primary key) the runs cron.run_now named; all those
@@ -327,7 +401,7 @@ sched_start_manual(void)
 			 */
 			if (SPI_execute_with_args(psprintf("SELECT r.runid, r.jobid, r.scheduled_time, j.command, j.database, "
 											   "j.username, j.timeout, j.overlap, j.concurrency_key, r.run_key, j.kind, "
-											   "r.trigger, r.payload::pg_catalog.text "
+											   "r.trigger, r.payload::pg_catalog.text, j.once_per, j.timezone "
 											   "FROM cron.job_run_details r JOIN cron.job j "
 											   "ON j.jobid OPERATOR(pg_catalog.=) r.jobid "
 											   "WHERE r.trigger OPERATOR(pg_catalog.=) ANY ('{manual,hook}'::pg_catalog.text[]) "
@@ -352,13 +426,14 @@ sched_start_manual(void)
 			int32             timeout_ms;
 			char             *username = SPI_getvalue(tup, desc, 6);
 			bool              hook = strcmp(SPI_getvalue(tup, desc, 12), "hook") == 0;
+			char             *run_key = SPI_getvalue(tup, desc, 10);
 			ChimeHttpRequest *http = NULL;
 			char             *http_error = NULL;
 			SchedRun         *run;
 			MemoryContext     old;
 
 			(void) hash_search(sched_manual, &runid, HASH_FIND, &found);
-			if (found)
+			if (found || (hook && !sched_hook_key(runid, jobid, tup, desc, &run_key)))
 				continue;
 			{
 				Datum d = SPI_getbinval(tup, desc, 7, &isnull);
@@ -382,7 +457,7 @@ sched_start_manual(void)
 			run = sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), username),
 								  SPI_getvalue(tup, desc, 4), timeout_ms,
 								  hook ? 'a' : SPI_getvalue(tup, desc, 8)[0], SPI_getvalue(tup, desc, 9),
-								  SPI_getvalue(tup, desc, 10), NULL, runid,
+								  run_key, NULL, runid,
 								  chime_unix_from_timestamptz(DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull))),
 								  1, http, http_error);
 			run->row.jobid = jobid;

@@ -42,22 +42,36 @@ static long sched_next_wakeup(long retire);
 static void sched_collect(void);
 static void sched_on_exit(int code, Datum arg);
 
-/* Wait until CREATE EXTENSION pg_chime has committed in this database. */
+/*
+ * Wait until CREATE EXTENSION pg_chime has committed in this database, in
+ * the version of this library (an older one waits for ALTER EXTENSION
+ * pg_chime UPDATE).
+ */
 static void
 sched_wait_for_extension(void)
 {
+	bool told = false;
+
 	for (;;)
 	{
-		bool installed;
+		char *version = NULL;
 
 		sched_begin("pg_chime: waiting for CREATE EXTENSION pg_chime");
-		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_chime'",
+		if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_chime'",
 						true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up the pg_chime extension");
-		installed = SPI_processed > 0;
+		if (SPI_processed > 0)
+			version = MemoryContextStrdup(sched_scratch_cxt,
+										  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 		sched_commit();
-		if (installed)
+		if (version && strcmp(version, CHIME_EXTVERSION) == 0)
 			return;
+		if (version && !told)
+			ereport(LOG,
+					(errmsg("pg_chime scheduler: the extension installed is version %s, the library %s; waiting",
+							version, CHIME_EXTVERSION),
+					 errhint("ALTER EXTENSION pg_chime UPDATE brings the extension to %s.", CHIME_EXTVERSION)));
+		told = told || version != NULL;
 
 		/* CREATE EXTENSION wakes us at commit; the timeout is a safety net */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -115,6 +129,9 @@ sched_next_wakeup(long retire)
 		sched_least(&timeout, chime_server_ms_until(until));
 	if (sched_later_pending())
 		sched_least(&timeout, 1000);
+	/* hook runs whose key's lock a session held */
+	if ((until = sched_hooks_waiting_until()) != 0)
+		sched_least(&timeout, chime_ms_until(until));
 	/* recording failed: try again after the pause */
 	if ((until = sched_log_paused_until()) != 0)
 		sched_least(&timeout, chime_server_ms_until(until));
@@ -323,7 +340,8 @@ chime_scheduler_main(Datum arg)
 			PG_END_TRY();
 		}
 reloaded:
-		if (chime_manual_runs_pending())
+		if (chime_manual_runs_pending() ||
+			(sched_hooks_waiting_until() != 0 && sched_hooks_waiting_until() <= chime_now()))
 			manual_pending = true;
 		if (manual_pending && !sched_log_waiting())
 			manual_pending = !sched_start_manual();
