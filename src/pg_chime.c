@@ -39,6 +39,8 @@ bool  chime_preloaded = false;
 static char *chime_clock_skew_text = NULL;
 static char *chime_max_retry_delay_text = NULL;
 int64        chime_max_retry_delay_us = USECS_PER_HOUR;
+static char *chime_run_retention_text = NULL;
+int64        chime_run_retention_us = 30 * USECS_PER_DAY;
 
 /*
  * Length of an interval in microseconds, a year counted as DAYS_PER_YEAR
@@ -106,6 +108,24 @@ chime_check_interval(char **newval, void **extra, GucSource source)
 		chime_keep_usecs(us, extra);
 }
 
+/* cron.run_retention: an interval, 0 (keep every run) or longer */
+static bool
+chime_check_run_retention(char **newval, void **extra, GucSource source)
+{
+	const char *hint = "Use an interval such as '30 days', or 0 to keep every run.";
+	int64       us;
+
+	if (!chime_setting_usecs(*newval, &us, hint))
+		return false;
+	if (us < 0)
+	{
+		GUC_check_errdetail("cron.run_retention is how long runs are kept; \"%s\" is negative.", *newval);
+		GUC_check_errhint("%s", hint);
+		return false;
+	}
+	return chime_keep_usecs(us, extra);
+}
+
 static void
 chime_assign_clock_skew(const char *newval, void *extra)
 {
@@ -116,6 +136,12 @@ static void
 chime_assign_max_retry_delay(const char *newval, void *extra)
 {
 	chime_max_retry_delay_us = extra ? *(int64 *) extra : USECS_PER_HOUR;
+}
+
+static void
+chime_assign_run_retention(const char *newval, void *extra)
+{
+	chime_run_retention_us = extra ? *(int64 *) extra : 30 * USECS_PER_DAY;
 }
 
 static bool
@@ -242,6 +268,16 @@ _PG_init(void)
 							   PGC_SIGHUP,
 							   0,
 							   chime_check_interval, chime_assign_max_retry_delay, NULL);
+
+	DefineCustomStringVariable("cron.run_retention",
+							   "How long finished runs are kept in cron.job_run_details (0: for ever).",
+							   "The scheduler deletes older runs, and inactive @at jobs whose run is older, "
+							   "in small batches in its idle time.",
+							   &chime_run_retention_text,
+							   "30 days",
+							   PGC_SIGHUP,
+							   0,
+							   chime_check_run_retention, chime_assign_run_retention, NULL);
 
 	chime_http_define_settings();
 
