@@ -29,19 +29,23 @@
  * scheduler to reload the job, as any change to cron.job does.
  *
  * Batches run only when the loop has nothing to do for a while
- * (sched_retention_ready); a batch that fails is logged and tried again
- * later, and recording runs goes on meanwhile.  While recording pauses
+ * (sched_retention_ready), and only when they can take their tables'
+ * locks at once; a batch that fails is logged and tried again later,
+ * and recording runs goes on meanwhile.  While recording pauses
  * after a failure (sched_tx.c), retention waits too.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "executor.h"
@@ -65,6 +69,8 @@
 #define RETENTION_RESTART_MS (3600 * 1000)
 /* The longest wait after a batch failed (ms) */
 #define RETENTION_BACKOFF_MAX_MS 60000
+/* The wait when a session holds a table the batch writes (ms) */
+#define RETENTION_HELD_MS 1000
 
 /* A row's status once its run is over */
 #define RETENTION_FINAL "'{succeeded,failed,skipped,missed}'::pg_catalog.text[]"
@@ -105,6 +111,7 @@ static SPIPlanPtr retention_at_runs_plan = NULL;
 static SPIPlanPtr retention_at_delete_plan = NULL;
 
 static void  retention_check_setting(void);
+static bool  retention_tables_free(void);
 static bool  retention_cutoff(TimestampTz *cutoff);
 static bool  retention_listed(const Datum *ids, int n, int64 jobid);
 static int   retention_cmp_int64(const void *a, const void *b);
@@ -123,6 +130,28 @@ retention_check_setting(void)
 	retention_in_pass = false;
 	retention_next = 0;
 	retention_backoff_ms = 0;
+}
+
+/*
+ * Take the locks the batch's statements take on the tables they write
+ * (cron.job_run_details; cron.job and cron.job_run_key for @at jobs)
+ * if nobody holds or waits for a lock that would make them wait (DDL, a
+ * superuser's LOCK TABLE); false if somebody does.  Inside a transaction.
+ */
+static bool
+retention_tables_free(void)
+{
+	static const char *const tables[] = {"job_run_details", "job", "job_run_key"};
+	Oid                      cron = get_namespace_oid("cron", false);
+
+	for (int i = 0; i < lengthof(tables); i++)
+	{
+		Oid rel = get_relname_relid(tables[i], cron);
+
+		if (!OidIsValid(rel) || !ConditionalLockRelationOid(rel, RowExclusiveLock))
+			return false;
+	}
+	return true;
 }
 
 /* The cutoff: pg_chime's now less cron.run_retention; false if before any timestamp */
@@ -439,6 +468,7 @@ sched_retention_batch(void)
 	TimestampTz    cutoff;
 	RetentionChunk c;
 	volatile bool  ended = false;
+	volatile bool  held = false;
 
 	Assert(chime_run_retention_us > 0);
 	if (!retention_in_pass)
@@ -467,10 +497,14 @@ sched_retention_batch(void)
 	PG_TRY();
 	{
 		sched_begin("pg_chime: deleting old runs (cron.run_retention)");
-		retention_chunk(retention_cursor, cutoff, &c);
-		ended = c.edge != 0 || c.nrows < RETENTION_CHUNK;
-		if (ended)
-			retention_sweep(cutoff, &c);
+		held = !retention_tables_free();
+		if (!held)
+		{
+			retention_chunk(retention_cursor, cutoff, &c);
+			ended = c.edge != 0 || c.nrows < RETENTION_CHUNK;
+			if (ended)
+				retention_sweep(cutoff, &c);
+		}
 		sched_commit();
 	}
 	PG_CATCH();
@@ -490,6 +524,12 @@ sched_retention_batch(void)
 	PG_END_TRY();
 
 	retention_backoff_ms = 0;
+	if (held)
+	{
+		/* the pass goes on later from where it was */
+		retention_next = chime_server_now() + (int64) RETENTION_HELD_MS * 1000;
+		return;
+	}
 	retention_pass_runs += c.runs;
 	retention_pass_jobs += c.jobs;
 	if (retention_pass_kept == 0)
