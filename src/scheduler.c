@@ -88,9 +88,9 @@ sched_least(long *timeout, long left)
  * idle executor is to go; -1: none).  Writes a session held up are tried
  * again every second.  The latch waits whole milliseconds: when the next
  * job is due within 2 ms, this sleeps until the instant and returns 0.
- * *work is that sleep before the last term: the next batch of the run
- * log's retention, which wakes the loop only when the batch will have
- * SCHED_RETENTION_ROOM_MS of idle time before the next other work.
+ * *work is the sleep until the next of those.  The last term, the next
+ * batch of retention (sched_retention.c), counts only when that batch
+ * would leave SCHED_RETENTION_ROOM_MS before the next other work.
  */
 static long
 sched_next_wakeup(long retire, long *work)
