@@ -10,9 +10,16 @@
 # cron.log_statement off in both clusters, max_worker_processes 40 so that
 # cron.max_running_jobs (32, both) is the limit.
 #
+# The 1,000-job burst runs twice in pg_chime: on an empty run table (the
+# anchor) and with BENCH_HISTORY_ROWS finished runs of 10,000 jobs in
+# cron.job_run_details (cron.run_retention at its default, so the oldest
+# go while it runs); with that history, SELECT * FROM cron.job_status is
+# timed too when the view exists.
+#
 # Environment: BENCH_IDLE_JOBS (1000000), BENCH_CRON_IDLE_JOBS (100000),
 # BENCH_SINGLE_SECONDS (60), BENCH_CRON_SINGLE_SAMPLES (2),
-# BENCH_IDLE_SECONDS (60), BENCH_SKIP_CRON=1 to leave pg_cron out.
+# BENCH_IDLE_SECONDS (60), BENCH_HISTORY_ROWS (10000000; 0 leaves the
+# history phase out), BENCH_SKIP_CRON=1 to leave pg_cron out.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -23,6 +30,7 @@ cron_idle_jobs=${BENCH_CRON_IDLE_JOBS:-100000}
 single_seconds=${BENCH_SINGLE_SECONDS:-60}
 cron_single_samples=${BENCH_CRON_SINGLE_SAMPLES:-2}
 idle_seconds=${BENCH_IDLE_SECONDS:-60}
+history_rows=${BENCH_HISTORY_ROWS:-10000000}
 
 bench_setup sqlbench
 
@@ -82,14 +90,16 @@ next_minute() {
 # burst PORT N: N jobs '* * * * *' due at the same minute; prints
 # "p50 p99 max started" (seconds, from the minute's start)
 burst() {
-	local port=$1 n=$2 m
+	local port=$1 n=$2 m mark
 	q "$port" "TRUNCATE bench_runs" >/dev/null
+	# the runs recorded before stay (a history, when there is one)
+	mark=$(q "$port" "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM cron.runid_seq")
 	m=$(next_minute "$port")
 	# create them in the minute before, so nothing runs early
 	while [ "$(q "$port" "SELECT extract(epoch FROM now())::bigint >= $m - 55")" != t ]; do sleep 0.5; done
 	q "$port" "SELECT count(cron.schedule('burst-' || i, '* * * * *', 'INSERT INTO bench_runs (jobid) VALUES (' || i || ')')) FROM generate_series(1, $n) i" >/dev/null
 	wait_until "$port" "SELECT count(DISTINCT jobid) >= $n OR now() > to_timestamp($m + 58) FROM bench_runs WHERE t >= to_timestamp($m) AND t < to_timestamp($m + 60)" 200 || true
-	q "$port" "SELECT count(cron.unschedule(jobid)) FROM cron.job" >/dev/null
+	q "$port" "SELECT count(cron.unschedule(jobid)) FROM cron.job WHERE jobname LIKE 'burst-%'" >/dev/null
 	# '-' for the figures when none started in the minute
 	q "$port" "SELECT concat_ws(' ', coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY l)::numeric, 3)::text, '-'),
 	                  coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY l)::numeric, 3)::text, '-'),
@@ -98,8 +108,47 @@ burst() {
 	                 FROM bench_runs WHERE t >= to_timestamp($m) AND t < to_timestamp($m + 60)
 	                 ORDER BY jobid, t) s"
 	# let the last runs finish before the next measurement
-	wait_until "$port" "SELECT count(*) = 0 FROM cron.job_run_details WHERE status IN ('starting', 'running')" 120 || true
-	q "$port" "TRUNCATE bench_runs; DELETE FROM cron.job_run_details" >/dev/null
+	wait_until "$port" "SELECT count(*) = 0 FROM cron.job_run_details WHERE runid > $mark AND status IN ('starting', 'running')" 120 || true
+	q "$port" "TRUNCATE bench_runs; DELETE FROM cron.job_run_details WHERE runid > $mark" >/dev/null
+}
+
+# history PORT ROWS: 10,000 jobs (none due), and ROWS finished runs of
+# theirs over the last 30 days, in time order as the scheduler writes
+# them (1 in 50 failed), in one INSERT; then VACUUM ANALYZE.
+history() {
+	local port=$1 rows=$2 month first
+	month=$(q "$port" "SELECT (extract(month FROM now())::int + 4) % 12 + 1")
+	q "$port" "INSERT INTO cron.job (jobname, schedule, command)
+	           SELECT 'history-' || i, (i % 60) || ' ' || (i / 60 % 24) || ' ' || (1 + i / 1440 % 28) || ' $month *',
+	                  'INSERT INTO bench_runs (jobid) VALUES (' || i || ')' FROM generate_series(1, 10000) i" >/dev/null
+	first=$(q "$port" "SELECT min(jobid) FROM cron.job WHERE jobname LIKE 'history-%'")
+	q "$port" "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, status, return_message,
+	                                             start_time, end_time, scheduled_time, attempt, trigger)
+	           SELECT $first + i % 10000, 20000 + i % 30000, 'postgres', current_user,
+	                  'INSERT INTO bench_runs (jobid) VALUES (' || (1 + i % 10000) || ')',
+	                  CASE WHEN i % 50 = 0 THEN 'failed' ELSE 'succeeded' END,
+	                  CASE WHEN i % 50 = 0 THEN 'ERROR: 57014: canceling statement due to statement timeout'
+	                       ELSE 'INSERT 0 1' END,
+	                  t + interval '2 milliseconds', t + interval '6 milliseconds', t, 1, 'schedule'
+	           FROM generate_series(1, $rows) i,
+	                LATERAL (SELECT date_trunc('second', now() - interval '30 days' + i * (interval '30 days' / $rows))) s(t)" >/dev/null
+	q "$port" "VACUUM ANALYZE cron.job_run_details" >/dev/null
+	q "$port" "VACUUM ANALYZE cron.job" >/dev/null
+}
+
+# job_status PORT: "median_ms of 5" of SELECT * FROM cron.job_status (after
+# one that warms the cache); "-" when there is no such view
+job_status() {
+	local port=$1 t
+	if [ "$(q "$port" "SELECT to_regclass('cron.job_status') IS NOT NULL")" != t ]; then
+		echo "-"
+		return
+	fi
+	for i in 0 1 2 3 4 5; do
+		t=$(as_user "$bindir/psql" -X -qAt -h "$out" -p "$port" -d postgres -v ON_ERROR_STOP=1 \
+			-c '\timing on' -c 'SELECT * FROM cron.job_status' | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
+		[ "$i" -gt 0 ] && echo "$t"
+	done | sort -n | sed -n 3p
 }
 
 # idle PORT N SECONDS PROCESS-TYPE NAME: N jobs none of which is due,
@@ -188,6 +237,18 @@ echo "-- 5,000 jobs due in the same minute"
 chime_5k=$(burst $CHIME 5000)
 echo "-- $idle_jobs jobs, none due: restart, then ${idle_seconds}s idle"
 chime_idle=$(idle $CHIME "$idle_jobs" "$idle_seconds" "pg_chime scheduler" chime)
+chime_hist="- - - -"
+chime_status="-"
+if [ "$history_rows" -gt 0 ]; then
+	echo "-- 1,000 jobs due in the same minute, $history_rows runs of 10,000 jobs in cron.job_run_details"
+	hist_t0=$SECONDS
+	history $CHIME "$history_rows"
+	echo "   (history written and analysed in $((SECONDS - hist_t0)) s)"
+	chime_hist=$(burst $CHIME 1000)
+	chime_status=$(job_status $CHIME)
+	[ "$chime_status" = - ] && echo "-- SELECT * FROM cron.job_status: skipped (no view cron.job_status in this version)"
+	q $CHIME "TRUNCATE cron.job_run_details; TRUNCATE cron.job CASCADE" >/dev/null
+fi
 
 cron_1k="- - - -"
 cron_5k="- - - -"
@@ -216,6 +277,7 @@ read -r r99 rmax rn rmissing <<<"$rhythm"
 read -r a50 a99 amax an <<<"$chime_1k"
 read -r b50 b99 bmax bn <<<"$chime_5k"
 read -r iload icpu irss ianon <<<"$chime_idle"
+read -r h50 h99 hmax hn <<<"$chime_hist"
 read -r c1_50 c1_99 c1_max c1_n <<<"$cron_1k"
 read -r c5_50 c5_99 c5_max c5_n <<<"$cron_5k"
 read -r cs50 csmax csn <<<"$cron_single"
@@ -226,6 +288,17 @@ printf '%-44s | %-40s | %-30s | %s\n' "benchmark" "pg_chime" "pg_cron ${cron_ver
 printf '%-44s | %-40s | %-30s | %s\n' "--------" "--------" "-------" "------"
 printf '%-44s | %-40s | %-30s | %s\n' "1,000 SQL jobs due in the same minute" \
 	"p99 ${a99} s (p50 ${a50}, max ${amax}, ${an} started)" "p99 ${c1_99} s (max ${c1_max}, ${c1_n} started)" "p99 <= 0.1 s"
+if [ "$history_rows" -gt 0 ]; then
+	printf '%-44s | %-40s | %-30s | %s\n' "1,000 SQL jobs due, $history_rows history rows" \
+		"p99 ${h99} s (p50 ${h50}, max ${hmax}, ${hn} started)" "anchor, empty table: p99 ${a99} s" "p99 <= 0.1 s"
+	if [ "$chime_status" = - ]; then
+		printf '%-44s | %-40s | %-30s | %s\n' "SELECT * FROM cron.job_status" \
+			"skipped: no view cron.job_status" "" "<= 50 ms"
+	else
+		printf '%-44s | %-40s | %-30s | %s\n' "SELECT * FROM cron.job_status" \
+			"${chime_status} ms (median of 5; 10,000 jobs)" "" "<= 50 ms with $history_rows rows"
+	fi
+fi
 printf '%-44s | %-40s | %-30s | %s\n' "5,000 SQL jobs due in the same minute" \
 	"p99 ${b99} s (p50 ${b50}, max ${bmax}, ${bn} started)" "p99 ${c5_99} s (max ${c5_max}, ${c5_n} started)" "all started, p99 <= 0.5 s"
 printf '%-44s | %-40s | %-30s | %s\n' "single job, start lag" \

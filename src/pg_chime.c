@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "commands/dbcommands.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -39,6 +40,8 @@ bool  chime_preloaded = false;
 static char *chime_clock_skew_text = NULL;
 static char *chime_max_retry_delay_text = NULL;
 int64        chime_max_retry_delay_us = USECS_PER_HOUR;
+static char *chime_run_retention_text = NULL;
+int64        chime_run_retention_us = 30 * USECS_PER_DAY;
 
 /* The levels of cron.log_min_messages, as log_min_messages names them */
 static const struct config_enum_entry chime_log_levels[] = {
@@ -57,34 +60,88 @@ static const struct config_enum_entry chime_log_levels[] = {
 	{"panic", PANIC, false},
 	{NULL, 0, false}};
 
-/* Length of an interval in microseconds, a month counted as 30 days. */
-static int64
-chime_interval_usecs(const Interval *iv)
+/*
+ * Length of an interval in microseconds, a year counted as DAYS_PER_YEAR
+ * days and a month as 30; false if it does not fit in an int64.
+ */
+static bool
+chime_interval_usecs(const Interval *iv, int64 *us)
 {
-	return iv->time + (int64) iv->day * USECS_PER_DAY +
-		(int64) (iv->month / MONTHS_PER_YEAR) * (int64) (DAYS_PER_YEAR * USECS_PER_DAY) +
-		(int64) (iv->month % MONTHS_PER_YEAR) * DAYS_PER_MONTH * USECS_PER_DAY;
+	int64 years;
+	int64 months;
+	int64 days;
+
+	return !pg_mul_s64_overflow(iv->month / MONTHS_PER_YEAR, (int64) (DAYS_PER_YEAR * USECS_PER_DAY), &years) &&
+		!pg_mul_s64_overflow(iv->month % MONTHS_PER_YEAR, DAYS_PER_MONTH * USECS_PER_DAY, &months) &&
+		!pg_mul_s64_overflow(iv->day, USECS_PER_DAY, &days) &&
+		!pg_add_s64_overflow(years, months, us) &&
+		!pg_add_s64_overflow(*us, days, us) &&
+		!pg_add_s64_overflow(*us, iv->time, us);
+}
+
+/*
+ * The microseconds of an interval-valued setting; false, with the GUC
+ * error's detail and 'hint', when it is not an interval or too long.
+ */
+static bool
+chime_setting_usecs(const char *value, int64 *us, const char *hint)
+{
+	Interval iv;
+
+	if (value == NULL || !compat_parse_interval(value, &iv))
+	{
+		GUC_check_errdetail("\"%s\" is not an interval.", value ? value : "");
+		GUC_check_errhint("%s", hint);
+		return false;
+	}
+	if (!chime_interval_usecs(&iv, us))
+	{
+		GUC_check_errdetail("\"%s\" is out of range.", value);
+		GUC_check_errhint("Use an interval shorter than 290,000 years.");
+		return false;
+	}
+	return true;
+}
+
+/* Hand the microseconds to the assign hook */
+static bool
+chime_keep_usecs(int64 us, void **extra)
+{
+	int64 *kept = compat_guc_malloc(sizeof(int64));
+
+	if (kept == NULL)
+		return false;
+	*kept = us;
+	*extra = kept;
+	return true;
 }
 
 /* GUC check hook for interval-valued settings: keeps the microseconds. */
 static bool
 chime_check_interval(char **newval, void **extra, GucSource source)
 {
-	Interval iv;
-	int64   *us;
+	int64 us;
 
-	if (*newval == NULL || !compat_parse_interval(*newval, &iv))
+	return chime_setting_usecs(*newval, &us, "Use an interval such as '-400 days', '-9600:00:00' or '30 minutes'.") &&
+		chime_keep_usecs(us, extra);
+}
+
+/* cron.run_retention: an interval, 0 (keep every run) or longer */
+static bool
+chime_check_run_retention(char **newval, void **extra, GucSource source)
+{
+	const char *hint = "Use an interval such as '30 days', or 0 to keep every run.";
+	int64       us;
+
+	if (!chime_setting_usecs(*newval, &us, hint))
+		return false;
+	if (us < 0)
 	{
-		GUC_check_errdetail("\"%s\" is not an interval.", *newval ? *newval : "");
-		GUC_check_errhint("Use an interval such as '-400 days', '-9600:00:00' or '30 minutes'.");
+		GUC_check_errdetail("cron.run_retention is how long runs are kept; \"%s\" is negative.", *newval);
+		GUC_check_errhint("%s", hint);
 		return false;
 	}
-	us = compat_guc_malloc(sizeof(int64));
-	if (us == NULL)
-		return false;
-	*us = chime_interval_usecs(&iv);
-	*extra = us;
-	return true;
+	return chime_keep_usecs(us, extra);
 }
 
 static void
@@ -97,6 +154,12 @@ static void
 chime_assign_max_retry_delay(const char *newval, void *extra)
 {
 	chime_max_retry_delay_us = extra ? *(int64 *) extra : USECS_PER_HOUR;
+}
+
+static void
+chime_assign_run_retention(const char *newval, void *extra)
+{
+	chime_run_retention_us = extra ? *(int64 *) extra : 30 * USECS_PER_DAY;
 }
 
 static bool
@@ -233,6 +296,16 @@ _PG_init(void)
 							   PGC_SIGHUP,
 							   0,
 							   chime_check_interval, chime_assign_max_retry_delay, NULL);
+
+	DefineCustomStringVariable("cron.run_retention",
+							   "How long finished runs are kept in cron.job_run_details (0: for ever).",
+							   "The scheduler deletes older runs, and inactive @at jobs whose run is older, "
+							   "in small batches in its idle time.",
+							   &chime_run_retention_text,
+							   "30 days",
+							   PGC_SIGHUP,
+							   0,
+							   chime_check_run_retention, chime_assign_run_retention, NULL);
 
 	chime_http_define_settings();
 

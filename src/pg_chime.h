@@ -28,6 +28,7 @@ extern int   chime_max_running_jobs_per_role;
 extern int   chime_http_max_in_flight_per_role;
 extern bool  chime_preloaded;
 extern int64 chime_max_retry_delay_us;
+extern int64 chime_run_retention_us; /* cron.run_retention; 0: runs are kept */
 
 /*
  * The longest values of a job's interval options (microseconds): a timeout

@@ -115,12 +115,14 @@ extern void        sched_deactivate_jobs(const int64 *jobids, int n, bool later_
 extern void        sched_flush_later(void);
 extern void        sched_commit(void);
 extern ErrorData  *sched_catch(void);
+extern void        sched_abort(void);
 extern void        sched_recording_failed(const char *what);
 extern void        sched_recording_failed_with(const char *what, ErrorData *edata);
 extern bool        sched_record_tx(const char *activity, const char *what, void (*write)(void *arg), void *arg);
 extern bool        sched_log_waiting(void);
 extern void        sched_tx_set_extension(Oid extension);
 extern bool        sched_later_pending(void);
+extern bool        sched_later_has(int64 jobid);
 extern TimestampTz sched_log_paused_until(void);
 extern void        sched_recording_ok(void);
 
@@ -173,6 +175,12 @@ extern int         sched_retry_jobids(Datum *ids);
 extern int64       sched_retry_mark(void);
 extern void        sched_retry_fired_forget(void);
 extern void        sched_retry_undo(int64 mark);
+
+/* sched_retention.c: a batch runs only when nothing else is due for this long (ms) */
+#define SCHED_RETENTION_ROOM_MS 100
+extern long sched_retention_wakeup(void);
+extern bool sched_retention_ready(long work_ms);
+extern void sched_retention_batch(void);
 
 /* sched_record.c */
 extern void sched_record_done(void);

@@ -52,7 +52,6 @@ typedef struct SchedLater
 static List *sched_later = NIL;    /* in sched_runs_cxt */
 static int   sched_later_mark = 0; /* its length when the transaction began */
 
-static bool sched_later_has(int64 jobid);
 static void sched_later_add(int64 jobid, bool deactivate, const char *run_key, int64 runid, const char *state, TimestampTz at);
 
 void
@@ -70,7 +69,8 @@ sched_begin(const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
-static bool
+/* Does a write of the job wait in sched_later? */
+bool
 sched_later_has(int64 jobid)
 {
 	ListCell *lc;
@@ -252,16 +252,17 @@ sched_recording_failed(const char *what)
 	sched_recording_failed_with(what, sched_catch());
 }
 
-/* The same, once the error is caught (sched_catch) */
+/*
+ * Roll back the transaction of a unit of work that failed (its error
+ * caught, sched_catch).  When the failure was DROP EXTENSION (and maybe
+ * CREATE again), the scheduler starts over, waiting for it.
+ */
 void
-sched_recording_failed_with(const char *what, ErrorData *edata)
+sched_abort(void)
 {
-	TimestampTz now = chime_server_now();
-	bool        gone;
+	bool gone;
 
 	AbortCurrentTransaction();
-
-	/* DROP EXTENSION (and maybe CREATE again): start over, waiting for it */
 	StartTransactionCommand();
 	gone = get_extension_oid("pg_chime", true) != sched_extension;
 	CommitTransactionCommand();
@@ -271,6 +272,16 @@ sched_recording_failed_with(const char *what, ErrorData *edata)
 		proc_exit(1);
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(sched_scratch_cxt);
+}
+
+/* The same, once the error is caught (sched_catch) */
+void
+sched_recording_failed_with(const char *what, ErrorData *edata)
+{
+	TimestampTz now = chime_server_now();
+
+	sched_abort();
 	sched_log_backoff_ms = sched_log_backoff_ms == 0 ? 1000 : Min(sched_log_backoff_ms * 2, 5000);
 	sched_log_wait_until = now + (int64) sched_log_backoff_ms * 1000;
 	ereport(WARNING,

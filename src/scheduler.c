@@ -6,7 +6,8 @@
  *
  * Its loop: collect what executors and libcurl finished and record it
  * (sched_record.c), start what is due (sched_fire.c), hand runs over
- * (dispatch.c, dispatch_http.c), then sleep until the next wake-up
+ * (dispatch.c, dispatch_http.c), delete old runs when it is idle
+ * (sched_retention.c), then sleep until the next wake-up
  * (sched_next_wakeup).  At start, runs a previous scheduler left
  * 'starting' or 'running' are reconciled (run_log.c) and their retries
  * planned (sched_retry.c).
@@ -38,7 +39,7 @@ MemoryContext sched_scratch_cxt; /* reset every iteration */
 
 static void sched_wait_for_extension(void);
 static void sched_least(long *timeout, long left);
-static long sched_next_wakeup(long retire);
+static long sched_next_wakeup(long retire, long *work);
 static void sched_collect(void);
 static void sched_on_exit(int code, Datum arg);
 
@@ -101,11 +102,15 @@ sched_least(long *timeout, long left)
  * idle executor is to go; -1: none).  Writes a session held up are tried
  * again every second.  The latch waits whole milliseconds: when the next
  * job is due within 2 ms, this sleeps until the instant and returns 0.
+ * *work is the sleep until the next of those.  The last term, the next
+ * batch of retention (sched_retention.c), counts only when that batch
+ * would leave SCHED_RETENTION_ROOM_MS before the next other work.
  */
 static long
-sched_next_wakeup(long retire)
+sched_next_wakeup(long retire, long *work)
 {
 	long        timeout = -1;
+	long        left;
 	TimestampTz due;
 	TimestampTz until;
 
@@ -138,11 +143,14 @@ sched_next_wakeup(long retire)
 	/* libcurl's timers; its sockets are in the wait set */
 	if (chime_http_in_flight() > 0)
 	{
-		long left = chime_http_timeout();
-
+		left = chime_http_timeout();
 		if (left >= 0)
 			sched_least(&timeout, left);
 	}
+	*work = timeout;
+	if ((left = sched_retention_wakeup()) >= 0 &&
+		(timeout < 0 || left + SCHED_RETENTION_ROOM_MS <= timeout))
+		timeout = left;
 	return timeout;
 }
 
@@ -269,6 +277,7 @@ chime_scheduler_main(Datum arg)
 	for (;;)
 	{
 		long               timeout;
+		long               work;
 		bool               reload_all = false;
 		static bool        manual_pending = false;
 		static bool        reload_pending = false;
@@ -290,7 +299,13 @@ chime_scheduler_main(Datum arg)
 		sched_mark_running();
 		if (sched_later_pending() && !sched_log_waiting())
 			sched_flush_later();
-		timeout = sched_next_wakeup(sched_retire_idle());
+		timeout = sched_next_wakeup(sched_retire_idle(), &work);
+		/* idle: old runs go, a small batch at a time (cron.run_retention) */
+		if (sched_retention_ready(work))
+		{
+			sched_retention_batch();
+			timeout = sched_next_wakeup(sched_retire_idle(), &work);
+		}
 
 		{
 			WaitEvent event;
