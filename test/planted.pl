@@ -1242,6 +1242,7 @@ my %FUNCS = (
 	setval => [ [ [ 'text', 'int8' ], 'int8', 'f', 'pg_catalog.setval($1::pg_catalog.regclass, $2)' ],
 				[ [ 'regclass', 'int8' ], 'int8' ] ],
 	lastval => [ [ [], 'int8' ] ],
+	row_number => [ [ [], 'int8' ] ],
 	now => [ [ [], 'timestamptz' ] ],
 	clock_timestamp => [ [ [], 'timestamptz' ] ],
 	statement_timestamp => [ [ [], 'timestamptz' ] ],

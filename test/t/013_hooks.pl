@@ -178,5 +178,38 @@ is($body->{job}{name} . ' ' . $body->{run}{status} . ' ' . $body->{run}{return_m
 	'report succeeded SELECT 1', 'its body is the payload of the run it follows');
 $server->kill_kill;
 
+# 6. A role holds its once_per hook job's key lock in an open transaction
+# (cron.unschedule, not committed): its hook run waits; the other roles'
+# runs go on being recorded; after the ROLLBACK the hook runs, once.
+$node->safe_psql('postgres', q{
+	CREATE ROLE mallory LOGIN;
+	GRANT USAGE ON SCHEMA cron TO mallory;
+	GRANT INSERT ON alerts TO mallory;
+	SELECT cron.schedule('others', '* * * * * *', 'SELECT 1');
+});
+$node->safe_psql('postgres', q{
+	SELECT cron.schedule('m-key', '0 0 30 2 *', $$INSERT INTO alerts (job) VALUES ('m-key')$$, once_per => 'day');
+	SELECT cron.schedule('m-src', '0 0 30 2 *', 'SELECT 1', on_success => 'm-key');
+}, extra_params => [ '-U', 'mallory' ]);
+$holder = $node->background_psql('postgres', extra_params => [ '-U', 'mallory' ]);
+$holder->query_safe('BEGIN');
+$holder->query_safe(q{SELECT cron.unschedule('m-key')});
+my $log_offset = -s $node->logfile;
+$node->safe_psql('postgres', q{SELECT cron.run_now('m-src')}, extra_params => [ '-U', 'mallory' ]);
+poll_until(q{SELECT count(*) = 1 FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+             WHERE j.jobname = 'm-key' AND r.trigger = 'hook' AND r.status = 'starting'},
+	'the hook run waits for the key its owner holds');
+my $before = $node->safe_psql('postgres', q{
+	SELECT count(*) FROM cron.job_run_details r JOIN cron.job j USING (jobid) WHERE j.jobname = 'others' AND r.status = 'succeeded'});
+poll_until(qq{SELECT count(*) >= $before + 3 FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+              WHERE j.jobname = 'others' AND r.status = 'succeeded'},
+	'meanwhile another role\'s runs are recorded');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM alerts WHERE job = 'm-key'}), '0', 'the hook has not run');
+$holder->query_safe('ROLLBACK');
+poll_until(q{SELECT count(*) = 1 FROM alerts WHERE job = 'm-key'}, 'after the rollback the hook runs');
+unlike(substr(slurp_file($node->logfile), $log_offset), qr/could not record|lock timeout/,
+	'recording never failed meanwhile');
+$holder->quit;
+
 $node->stop;
 done_testing();
