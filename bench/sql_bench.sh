@@ -132,6 +132,14 @@ history() {
 	                  t + interval '2 milliseconds', t + interval '6 milliseconds', t, 1, 'schedule'
 	           FROM generate_series(1, $rows) i,
 	                LATERAL (SELECT date_trunc('second', now() - interval '30 days' + i * (interval '30 days' / $rows))) s(t)" >/dev/null
+	# their statistics, as the scheduler would have kept them
+	q "$port" "INSERT INTO cron.job_stats (jobid, last_start, last_end, last_status, last_message, last_duration,
+	                                      last_success, total_runs, total_successes, total_failures, total_duration)
+	           SELECT j.jobid, now() - interval '1 hour', now() - interval '1 hour' + interval '4 milliseconds',
+	                  'succeeded', 'INSERT 0 1', interval '4 milliseconds', now() - interval '1 hour',
+	                  $rows / 10000, $rows / 10000 - $rows / 500000, $rows / 500000, ($rows / 10000) * interval '4 milliseconds'
+	           FROM cron.job j WHERE j.jobname LIKE 'history-%'
+	           ON CONFLICT (jobid) DO NOTHING" >/dev/null 2>&1 || true
 	q "$port" "VACUUM ANALYZE cron.job_run_details" >/dev/null
 	q "$port" "VACUUM ANALYZE cron.job" >/dev/null
 }

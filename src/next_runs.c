@@ -16,6 +16,7 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "api.h"
@@ -196,6 +197,32 @@ typedef struct NextRunEntry
 	ChimeTiming timing;
 } NextRunEntry;
 
+/* What cron._next_run keeps for the rest of a query */
+typedef struct NextRunCache
+{
+	HTAB            *timings;   /* NextRunEntry */
+	char            *zone_name; /* the zone looked up last ("" for cron.timezone) */
+	const ChimeZone *zone;      /* and what it gave (NULL: unusable) */
+} NextRunCache;
+
+/* The zone of a timezone argument (NULL: cron.timezone); the last one is kept */
+static bool
+next_run_zone(NextRunCache *cache, const char *name, const ChimeZone **zone)
+{
+	ChimeJobDefError err;
+
+	if (cache->zone_name == NULL || strcmp(cache->zone_name, name ? name : "") != 0)
+	{
+		if (!chime_job_zone(name, &cache->zone, &err))
+			cache->zone = NULL;
+		if (cache->zone_name)
+			pfree(cache->zone_name);
+		cache->zone_name = MemoryContextStrdup(GetMemoryChunkContext(cache), name ? name : "");
+	}
+	*zone = cache->zone;
+	return *zone != NULL;
+}
+
 /*
  * cron._next_run(schedule, timezone, run_window, dst_gap): the instant a
  * job with these settings fires next from pg_chime's now, as
@@ -209,47 +236,61 @@ PG_FUNCTION_INFO_V1(chime_next_run_of);
 Datum
 chime_next_run_of(PG_FUNCTION_ARGS)
 {
-	HTAB          *cache = fcinfo->flinfo->fn_extra;
-	StringInfoData key;
-	NextRunEntry  *e = NULL;
-	NextRunEntry   scratch;
-	bool           found = false;
-	int64          next;
+	NextRunCache *cache = fcinfo->flinfo->fn_extra;
+	char         *arg[4] = {NULL, NULL, NULL, NULL};
+	NextRunEntry  scratch;
+	NextRunEntry *e = NULL;
+	bool          found = false;
+	int           len = 0;
+	int64         next;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	initStringInfo(&key);
-	for (int i = 0; i < 4; i++)
-	{
-		if (!PG_ARGISNULL(i))
-			appendStringInfoString(&key, text_to_cstring(PG_GETARG_TEXT_PP(i)));
-		appendStringInfoChar(&key, PG_ARGISNULL(i) ? '\x01' : '\x02');
-	}
 	if (cache == NULL)
 	{
 		HASHCTL ctl;
 
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(NextRunCache));
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(scratch.key);
 		ctl.entrysize = sizeof(NextRunEntry);
 		ctl.hcxt = fcinfo->flinfo->fn_mcxt;
-		cache = fcinfo->flinfo->fn_extra = hash_create("pg_chime next runs", 256, &ctl,
-													   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		cache->timings = hash_create("pg_chime next runs", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		fcinfo->flinfo->fn_extra = cache;
 	}
-	if (key.len < (int) sizeof(scratch.key))
-		e = hash_search(cache, key.data, HASH_ENTER, &found);
+	/* the key: each argument and a mark of null or not */
+	for (int i = 0; i < 4; i++)
+	{
+		int n;
+
+		if (!PG_ARGISNULL(i))
+			arg[i] = text_to_cstring(PG_GETARG_TEXT_PP(i));
+		n = arg[i] ? strlen(arg[i]) : 0;
+		if (len >= 0 && len + n + 1 < (int) sizeof(scratch.key))
+		{
+			memcpy(scratch.key + len, arg[i] ? arg[i] : "", n);
+			scratch.key[len + n] = arg[i] ? '\x02' : '\x01';
+			len += n + 1;
+		}
+		else
+			len = -1; /* too long to keep */
+	}
+	if (len >= 0)
+	{
+		scratch.key[len] = '\0';
+		e = hash_search(cache->timings, scratch.key, HASH_ENTER, &found);
+	}
 	if (e == NULL)
 		e = &scratch;
 	if (!found)
 	{
-		ChimeError       err;
-		ChimeJobDefError zerr;
+		ChimeError err;
 
 		memset(&e->timing, 0, sizeof(e->timing));
-		e->valid = chime_parse_schedule(text_to_cstring(PG_GETARG_TEXT_PP(0)), &e->timing.sched, &err) &&
-			chime_job_zone(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)), &e->timing.zone, &zerr) &&
-			(PG_ARGISNULL(2) || chime_parse_window(text_to_cstring(PG_GETARG_TEXT_PP(2)), &e->timing.window, &err)) &&
-			(PG_ARGISNULL(3) || chime_parse_dst_gap(text_to_cstring(PG_GETARG_TEXT_PP(3)), &e->timing.gap, &err));
+		e->valid = chime_parse_schedule(arg[0], &e->timing.sched, &err) &&
+			next_run_zone(cache, arg[1], &e->timing.zone) &&
+			(arg[2] == NULL || chime_parse_window(arg[2], &e->timing.window, &err)) &&
+			(arg[3] == NULL || chime_parse_dst_gap(arg[3], &e->timing.gap, &err));
 	}
 	if (!e->valid || !chime_next_run(&e->timing, chime_unix_from_timestamptz(chime_now()), &next))
 		PG_RETURN_NULL();
