@@ -164,19 +164,19 @@ chime_run_insert(const ChimeRunRow *row)
  * Record a run for the scheduler to take, 'starting' at 'now' (its
  * scheduled time too), first attempt, with trigger 'manual' or 'hook' (a
  * hook run with the payload of the outcome it follows and its chain of
- * hooks); or, with 'skipped' (the reason), a skipped row.  A once_per key
- * (NULL or "": none), which the caller has claimed, is recorded on the run
- * and names the run as its own.  Returns the runid.
+ * hooks).  A once_per key (NULL or "": none), which the caller has
+ * claimed, is recorded on the run and names the run as its own.  Returns
+ * the runid.
  */
 static int64
 run_insert_pending(int64 jobid, const char *database, const char *username, const char *command,
 				   const char *run_key, const char *trigger, const char *payload, Datum chain,
-				   const char *skipped, TimestampTz now)
+				   TimestampTz now)
 {
-	Oid   types[10] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT8ARRAYOID,
-					   TEXTOID, TEXTOID};
-	Datum values[10];
-	char  nulls[10] = "          ";
+	Oid   types[9] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT8ARRAYOID,
+					  TEXTOID};
+	Datum values[9];
+	char  nulls[9] = "         ";
 	bool  has_key = run_key != NULL && run_key[0] != '\0';
 	bool  isnull;
 	int64 runid;
@@ -192,16 +192,12 @@ run_insert_pending(int64 jobid, const char *database, const char *username, cons
 	nulls[6] = payload ? ' ' : 'n';
 	values[7] = chain;
 	nulls[7] = chain ? ' ' : 'n';
-	values[8] = skipped ? CStringGetTextDatum(skipped) : (Datum) 0;
-	nulls[8] = skipped ? ' ' : 'n';
-	values[9] = CStringGetTextDatum(trigger);
+	values[8] = CStringGetTextDatum(trigger);
 	if (SPI_execute_with_args("INSERT INTO cron.job_run_details (jobid, database, username, command, "
-							  "status, start_time, scheduled_time, trigger, attempt, run_key, payload, "
-							  "hook_chain, return_message, end_time) "
-							  "VALUES ($1, $2, $3, $4, CASE WHEN $9 IS NULL THEN 'starting' ELSE 'skipped' END, "
-							  "$5, $5, $10, 1, $6, $7::pg_catalog.jsonb, $8, $9, "
-							  "CASE WHEN $9 IS NOT NULL THEN $5 END) RETURNING runid",
-							  10, types, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+							  "status, start_time, scheduled_time, trigger, attempt, run_key, payload, hook_chain) "
+							  "VALUES ($1, $2, $3, $4, 'starting', $5, $5, $9, 1, $6, $7::pg_catalog.jsonb, $8) "
+							  "RETURNING runid",
+							  9, types, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not record a %s run of job " INT64_FORMAT, trigger, jobid);
 	runid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (has_key)
@@ -214,18 +210,15 @@ int64
 chime_run_insert_manual(int64 jobid, const char *database, const char *username,
 						const char *command, const char *run_key, TimestampTz now)
 {
-	return run_insert_pending(jobid, database, username, command, run_key, "manual", NULL, (Datum) 0,
-							  NULL, now);
+	return run_insert_pending(jobid, database, username, command, run_key, "manual", NULL, (Datum) 0, now);
 }
 
-/* A hook run (or its skipped row), as run_insert_pending records it */
+/* A hook run, as run_insert_pending records it (its key, if any, is claimed when it is taken) */
 int64
 chime_run_insert_hook(int64 jobid, const char *database, const char *username, const char *command,
-					  const char *run_key, const char *payload, Datum chain, const char *skipped,
-					  TimestampTz now)
+					  const char *payload, Datum chain, TimestampTz now)
 {
-	return run_insert_pending(jobid, database, username, command, run_key, "hook", payload, chain,
-							  skipped, now);
+	return run_insert_pending(jobid, database, username, command, NULL, "hook", payload, chain, now);
 }
 
 /*

@@ -53,8 +53,8 @@ extern void       chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *
 extern int64      chime_run_insert_manual(int64 jobid, const char *database, const char *username,
 										  const char *command, const char *run_key, TimestampTz now);
 extern int64      chime_run_insert_hook(int64 jobid, const char *database, const char *username,
-										const char *command, const char *run_key, const char *payload,
-										Datum chain, const char *skipped, TimestampTz now);
+										const char *command, const char *payload, Datum chain,
+										TimestampTz now);
 extern char      *chime_run_payload(int64 runid);
 extern void       chime_run_skip_pending(int64 runid, const char *why, TimestampTz now);
 extern void       chime_run_set_key(int64 runid, const char *run_key);

@@ -33,7 +33,6 @@
 #include "utils/timestamp.h"
 
 #include "job_def.h"
-#include "locks.h"
 #include "pg_chime.h"
 #include "run_log.h"
 #include "run_outcome.h"
@@ -125,7 +124,7 @@ outcome_jobs(const ChimeOutcome *o, int n, int *njobs)
 {
 	static SPIPlanPtr plan = NULL;
 	OutcomeJob       *jobs = palloc0(sizeof(OutcomeJob) * n);
-	Datum            *ids = palloc(sizeof(Datum) * n);
+	int64            *ids = palloc(sizeof(int64) * n);
 	Oid               types[1] = {INT8ARRAYOID};
 	Datum             values[1];
 	int               m = 0;
@@ -138,9 +137,9 @@ outcome_jobs(const ChimeOutcome *o, int n, int *njobs)
 		if (m > 0 && jobs[m - 1].jobid == jobs[i].jobid)
 			continue;
 		jobs[m] = jobs[i];
-		ids[m++] = Int64GetDatum(jobs[i].jobid);
+		ids[m++] = jobs[i].jobid;
 	}
-	values[0] = PointerGetDatum(construct_array(ids, m, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[0] = chime_int8_array(ids, m);
 	if (SPI_execute_plan(chime_plan(&plan,
 									"SELECT j.jobid, coalesce(j.jobname, ''), j.username, j.on_success, j.on_failure, "
 									"j.alert_after, j.notify_channel, coalesce(s.consecutive_failures, 0), "
@@ -402,8 +401,8 @@ outcome_start_hook(const OutcomeJob *job, const char *hook, const ChimeOutcome *
 	int64             runid;
 
 	if (SPI_execute_plan(chime_plan(&plan,
-									"SELECT j.jobid, j.active, j.database, j.username, j.command, j.timezone, "
-									"j.once_per, (SELECT r.hook_chain FROM cron.job_run_details r "
+									"SELECT j.jobid, j.active, j.database, j.username, j.command, "
+									"(SELECT r.hook_chain FROM cron.job_run_details r "
 									"WHERE r.runid OPERATOR(pg_catalog.=) $3) AS chain "
 									"FROM cron.job j WHERE j.jobname OPERATOR(pg_catalog.=) $1 "
 									"AND j.username OPERATOR(pg_catalog.=) $2",
@@ -424,16 +423,8 @@ outcome_start_hook(const OutcomeJob *job, const char *hook, const ChimeOutcome *
 	chime_job_def_map(&map, desc,
 					  CHIME_JOB_BIT(CHIME_JOB_JOBID) | CHIME_JOB_BIT(CHIME_JOB_ACTIVE) |
 						  CHIME_JOB_BIT(CHIME_JOB_DATABASE) | CHIME_JOB_BIT(CHIME_JOB_USERNAME) |
-						  CHIME_JOB_BIT(CHIME_JOB_COMMAND) | CHIME_JOB_BIT(CHIME_JOB_TIMEZONE) |
-						  CHIME_JOB_BIT(CHIME_JOB_ONCE_PER));
-	if (!chime_job_def_decode(&map, tup, &def, &err) &&
-		(def.invalid & (CHIME_JOB_BIT(CHIME_JOB_TIMEZONE) | CHIME_JOB_BIT(CHIME_JOB_ONCE_PER))))
-	{
-		ereport(WARNING,
-				(errmsg("pg_chime: job " INT64_FORMAT " (%s): its hook job \"%s\" has an invalid %s and was not started",
-						job->jobid, job->jobname, hook, err.column)));
-		return;
-	}
+						  CHIME_JOB_BIT(CHIME_JOB_COMMAND));
+	(void) chime_job_def_decode(&map, tup, &def, &err);
 	hookid = def.jobid;
 	if (!def.active)
 	{
@@ -444,7 +435,7 @@ outcome_start_hook(const OutcomeJob *job, const char *hook, const ChimeOutcome *
 	}
 
 	/* the chain: the jobs before this outcome's run, then its job */
-	chain = SPI_getbinval(tup, desc, 8, &isnull);
+	chain = SPI_getbinval(tup, desc, 6, &isnull);
 	if (!isnull)
 	{
 		prior = DatumGetArrayTypeP(chain);
@@ -468,8 +459,7 @@ outcome_start_hook(const OutcomeJob *job, const char *hook, const ChimeOutcome *
 	chain = PointerGetDatum(construct_array(ids, nelems + 1, INT8OID, 8, true, TYPALIGN_DOUBLE));
 
 	/* (a once_per hook job's key is claimed when the scheduler takes the run) */
-	runid = chime_run_insert_hook(hookid, def.database, def.username, def.command, NULL, payload,
-								  chain, NULL, now);
+	runid = chime_run_insert_hook(hookid, def.database, def.username, def.command, payload, chain, now);
 	chime_manual_run_requested(runid);
 }
 

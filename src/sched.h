@@ -161,6 +161,7 @@ extern void sched_undo_starts(void);
 extern void sched_start_add(SchedRun *run, const ChimeRunRow *row, bool at_job);
 extern bool sched_starts_pending(void);
 extern void sched_commit_starts(void);
+extern void sched_count_started(List *runs);
 
 /* sched_retry.c */
 extern SchedRetry *sched_defer(int64 jobid, int64 due, int32 attempt, const char *run_key, TimestampTz at, int64 from_runid);

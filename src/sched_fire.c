@@ -469,20 +469,7 @@ sched_start_manual(void)
 			MemoryContextSwitchTo(old);
 			(void) hash_search(sched_manual, &runid, HASH_ENTER, NULL);
 		}
-		if (taken != NIL)
-		{
-			int64       *jobids = palloc(sizeof(int64) * list_length(taken));
-			TimestampTz *at = palloc(sizeof(TimestampTz) * list_length(taken));
-			int          i = 0;
-			ListCell    *lc;
-
-			foreach(lc, taken)
-			{
-				jobids[i] = ((SchedRun *) lfirst(lc))->jobid;
-				at[i++] = ((SchedRun *) lfirst(lc))->row.start_time;
-			}
-			chime_stats_started(jobids, at, i);
-		}
+		sched_count_started(taken);
 		sched_commit();
 	}
 	PG_CATCH();

@@ -139,7 +139,7 @@ sched_record_done(void)
 			if (d->recorded)
 				committed[ncommitted++] = run->runid;
 			ends[nrec].runid = run->runid;
-			ends[nrec].status = d->skipped ? "skipped" : (d->ok ? "succeeded" : "failed");
+			ends[nrec].status = o->status;
 			ends[nrec].message = d->message;
 			ends[nrec].pid = d->pid;
 			ends[nrec].http_status = d->http_status;

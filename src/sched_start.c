@@ -48,18 +48,7 @@ sched_flush_starts(void)
 		else
 			for (i = 0; i < n; i++)
 				runids[i] = --sched_unlogged_runid;
-		{
-			int64       *jobids = palloc(sizeof(int64) * n);
-			TimestampTz *at = palloc(sizeof(TimestampTz) * n);
-
-			i = 0;
-			foreach(lc, sched_starts)
-			{
-				jobids[i] = ((SchedRun *) lfirst(lc))->jobid;
-				at[i++] = ((SchedRun *) lfirst(lc))->row.start_time;
-			}
-			chime_stats_started(jobids, at, n);
-		}
+		sched_count_started(sched_starts);
 		i = 0;
 		foreach(lc, sched_starts)
 		{
@@ -89,6 +78,26 @@ sched_flush_starts(void)
 			ids[i++] = *(int64 *) lfirst(lc);
 		sched_deactivate_jobs(ids, i, false);
 	}
+}
+
+/*
+ * Runs (SchedRun) started in this transaction: counted running in their
+ * jobs' statistics, from their row's start time.
+ */
+void
+sched_count_started(List *runs)
+{
+	int64       *jobids = palloc(sizeof(int64) * (list_length(runs) + 1));
+	TimestampTz *at = palloc(sizeof(TimestampTz) * (list_length(runs) + 1));
+	int          n = 0;
+	ListCell    *lc;
+
+	foreach(lc, runs)
+	{
+		jobids[n] = ((SchedRun *) lfirst(lc))->jobid;
+		at[n++] = ((SchedRun *) lfirst(lc))->row.start_time;
+	}
+	chime_stats_started(jobids, at, n);
 }
 
 /*
