@@ -63,6 +63,17 @@ sched_begin(const char *activity)
 	sched_later_mark = list_length(sched_later);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/*
+	 * DROP EXTENSION and CREATE again between two transactions leave tables
+	 * of the same names that the scheduler's statements would use with the
+	 * old job list: it starts over, waiting for the new one.
+	 */
+	if (OidIsValid(sched_extension) && get_extension_oid("pg_chime", true) != sched_extension)
+	{
+		AbortCurrentTransaction();
+		elog(LOG, "pg_chime scheduler: the extension was dropped; restarting");
+		proc_exit(1);
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
