@@ -229,8 +229,8 @@ next_run_zone(NextRunCache *cache, const char *name, const ChimeZone **zone)
  * cron.next_runs(job_id, 1) lists it; NULL when there is none, or when a
  * stored value does not decode (the view that calls it lists every job:
  * one bad row does not hide the others).  The timings decoded are kept
- * for the rest of the query, by their text (longer texts are decoded
- * each time).
+ * for the rest of the query, by their text (longer texts, or texts with
+ * control characters, are decoded each time).
  */
 PG_FUNCTION_INFO_V1(chime_next_run_of);
 Datum
@@ -258,22 +258,22 @@ chime_next_run_of(PG_FUNCTION_ARGS)
 		cache->timings = hash_create("pg_chime next runs", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	/* the key: each argument and a mark of null or not */
+	/* the key: each argument's bytes and a mark of null or not */
 	for (int i = 0; i < 4; i++)
 	{
-		int n;
+		text *t = PG_ARGISNULL(i) ? NULL : PG_GETARG_TEXT_PP(i);
+		int   n = t ? VARSIZE_ANY_EXHDR(t) : 0;
 
-		if (!PG_ARGISNULL(i))
-			arg[i] = text_to_cstring(PG_GETARG_TEXT_PP(i));
-		n = arg[i] ? strlen(arg[i]) : 0;
-		if (len >= 0 && len + n + 1 < (int) sizeof(scratch.key))
+		/* a mark inside a value would make the key ambiguous: not kept */
+		if (len >= 0 && len + n + 1 < (int) sizeof(scratch.key) &&
+			(t == NULL || (memchr(VARDATA_ANY(t), '\x01', n) == NULL && memchr(VARDATA_ANY(t), '\x02', n) == NULL)))
 		{
-			memcpy(scratch.key + len, arg[i] ? arg[i] : "", n);
-			scratch.key[len + n] = arg[i] ? '\x02' : '\x01';
+			memcpy(scratch.key + len, t ? VARDATA_ANY(t) : "", n);
+			scratch.key[len + n] = t ? '\x02' : '\x01';
 			len += n + 1;
 		}
 		else
-			len = -1; /* too long to keep */
+			len = -1;
 	}
 	if (len >= 0)
 	{
@@ -286,6 +286,9 @@ chime_next_run_of(PG_FUNCTION_ARGS)
 	{
 		ChimeError err;
 
+		for (int i = 0; i < 4; i++)
+			if (!PG_ARGISNULL(i))
+				arg[i] = text_to_cstring(PG_GETARG_TEXT_PP(i));
 		memset(&e->timing, 0, sizeof(e->timing));
 		e->valid = chime_parse_schedule(arg[0], &e->timing.sched, &err) &&
 			next_run_zone(cache, arg[1], &e->timing.zone) &&

@@ -80,6 +80,23 @@ occ_day_matches(const ChimeSchedule *s, int64_t y, int m, int d, int64_t days)
 	return mday_ok || wday_ok;
 }
 
+/*
+ * Does the day of the month alone decide which days match?  So when the
+ * day-of-week field allows every day without 'L' or '#', and either field
+ * is '*'-led (otherwise both restricted means either may match, and every
+ * day does).
+ */
+static bool
+occ_mday_only(const ChimeSchedule *s)
+{
+	if ((s->wdays & 0x7F) != 0x7F || s->wday_last != 0)
+		return false;
+	for (int i = 0; i < 7; i++)
+		if (s->wday_nth[i] != 0)
+			return false;
+	return s->mday_star || s->wday_star;
+}
+
 /* First matching time of day at or after 'sod' seconds, or -1. */
 static int64_t
 occ_next_tod(const ChimeSchedule *s, int64_t sod)
@@ -129,6 +146,32 @@ occ_next_reading(const ChimeSchedule *s, int64_t from, int64_t limit, int64_t *o
 				y++;
 			}
 			continue;
+		}
+		if (occ_mday_only(s))
+		{
+			/* only the day of the month decides: jump to the next one */
+			int nd = occ_next_bit(s->mdays, d);
+
+			if (s->mday_last && (nd < 0 || nd > dim))
+				nd = dim;
+			if (nd < 0 || nd > dim)
+			{
+				days += dim - d + 1;
+				d = 1;
+				sod = 0;
+				if (++m > 12)
+				{
+					m = 1;
+					y++;
+				}
+				continue;
+			}
+			if (nd > d)
+			{
+				days += nd - d;
+				d = nd;
+				sod = 0;
+			}
 		}
 		if (occ_day_matches(s, y, m, d, days))
 		{
@@ -323,7 +366,18 @@ chime_next_occurrence(const ChimeTiming *tm, int64_t after, int64_t *next)
 	switch (s->kind)
 	{
 		case CHIME_SCHED_CRON:
-			return occ_next_cron(tm, after, next);
+		{
+			int32_t off;
+			int64_t L;
+
+			/* a zone that never changes its offset shows every reading once */
+			if (!chime_zone_fixed(tm->zone, &off))
+				return occ_next_cron(tm, after, next);
+			if (!occ_next_reading(s, after + off + 1, after + CHIME_HORIZON_SECONDS, &L))
+				return false;
+			*next = L - off;
+			return true;
+		}
 		case CHIME_SCHED_INTERVAL:
 			if (after > INT64_MAX - 2 * s->period)
 				return false;

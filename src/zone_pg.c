@@ -72,3 +72,14 @@ chime_zone_offset(const ChimeZone *zone, int64_t t)
 
 	return tm ? (int32_t) tm->tm_gmtoff : 0;
 }
+
+bool
+chime_zone_fixed(const ChimeZone *zone, int32_t *offset)
+{
+	long gmtoff;
+
+	if (!pg_get_timezone_offset((const pg_tz *) zone, &gmtoff))
+		return false;
+	*offset = (int32_t) gmtoff;
+	return true;
+}

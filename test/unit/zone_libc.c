@@ -123,3 +123,12 @@ chime_zone_offset(const ChimeZone *zone, int64_t t)
 	}
 	return zone->off[lo];
 }
+
+bool
+chime_zone_fixed(const ChimeZone *zone, int32_t *offset)
+{
+	if (zone->n != 0)
+		return false;
+	*offset = zone->off[0];
+	return true;
+}
