@@ -16,7 +16,7 @@ EXTVERSION  = 1.1
 MODULE_big  = pg_chime
 OBJS        = src/pg_chime.o src/clock.o src/schedule.o src/occurrence.o src/zone_pg.o \
               src/api.o src/job_api.o src/job_check.o src/job_run.o src/job_def.o \
-              src/next_runs.o src/explain.o src/secret.o src/shared.o src/locks.o src/run_log.o \
+              src/next_runs.o src/explain.o src/secret.o src/template.o src/shared.o src/locks.o src/run_log.o \
               src/run_outcome.o \
               src/scheduler.o src/sched_tx.o src/sched_jobs.o src/sched_fire.o \
               src/sched_start.o src/sched_retry.o src/sched_record.o src/sched_retention.o \
@@ -27,7 +27,7 @@ OBJS        = src/pg_chime.o src/clock.o src/schedule.o src/occurrence.o src/zon
 DATA        = $(wildcard extension/pg_chime--*.sql)
 EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
 
-REGRESS     = schedule_api errors next_runs dst runs keys commands stored_rows status explain
+REGRESS     = schedule_api errors next_runs dst runs keys commands stored_rows status explain run_context
 REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check --load-extension=pg_chime
 # make installcheck runs the TAP tests too (as a user initdb accepts)
 TAP_TESTS   = 1

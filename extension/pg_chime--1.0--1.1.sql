@@ -46,6 +46,8 @@ ALTER TABLE cron.job_run_details ADD CONSTRAINT job_run_details_trigger_check
     CHECK (trigger IN ('schedule', 'catchup', 'retry', 'manual', 'hook'));
 ALTER TABLE cron.job_run_details ADD COLUMN payload jsonb;
 ALTER TABLE cron.job_run_details ADD COLUMN hook_chain bigint[];
+-- A retry's first attempt: {{run.idempotency_key}} is the same for each
+ALTER TABLE cron.job_run_details ADD COLUMN first_runid bigint;
 
 -- What cron.job_status shows, kept by the scheduler as runs start and end
 -- (not aggregated over the history, which retention deletes).  A run is
@@ -218,6 +220,23 @@ CREATE FUNCTION cron.explain(job_id bigint)
     RETURNS SETOF text
     LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'chime_explain';
 
+-- A manual run with a payload; the run a SQL job's command is part of
+DROP FUNCTION cron.run_now(bigint, boolean);
+DROP FUNCTION cron.run_now(text, boolean);
+CREATE FUNCTION cron.run_now(job_id bigint, ignore_window boolean DEFAULT false,
+                             payload jsonb DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_run_now_id';
+CREATE FUNCTION cron.run_now(job_name text, ignore_window boolean DEFAULT false,
+                             payload jsonb DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_run_now_name';
+CREATE FUNCTION cron.current_run(OUT jobid bigint, OUT runid bigint, OUT attempt int,
+                                 OUT run_key text, OUT scheduled_time timestamptz,
+                                 OUT trigger text, OUT payload jsonb)
+    RETURNS SETOF record
+    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'chime_current_run';
+
 -- Every function runs with pg_catalog first and nothing a role can create
 -- in its path (the C functions also pin it for their own statements), but
 -- cron._next_run: it runs no statement and looks up no name, and is called
@@ -238,3 +257,4 @@ $$;
 
 -- A scheduler waiting for this version starts when the update commits.
 SELECT cron._check_installable();
+

@@ -69,7 +69,8 @@ CREATE TABLE cron.job_run_details (
     retry_at        timestamptz,
     commit_xid      xid8,
     payload         jsonb,
-    hook_chain      bigint[]
+    hook_chain      bigint[],
+    first_runid     bigint
 );
 ALTER SEQUENCE cron.runid_seq OWNED BY cron.job_run_details.runid;
 CREATE INDEX job_run_details_jobid_start_time_idx ON cron.job_run_details (jobid, start_time);
@@ -327,7 +328,8 @@ CREATE FUNCTION cron.drop_secret(name text)
     RETURNS boolean
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_drop_secret';
 
-CREATE FUNCTION cron.run_now(job_id bigint, ignore_window boolean DEFAULT false)
+CREATE FUNCTION cron.run_now(job_id bigint, ignore_window boolean DEFAULT false,
+                             payload jsonb DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_run_now_id';
 
@@ -335,13 +337,21 @@ CREATE FUNCTION cron.release_key(job_id bigint, run_key text)
     RETURNS boolean
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_release_key';
 
-CREATE FUNCTION cron.run_now(job_name text, ignore_window boolean DEFAULT false)
+CREATE FUNCTION cron.run_now(job_name text, ignore_window boolean DEFAULT false,
+                             payload jsonb DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_run_now_name';
 
 CREATE FUNCTION cron.delete_runs(before timestamptz, job_id bigint DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_delete_runs';
+
+-- The run a SQL job's command is part of (no row outside a run)
+CREATE FUNCTION cron.current_run(OUT jobid bigint, OUT runid bigint, OUT attempt int,
+                                 OUT run_key text, OUT scheduled_time timestamptz,
+                                 OUT trigger text, OUT payload jsonb)
+    RETURNS SETOF record
+    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'chime_current_run';
 
 -- Why a job will or will not run next, in sentences (explain.c)
 CREATE FUNCTION cron.explain(job_id bigint)

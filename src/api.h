@@ -122,10 +122,11 @@ extern void chime_job_check_secrets(const char *owner, const char *url, Jsonb *h
 									const char *body);
 
 /* secret.c */
-extern List *chime_secret_refs(const char *text);
-extern void  chime_secret_require(const char *owner, List *names);
-extern char *chime_secret_expand(const char *text, const char *owner, bool one_line,
-								 List **used, char **error);
-extern void  chime_secret_forget(void);
+#define CHIME_SECRET_NAME_HINT "A secret name starts with a letter or underscore, has only letters, digits and underscores, and is at most 63 characters, e.g. 'cron_secret'."
+extern bool chime_secret_name_ok(const char *name, size_t len);
+extern void chime_secret_require(const char *owner, List *names);
+extern bool chime_secret_collect(const char *text, const char *owner, bool one_line, List **used,
+								 char **error);
+extern void chime_secret_forget(void);
 
 #endif /* CHIME_API_H */

@@ -130,4 +130,27 @@ compat_parse_interval(const char *str, Interval *result)
 #endif
 }
 
+/*
+ * Parse 'len' bytes of JSON only to see whether they are valid, result in
+ * 'r': PostgreSQL 17 lets the lexer's state live on the stack.
+ */
+#if PG_VERSION_NUM >= 170000
+#define CHIME_JSON_PARSE(r, text, len, encoding) \
+	do \
+	{ \
+		JsonLexContext lex_; \
+		makeJsonLexContextCstringLen(&lex_, (text), (len), (encoding), false); \
+		(r) = pg_parse_json(&lex_, &nullSemAction); \
+		freeJsonLexContext(&lex_); \
+	} while (0)
+#else
+#define CHIME_JSON_PARSE(r, text, len, encoding) \
+	do \
+	{ \
+		JsonLexContext *lex_ = makeJsonLexContextCstringLen(unconstify(char *, (text)), (len), \
+															(encoding), false); \
+		(r) = pg_parse_json(lex_, &nullSemAction); \
+	} while (0)
+#endif
+
 #endif /* CHIME_COMPAT_H */

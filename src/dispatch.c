@@ -438,6 +438,8 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 	req.lock_job = overlap != 'a';
 	req.allow_superuser = chime_enable_superuser_jobs;
 	req.kind = EXEC_RUN;
+	req.attempt = attempt;
+	req.due = due;
 	sched_request_recording(&req, role, runid);
 	if (run_key)
 		strlcpy(req.run_key, run_key, sizeof(req.run_key));

@@ -19,6 +19,7 @@
 #include "executor.h"
 #include "run_log.h"
 #include "sched.h"
+#include "template.h"
 
 /*
  * Queue a run for the executor (NULL: the backlog).  A run with runid 0 is
@@ -146,10 +147,11 @@ sched_http_unqueue(SchedRun *run)
 }
 
 /*
- * The request of an HTTP job, as read with its command, with its owner's
- * secrets in place (and kept with it, for chime_http to scrub messages of
- * their values), in sched_runs_cxt; NULL with *error when a secret is
- * missing or its value cannot go where it is referred to.
+ * The request of an HTTP job, as read with its command, its variables not
+ * yet filled in but its owner's secrets looked up (and kept with it, for
+ * sched_http_fill to put in and chime_http to scrub from messages), in
+ * sched_runs_cxt; NULL with *error when a secret is missing or its value
+ * cannot go where it is referred to.
  */
 static ChimeHttpRequest *
 sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **error)
@@ -157,9 +159,6 @@ sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 	SchedCommand     *c = sched_command_of(jobid);
 	ChimeHttpRequest *req;
 	char             *failed = NULL;
-	char             *url;
-	char             *body;
-	List             *headers = NIL;
 	List             *secrets = NIL;
 	ListCell         *lc;
 	MemoryContext     old;
@@ -169,14 +168,12 @@ sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 		*error = MemoryContextStrdup(sched_runs_cxt, "failed: the job is gone");
 		return NULL;
 	}
-	url = chime_secret_expand(c->url, owner, true, &secrets, &failed);
-	body = failed ? NULL : chime_secret_expand(c->body, owner, false, &secrets, &failed);
-	foreach(lc, c->headers)
+	if (chime_secret_collect(c->url, owner, true, &secrets, &failed) &&
+		chime_secret_collect(c->body, owner, false, &secrets, &failed))
 	{
-		char *h = failed ? NULL : chime_secret_expand(lfirst(lc), owner, true, &secrets, &failed);
-
-		if (h)
-			headers = lappend(headers, h);
+		foreach(lc, c->headers)
+			if (!chime_secret_collect(lfirst(lc), owner, true, &secrets, &failed))
+				break;
 	}
 	if (failed)
 	{
@@ -185,10 +182,10 @@ sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 	}
 	old = MemoryContextSwitchTo(sched_runs_cxt);
 	req = chime_http_request_new(secrets);
-	req->url = pstrdup(url);
+	req->url = pstrdup(c->url);
 	req->method = pstrdup(c->method);
-	req->body = body ? pstrdup(body) : NULL;
-	foreach(lc, headers)
+	req->body = c->body ? pstrdup(c->body) : NULL;
+	foreach(lc, c->headers)
 		req->headers = lappend(req->headers, pstrdup(lfirst(lc)));
 	req->timeout_ms = timeout_ms;
 	MemoryContextSwitchTo(old);
@@ -217,31 +214,107 @@ sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 }
 
 /*
- * A hook run of an HTTP job without a body posts the payload of the
- * outcome it follows, as application/json unless the job names a
- * Content-Type (NULL payload: nothing changes).
+ * What an HTTP run's variables need besides the run itself: its job's
+ * name, its payload (a hook's, or cron.run_now's; NULL: none) and for a
+ * retry the occurrence's first attempt.  Inside the transaction that
+ * starts it.
  */
 void
-sched_http_payload(ChimeHttpRequest *req, const char *payload)
+sched_http_context(SchedRun *run, const char *payload, int64 first_runid)
 {
-	MemoryContext cxt;
-	ListCell     *lc;
+	SchedCommand *c;
 
-	if (req == NULL || payload == NULL || req->body != NULL)
+	if (run->http == NULL)
 		return;
-	cxt = GetMemoryChunkContext(req);
-	req->body = MemoryContextStrdup(cxt, payload);
-	foreach(lc, req->headers)
-	{
-		if (pg_strncasecmp(lfirst(lc), "content-type:", 13) == 0)
-			return;
-	}
-	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
+	c = sched_command_of(run->jobid);
+	run->jobname = c && c->jobname[0] ? MemoryContextStrdup(sched_runs_cxt, c->jobname) : NULL;
+	run->payload = payload ? MemoryContextStrdup(sched_runs_cxt, payload) : NULL;
+	run->first_runid = first_runid;
+}
 
-		req->headers = lappend(req->headers, pstrdup("Content-Type: application/json"));
-		MemoryContextSwitchTo(old);
+/* Has the request a Content-Type header? */
+static bool
+sched_http_has_content_type(const List *headers)
+{
+	ListCell *lc;
+
+	foreach(lc, headers)
+		if (pg_strncasecmp(lfirst(lc), "content-type:", 13) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The request of a run about to be sent, its variables filled in from the
+ * run (in sched_runs_cxt; it replaces run->http).  A run with a payload
+ * and no body posts the payload.  A body without a Content-Type header
+ * goes as application/json when it is JSON, as text/plain otherwise.
+ * NULL, with *error, when a variable cannot be filled in.
+ */
+static ChimeHttpRequest *
+sched_http_fill(SchedRun *run, char **error)
+{
+	ChimeHttpRequest *raw = run->http;
+	ChimeHttpRequest *req;
+	ChimeRunContext   ctx;
+	StringInfoData    buf;
+	List             *secrets = NIL;
+	ListCell         *lc;
+	MemoryContext     old = MemoryContextSwitchTo(sched_runs_cxt);
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.runid = run->runid;
+	ctx.first_runid = run->first_runid;
+	ctx.attempt = run->attempt;
+	ctx.jobid = run->jobid;
+	ctx.jobname = run->jobname;
+	ctx.run_key = run->run_key;
+	ctx.scheduled_time = run->row.scheduled_time;
+	ctx.trigger = run->row.trigger;
+	ctx.payload = run->payload;
+	ctx.secrets = raw;
+
+	for (int i = 0; i < raw->nsecrets; i++)
+		secrets = lappend(secrets, &raw->secrets[i]);
+	req = chime_http_request_new(secrets);
+	req->method = pstrdup(raw->method);
+	req->timeout_ms = raw->timeout_ms;
+	initStringInfo(&buf);
+	if (!chime_template_fill(raw->url, CHIME_TPL_URL, &ctx, &buf, error))
+		goto fail;
+	req->url = buf.data;
+	foreach(lc, raw->headers)
+	{
+		initStringInfo(&buf);
+		if (!chime_template_fill(lfirst(lc), CHIME_TPL_HEADER, &ctx, &buf, error))
+			goto fail;
+		req->headers = lappend(req->headers, buf.data);
 	}
+	if (raw->body)
+	{
+		initStringInfo(&buf);
+		if (!chime_template_fill(raw->body, CHIME_TPL_BODY, &ctx, &buf, error))
+			goto fail;
+		req->body = buf.data;
+	}
+	else if (run->payload)
+		req->body = pstrdup(run->payload);
+	if (req->body && !sched_http_has_content_type(req->headers))
+		req->headers = lappend(req->headers,
+							   pstrdup(chime_text_is_json(req->body) ? "Content-Type: application/json" : "Content-Type: text/plain"));
+	list_free(secrets);
+	MemoryContextSwitchTo(old);
+	return req;
+
+fail:
+	list_free_deep(req->headers);
+	if (req->url)
+		pfree(req->url);
+	pfree(req->method);
+	pfree(req);
+	list_free(secrets);
+	MemoryContextSwitchTo(old);
+	return NULL;
 }
 
 /* An HTTP run that ended (or could not start): to be recorded */
@@ -276,12 +349,20 @@ sched_http_done(SchedRun *run, const ChimeHttpResult *r, const char *error)
 	MemoryContextSwitchTo(old);
 }
 
-/* Forget a request once libcurl has its copy (it holds secret values). */
+/*
+ * Forget a request once libcurl has its copy (it holds secret values), and
+ * what its variables were filled in from.
+ */
 void
 sched_http_forget(SchedRun *run)
 {
 	ChimeHttpRequest *req = run->http;
 
+	if (run->jobname)
+		pfree(run->jobname);
+	if (run->payload)
+		pfree(run->payload);
+	run->jobname = run->payload = NULL;
 	if (req == NULL)
 		return;
 	list_free_deep(req->headers);
@@ -323,6 +404,14 @@ sched_http_send(void)
 		sched_http_take_turn(o);
 
 		error = run->http_error;
+		if (error == NULL)
+		{
+			ChimeHttpRequest *req = sched_http_fill(run, &error);
+
+			/* (the request with its variables in place replaces the job's) */
+			sched_http_forget(run);
+			run->http = req;
+		}
 		if (error == NULL && chime_http_start(run, run->http, &error))
 		{
 			run->http_inflight = true;

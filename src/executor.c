@@ -87,6 +87,14 @@ exec_error_message(const ErrorData *edata, StringInfo result)
 	}
 }
 
+static const ExecRequest *exec_current = NULL; /* the run whose command runs */
+
+const ExecRequest *
+chime_exec_current_run(void)
+{
+	return exec_current;
+}
+
 /*
  * Run one command, holding the run's locks (locks.c's user locks, released by the
  * session reset after it).  'result' gets the command tag, or the error.
@@ -150,6 +158,7 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 	debug_query_string = command;
 	pgstat_report_activity(STATE_RUNNING, command);
 	chime_exec_marker_set(req->runid);
+	exec_current = req;
 
 	PG_TRY();
 	{
@@ -186,6 +195,7 @@ exec_run(const ExecRequest *req, const char *command, const char *username, Stri
 		outcome = EXEC_FAILED;
 	}
 	PG_END_TRY();
+	exec_current = NULL;
 	MemoryContextSwitchTo(cxt);
 	/* a cancel that came as the command ended has nothing left to cancel */
 	QueryCancelPending = false;

@@ -43,7 +43,15 @@ typedef struct ExecRequest
 	bool   allow_superuser;            /* cron.enable_superuser_jobs: the role may be one */
 	uint32 concurrency_hash;           /* hash of its concurrency_key (locks.h) */
 	char   run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
+	int32  attempt;
+	int64  due; /* its occurrence (Unix seconds) */
 } ExecRequest;
+
+/*
+ * The run this process's command is part of (an executor, while it runs
+ * one; NULL otherwise): what cron.current_run() shows.
+ */
+extern const ExecRequest *chime_exec_current_run(void);
 
 /* What became of a run */
 typedef enum ExecOutcome

@@ -29,6 +29,7 @@
 #include "compat.h"
 #include "locks.h"
 #include "pg_chime.h"
+#include "template.h"
 
 /* One of a fixed set of words, case-insensitive; stored in lower case. */
 static void
@@ -448,18 +449,21 @@ chime_job_check_quota(const char *username)
 						 quote_identifier(username))));
 }
 
-/* The secrets an HTTP job's URL, headers and body name must exist. */
+/*
+ * The {{...}} variables of an HTTP job's URL, headers and body must be
+ * known ones, and the secrets they name must exist.
+ */
 void
 chime_job_check_secrets(const char *owner, const char *url, Jsonb *headers, const char *body)
 {
 	List *names = NIL;
 
 	if (url)
-		names = list_concat(names, chime_secret_refs(url));
+		names = list_concat(names, chime_template_refs(url, "url"));
 	if (headers)
-		names = list_concat(names, chime_secret_refs(JsonbToCString(NULL, &headers->root, VARSIZE(headers))));
+		names = list_concat(names, chime_template_refs(JsonbToCString(NULL, &headers->root, VARSIZE(headers)), "headers"));
 	if (body)
-		names = list_concat(names, chime_secret_refs(body));
+		names = list_concat(names, chime_template_refs(body, "body"));
 	chime_secret_require(owner, names);
 }
 /*

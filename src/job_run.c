@@ -16,9 +16,14 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "api.h"
+#include "clock.h"
+#include "executor.h"
 #include "job_def.h"
 #include "locks.h"
 #include "pg_chime.h"
@@ -29,10 +34,12 @@
  * cron.run_now: record a manual run of the job, to start as soon as this
  * transaction commits; returns its runid.  Outside the job's run_window it
  * is refused unless ignore_window.  A once_per job claims the key of now's
- * period, and is refused if it is claimed already.
+ * period, and is refused if it is claimed already.  The payload (JSON
+ * text, NULL: none) goes with the run: {{payload}} of an HTTP job (its body
+ * when it has none), cron.current_run() of a SQL job.
  */
 static int64
-job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
+job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window, const char *payload)
 {
 	Oid              types[1] = {INT8OID};
 	Datum            values[1] = {Int64GetDatum(jobid)};
@@ -84,12 +91,35 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window)
 							   def.once_per_text, key),
 					 errhint("SELECT cron.release_key(" INT64_FORMAT ", '%s') lets it run again.", jobid, key)));
 	}
-	runid = chime_run_insert_manual(jobid, row->database, row->username, def.command, key, now);
+	runid = chime_run_insert_manual(jobid, row->database, row->username, def.command, key, payload, now);
 	chime_manual_run_requested(runid);
 	return runid;
 }
 
-/* cron.run_now(job_id, ignore_window) */
+/*
+ * The payload argument of cron.run_now as JSON text (NULL: none, also when
+ * called through the two-argument functions of version 1.0)
+ */
+static char *
+job_run_payload(FunctionCallInfo fcinfo)
+{
+	Jsonb *jb;
+	char  *text;
+
+	if (PG_NARGS() < 3 || PG_ARGISNULL(2))
+		return NULL;
+	jb = PG_GETARG_JSONB_P(2);
+	text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	if (strlen(text) > CHIME_MAX_TEXT_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payload is too long: %zu bytes", strlen(text)),
+				 errdetail("The limit is %d bytes.", CHIME_MAX_TEXT_LEN),
+				 errhint("Pass the run a key to data in a table instead of the data itself.")));
+	return text;
+}
+
+/* cron.run_now(job_id, ignore_window, payload) */
 PG_FUNCTION_INFO_V1(chime_run_now_id);
 Datum
 chime_run_now_id(PG_FUNCTION_ARGS)
@@ -97,20 +127,22 @@ chime_run_now_id(PG_FUNCTION_ARGS)
 	JobCaller    caller;
 	ApiPrivilege saved;
 	int64        runid;
+	char        *payload;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("job_id must not be null"),
 				 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
+	payload = job_run_payload(fcinfo);
 	chime_job_caller(&caller);
 	chime_api_begin(&saved);
-	runid = job_run_now(&caller, PG_GETARG_INT64(0), !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
+	runid = job_run_now(&caller, PG_GETARG_INT64(0), !PG_ARGISNULL(1) && PG_GETARG_BOOL(1), payload);
 	chime_api_end(&saved);
 	PG_RETURN_INT64(runid);
 }
 
-/* cron.run_now(job_name, ignore_window): the caller's job of that name */
+/* cron.run_now(job_name, ignore_window, payload): the caller's job of that name */
 PG_FUNCTION_INFO_V1(chime_run_now_name);
 Datum
 chime_run_now_name(PG_FUNCTION_ARGS)
@@ -139,7 +171,7 @@ chime_run_now_name(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("could not find valid entry for job '%s'", jobname),
 				 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
-	runid = job_run_now(&caller, row->jobid, !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
+	runid = job_run_now(&caller, row->jobid, !PG_ARGISNULL(1) && PG_GETARG_BOOL(1), job_run_payload(fcinfo));
 	chime_api_end(&saved);
 	PG_RETURN_INT64(runid);
 }
@@ -227,4 +259,77 @@ chime_delete_runs(PG_FUNCTION_ARGS)
 	deleted = SPI_processed;
 	chime_api_end(&saved);
 	PG_RETURN_INT64((int64) deleted);
+}
+
+/*
+ * cron.current_run(): inside a SQL job's command, one row describing its
+ * run (jobid, runid, attempt, run_key, scheduled_time, trigger, payload);
+ * no row anywhere else.  The run's row is read as the catalog's owner (the
+ * command may have changed role); with cron.log_run off a run has no row,
+ * and its scheduled_time is the occurrence, its trigger and payload NULL.
+ */
+PG_FUNCTION_INFO_V1(chime_current_run);
+Datum
+chime_current_run(PG_FUNCTION_ARGS)
+{
+	FuncCallContext   *funcctx;
+	const ExecRequest *req = chime_exec_current_run();
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext old;
+		TupleDesc     desc;
+
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "cron.current_run must return a row");
+		funcctx->tuple_desc = BlessTupleDesc(desc);
+		funcctx->max_calls = req != NULL ? 1 : 0;
+		MemoryContextSwitchTo(old);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	if (funcctx->call_cntr < funcctx->max_calls)
+	{
+		Datum     values[7];
+		bool      nulls[7] = {false, false, false, false, false, true, true};
+		HeapTuple tup = NULL;
+
+		values[0] = Int64GetDatum(req->jobid);
+		values[1] = Int64GetDatum(req->runid);
+		values[2] = Int32GetDatum(req->attempt);
+		nulls[3] = req->run_key[0] == '\0';
+		values[3] = nulls[3] ? (Datum) 0 : CStringGetTextDatum(req->run_key);
+		values[4] = TimestampTzGetDatum(chime_timestamptz_from_unix(req->due));
+		if (req->runid > 0)
+		{
+			ApiPrivilege saved;
+			Oid          types[1] = {INT8OID};
+			Datum        args[1] = {Int64GetDatum(req->runid)};
+
+			chime_api_begin(&saved);
+			if (SPI_execute_with_args("SELECT scheduled_time, trigger, payload FROM cron.job_run_details "
+									  "WHERE runid OPERATOR(pg_catalog.=) $1",
+									  1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not read run " INT64_FORMAT, req->runid);
+			if (SPI_processed == 1)
+			{
+				HeapTuple row = SPI_tuptable->vals[0];
+				TupleDesc rdesc = SPI_tuptable->tupdesc;
+
+				/* (copied out of SPI's memory, which SPI_finish frees) */
+				values[4] = SPI_getbinval(row, rdesc, 1, &nulls[4]);
+				for (int i = 5; i <= 6; i++)
+				{
+					Datum d = SPI_getbinval(row, rdesc, i - 3, &nulls[i]);
+
+					values[i] = nulls[i] ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
+				}
+			}
+			chime_api_end(&saved);
+		}
+		tup = heap_form_tuple(funcctx->tuple_desc, values, nulls);
+		SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tup));
+	}
+	SRF_RETURN_DONE(funcctx);
 }

@@ -51,7 +51,10 @@ typedef struct SchedRun
 	bool              ack;                        /* not a run: an EXEC_ACK in the executor's queue */
 	char              run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
 	char             *concurrency_key;            /* held while it runs (NULL: none) */
-	ChimeHttpRequest *http;                       /* an HTTP run's request (secrets in place) */
+	ChimeHttpRequest *http;                       /* an HTTP run's request (its secrets looked up) */
+	char             *jobname;                    /* for an HTTP run's {{job.name}} */
+	char             *payload;                    /* its payload, JSON text (NULL: none) */
+	int64             first_runid;                /* a retry: the occurrence's first attempt */
 	char             *http_error;                 /* why an HTTP run cannot even start */
 	bool              http_inflight;              /* its transfer is going (counted by its owner) */
 	char             *msg;                        /* ExecRequest + command (SQL runs; NULL for HTTP) */

@@ -126,7 +126,7 @@ chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 	if (SPI_execute_plan(chime_plan(&run_batch_plan,
 									"INSERT INTO cron.job_run_details (runid, jobid, job_pid, database, "
 									"username, command, status, start_time, scheduled_time, trigger, "
-									"attempt, occurrences, run_key, return_message, end_time, payload, hook_chain) "
+									"attempt, occurrences, run_key, return_message, end_time, payload, hook_chain, first_runid) "
 									"SELECT pg_catalog.nextval('cron.runid_seq'::pg_catalog.regclass), j, "
 									"CASE WHEN p OPERATOR(pg_catalog.<>) 0 THEN p END, d, u, c, s, st, sc, "
 									"t, a, o, k, m, CASE WHEN s OPERATOR(pg_catalog.=) ANY "
@@ -134,7 +134,9 @@ chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids)
 									"CASE WHEN f OPERATOR(pg_catalog.<>) 0 THEN (SELECT b.payload FROM cron.job_run_details b "
 									"WHERE b.runid OPERATOR(pg_catalog.=) f) END, "
 									"CASE WHEN f OPERATOR(pg_catalog.<>) 0 THEN (SELECT b.hook_chain FROM cron.job_run_details b "
-									"WHERE b.runid OPERATOR(pg_catalog.=) f) END "
+									"WHERE b.runid OPERATOR(pg_catalog.=) f) END, "
+									"CASE WHEN f OPERATOR(pg_catalog.<>) 0 THEN (SELECT COALESCE(b.first_runid, b.runid) "
+									"FROM cron.job_run_details b WHERE b.runid OPERATOR(pg_catalog.=) f) END "
 									"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
 									"pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
 									"pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
@@ -208,9 +210,9 @@ run_insert_pending(int64 jobid, const char *database, const char *username, cons
 /* A manual run (cron.run_now), as run_insert_pending records it */
 int64
 chime_run_insert_manual(int64 jobid, const char *database, const char *username,
-						const char *command, const char *run_key, TimestampTz now)
+						const char *command, const char *run_key, const char *payload, TimestampTz now)
 {
-	return run_insert_pending(jobid, database, username, command, run_key, "manual", NULL, (Datum) 0, now);
+	return run_insert_pending(jobid, database, username, command, run_key, "manual", payload, (Datum) 0, now);
 }
 
 /* A hook run, as run_insert_pending records it (its key, if any, is claimed when it is taken) */
@@ -754,18 +756,26 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 		elog(ERROR, "could not reconcile the keys of interrupted runs");
 }
 
-/* The payload of a run (as text), NULL if it has none */
+/*
+ * What a retry keeps of the attempt before it ('runid'): the payload (as
+ * text, NULL if none) and the runid of the occurrence's first attempt.
+ */
 char *
-chime_run_payload(int64 runid)
+chime_run_origin(int64 runid, int64 *first_runid)
 {
 	Oid   types[1] = {INT8OID};
 	Datum values[1] = {Int64GetDatum(runid)};
+	bool  isnull;
 
-	if (SPI_execute_with_args("SELECT payload::pg_catalog.text FROM cron.job_run_details "
-							  "WHERE runid OPERATOR(pg_catalog.=) $1",
+	*first_runid = runid;
+	if (SPI_execute_with_args("SELECT payload::pg_catalog.text, COALESCE(first_runid, runid) "
+							  "FROM cron.job_run_details WHERE runid OPERATOR(pg_catalog.=) $1",
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the payload of run " INT64_FORMAT, runid);
-	return SPI_processed == 1 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
+		elog(ERROR, "could not read run " INT64_FORMAT, runid);
+	if (SPI_processed != 1)
+		return NULL;
+	*first_runid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 }
 
 /* A run recorded 'starting' that will not start: skipped, saying why */

@@ -51,11 +51,12 @@ extern SPIPlanPtr chime_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *
 extern int64      chime_run_insert(const ChimeRunRow *row);
 extern void       chime_run_insert_batch(const ChimeRunRow *rows, int n, int64 *runids);
 extern int64      chime_run_insert_manual(int64 jobid, const char *database, const char *username,
-										  const char *command, const char *run_key, TimestampTz now);
+										  const char *command, const char *run_key, const char *payload,
+										  TimestampTz now);
 extern int64      chime_run_insert_hook(int64 jobid, const char *database, const char *username,
 										const char *command, const char *payload, Datum chain,
 										TimestampTz now);
-extern char      *chime_run_payload(int64 runid);
+extern char      *chime_run_origin(int64 runid, int64 *first_runid);
 extern void       chime_run_skip_pending(int64 runid, const char *why, TimestampTz now);
 extern void       chime_run_set_key(int64 runid, const char *run_key);
 extern void       chime_run_finish(const ChimeRunEnd *ends, int n, TimestampTz end_time);

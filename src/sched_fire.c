@@ -143,6 +143,8 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	char              key[CHIME_RUN_KEY_LEN] = "";
 	ChimeHttpRequest *http = NULL;
 	char             *http_error = NULL;
+	char             *payload = NULL;
+	int64             first_runid = 0;
 	bool              busy = active->running > 0 && cls->overlap != 'a';
 	int              *held = cls->concurrency_key ? sched_concurrency_count(cls->role, cls->concurrency_key, false) : NULL;
 
@@ -193,9 +195,9 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	{
 		ex = NULL;
 		http = sched_http_prepare(job->jobid, cls->role->username, cls->timeout_ms, &http_error);
-		/* the retry of a hook run posts the same payload */
-		if (http && http->body == NULL && from_runid > 0)
-			sched_http_payload(http, chime_run_payload(from_runid));
+		/* a retry keeps its occurrence's payload and idempotency key */
+		if (http && from_runid > 0)
+			payload = chime_run_origin(from_runid, &first_runid);
 	}
 	else
 		ex = sched_executor_for(cls->role);
@@ -214,6 +216,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 		run->from_runid = from_runid;
 		MemoryContextSwitchTo(old);
 		sched_start_add(run, &row, cls->timing.sched.kind == CHIME_SCHED_AT);
+		sched_http_context(run, payload, first_runid);
 	}
 }
 
@@ -450,7 +453,6 @@ sched_start_manual(void)
 				int32 pid = MyProcPid;
 
 				http = sched_http_prepare(jobid, username, timeout_ms, &http_error);
-				sched_http_payload(http, SPI_getvalue(tup, desc, 13));
 				chime_run_running(&runid, &pid, 1);
 			}
 			sched_active_for(jobid, true)->running++;
@@ -464,6 +466,7 @@ sched_start_manual(void)
 			run->row.scheduled_time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
 			run->row.start_time = chime_now();
 			run->row.trigger = hook ? "hook" : "manual";
+			sched_http_context(run, SPI_getvalue(tup, desc, 13), 0);
 			old = MemoryContextSwitchTo(sched_scratch_cxt);
 			taken = lappend(taken, run);
 			MemoryContextSwitchTo(old);

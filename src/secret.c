@@ -26,11 +26,10 @@
 
 #define SECRET_OPEN      "{{secret."
 #define SECRET_MAX_VALUE 65536 /* bytes, SPEC 14 */
-#define SECRET_NAME_HINT "A secret name starts with a letter or underscore, has only letters, digits and underscores, and is at most 63 characters, e.g. 'cron_secret'."
 
 /* Is 'name' (of length len) a valid secret name? */
-static bool
-secret_name_ok(const char *name, size_t len)
+bool
+chime_secret_name_ok(const char *name, size_t len)
 {
 	if (len == 0 || len > 63)
 		return false;
@@ -40,33 +39,6 @@ secret_name_ok(const char *name, size_t len)
 		if (!(isalnum((unsigned char) name[i]) || name[i] == '_'))
 			return false;
 	return true;
-}
-
-/*
- * The secret names that 'text' refers to as {{secret.NAME}}, in order.
- * A malformed reference is an error naming it.
- */
-List *
-chime_secret_refs(const char *text)
-{
-	List       *names = NIL;
-	const char *p = text;
-
-	while (text && (p = strstr(p, SECRET_OPEN)) != NULL)
-	{
-		const char *name = p + strlen(SECRET_OPEN);
-		const char *close = strstr(name, "}}");
-
-		if (close == NULL || !secret_name_ok(name, close - name))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid secret reference \"%.*s\"",
-							close ? (int) (close - p + 2) : (int) Min(strlen(p), 80), p),
-					 errhint("Refer to a secret as {{secret.NAME}}. " SECRET_NAME_HINT)));
-		names = lappend(names, pnstrdup(name, close - name));
-		p = close + 2;
-	}
-	return names;
 }
 
 /* Secret values looked up since chime_secret_forget(), by owner and name */
@@ -130,33 +102,28 @@ secret_lookup(const char *owner, const char *name, int len)
 }
 
 /*
- * 'text' with each {{secret.NAME}} replaced by the value of the owner's
- * secret, at send time.  Each secret put in is added to *used (a List of
- * ChimeHttpSecret, each name once, in the current memory context), so that
- * messages about the request can be scrubbed of its value.
+ * Look up the owner's secrets that 'text' names as {{secret.NAME}}, at
+ * send time, adding each to *used (a List of ChimeHttpSecret, each name
+ * once, in the current memory context): the request carries them, to be
+ * filled in (chime_template_fill) and scrubbed from its messages.
  *
  * 'one_line' is for a URL or a header value: there a CR or LF would end the
  * line and let the value add headers of its own, so such a value is
  * refused.  (A NUL cannot occur: a text value cannot hold one.)  In a body
  * anything goes.
  *
- * NULL, with *error set to a message naming the secret (never showing its
+ * false, with *error set to a message naming the secret (never showing its
  * value), when the owner has no such secret or its value cannot go where it
  * is referred to.  SPI must be connected.  (A malformed reference was
  * refused when the job was scheduled.)
  */
-char *
-chime_secret_expand(const char *text, const char *owner, bool one_line,
-					List **used, char **error)
+bool
+chime_secret_collect(const char *text, const char *owner, bool one_line, List **used, char **error)
 {
-	StringInfoData out;
-	const char    *p = text;
-	const char    *open;
+	const char *p = text;
+	const char *open;
 
-	if (text == NULL)
-		return NULL;
-	initStringInfo(&out);
-	while ((open = strstr(p, SECRET_OPEN)) != NULL)
+	while (text && (open = strstr(p, SECRET_OPEN)) != NULL)
 	{
 		const char *name = open + strlen(SECRET_OPEN);
 		const char *close = strstr(name, "}}");
@@ -167,20 +134,19 @@ chime_secret_expand(const char *text, const char *owner, bool one_line,
 
 		if (close == NULL)
 			break;
-		appendBinaryStringInfo(&out, p, open - p);
 		copy = pnstrdup(name, close - name);
 		value = secret_lookup(owner, name, (int) (close - name));
 		if (value == NULL)
 		{
 			*error = psprintf("failed: secret \"%s\" of role %s does not exist", copy, owner);
-			return NULL;
+			return false;
 		}
 		if (one_line && strpbrk(value, "\r\n") != NULL)
 		{
 			*error = psprintf("failed: secret \"%s\" of role %s contains a line break; "
 							  "it cannot go into a URL or header",
 							  copy, owner);
-			return NULL;
+			return false;
 		}
 		foreach(lc, *used)
 			if (strcmp(((ChimeHttpSecret *) lfirst(lc))->name, copy) == 0)
@@ -193,17 +159,9 @@ chime_secret_expand(const char *text, const char *owner, bool one_line,
 			s->value = pstrdup(value);
 			*used = lappend(*used, s);
 		}
-		if ((Size) out.len + strlen(value) + strlen(close + 2) > CHIME_MAX_EXPANDED_LEN)
-		{
-			*error = psprintf("failed: with its secrets in place the request is longer than %d bytes",
-							  CHIME_MAX_EXPANDED_LEN);
-			return NULL;
-		}
-		appendStringInfoString(&out, value);
 		p = close + 2;
 	}
-	appendStringInfoString(&out, p);
-	return out.data;
+	return true;
 }
 
 /*
@@ -242,13 +200,13 @@ secret_name_arg(FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("secret name must not be null"),
-				 errhint(SECRET_NAME_HINT)));
+				 errhint(CHIME_SECRET_NAME_HINT)));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (!secret_name_ok(name, strlen(name)))
+	if (!chime_secret_name_ok(name, strlen(name)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid secret name: \"%s\"", name),
-				 errhint(SECRET_NAME_HINT)));
+				 errhint(CHIME_SECRET_NAME_HINT)));
 	return name;
 }
 

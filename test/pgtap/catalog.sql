@@ -3,7 +3,7 @@
 \pset format unaligned
 \pset tuples_only true
 BEGIN;
-SELECT plan(57);
+SELECT plan(60);
 
 SELECT has_schema('cron');
 SELECT has_table('cron', 'job', 'cron.job exists');
@@ -21,7 +21,7 @@ SELECT columns_are('cron', 'job_run_details', ARRAY[
     'jobid', 'runid', 'job_pid', 'database', 'username', 'command', 'status',
     'return_message', 'start_time', 'end_time', 'scheduled_time', 'attempt', 'run_key',
     'trigger', 'http_status', 'response_body', 'occurrences', 'retry_at', 'commit_xid',
-    'payload', 'hook_chain']);
+    'payload', 'hook_chain', 'first_runid']);
 SELECT has_index('cron', 'job_run_details', 'job_run_details_retry_idx', 'pending retries are indexed');
 SELECT columns_are('cron', 'job_run_key', ARRAY[
     'jobid', 'run_key', 'runid', 'state', 'claimed_at', 'finished_at']);
@@ -72,6 +72,9 @@ SELECT has_function('cron', 'schedule_http', 'cron.schedule_http exists');
 SELECT function_returns('cron', 'next_runs', ARRAY['text', 'text', 'timestamp with time zone', 'integer', 'text', 'text'], 'setof timestamp with time zone');
 SELECT function_returns('cron', 'next_runs', ARRAY['bigint', 'integer'], 'setof timestamp with time zone');
 SELECT function_returns('cron', 'explain', ARRAY['bigint'], 'setof text');
+SELECT function_returns('cron', 'run_now', ARRAY['bigint', 'boolean', 'jsonb'], 'bigint');
+SELECT function_returns('cron', 'run_now', ARRAY['text', 'boolean', 'jsonb'], 'bigint');
+SELECT function_returns('cron', 'current_run', ARRAY[]::text[], 'setof record');
 SELECT function_returns('cron', 'set_secret', ARRAY['text', 'text'], 'void');
 SELECT function_returns('cron', 'drop_secret', ARRAY['text'], 'boolean');
 
