@@ -27,7 +27,7 @@ OBJS        = src/pg_chime.o src/clock.o src/schedule.o src/occurrence.o src/zon
 DATA        = $(wildcard extension/pg_chime--*.sql)
 EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
 
-REGRESS     = schedule_api errors next_runs dst runs keys commands stored_rows status explain run_context
+REGRESS     = schedule_api errors next_runs dst runs keys commands stored_rows status explain run_context bounds
 REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check --load-extension=pg_chime
 # make installcheck runs the TAP tests too (as a user initdb accepts)
 TAP_TESTS   = 1

@@ -38,6 +38,10 @@ ALTER TABLE cron.job ADD COLUMN on_success text;
 ALTER TABLE cron.job ADD COLUMN on_failure text;
 ALTER TABLE cron.job ADD COLUMN alert_after int NOT NULL DEFAULT 1 CHECK (alert_after >= 1);
 ALTER TABLE cron.job ADD COLUMN notify_channel text;
+-- A schedule bounded in time, and starts spread over a jitter
+ALTER TABLE cron.job ADD COLUMN start_at timestamptz;
+ALTER TABLE cron.job ADD COLUMN end_at timestamptz;
+ALTER TABLE cron.job ADD COLUMN jitter interval;
 
 -- A hook run: its trigger, the payload describing the run it follows, and
 -- the jobs of its chain (which it never starts again).
@@ -76,7 +80,9 @@ CREATE POLICY cron_job_stats_policy ON cron.job_stats
 GRANT SELECT ON cron.job_stats TO PUBLIC;
 
 -- The next instant a job fires (what cron.next_runs(job_id, 1) returns)
-CREATE FUNCTION cron._next_run(schedule text, timezone text, run_window text, dst_gap text)
+CREATE FUNCTION cron._next_run(schedule text, timezone text, run_window text, dst_gap text,
+                               start_at timestamptz, end_at timestamptz, jitter interval,
+                               jobid bigint)
     RETURNS timestamptz
     LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'chime_next_run_of';
 
@@ -86,7 +92,8 @@ CREATE FUNCTION cron._next_run(schedule text, timezone text, run_window text, ds
 -- per row); security_barrier keeps the caller's functions behind it.
 CREATE VIEW cron.job_status WITH (security_barrier) AS
 SELECT j.jobid, j.jobname, j.username, j.active, j.schedule,
-       CASE WHEN j.active THEN cron._next_run(j.schedule, j.timezone, j.run_window, j.dst_gap) END AS next_run,
+       CASE WHEN j.active THEN cron._next_run(j.schedule, j.timezone, j.run_window, j.dst_gap,
+                                                 j.start_at, j.end_at, j.jitter, j.jobid) END AS next_run,
        s.last_start, s.last_end, s.last_status, s.last_message,
        GREATEST(s.running, 0) AS running,
        coalesce(s.consecutive_failures, 0) AS consecutive_failures,
@@ -160,7 +167,10 @@ CREATE FUNCTION cron.schedule(job_name text, schedule text, command text,
                               on_success text DEFAULT NULL,
                               on_failure text DEFAULT NULL,
                               alert_after int DEFAULT NULL,
-                              notify_channel text DEFAULT NULL)
+                              notify_channel text DEFAULT NULL,
+                              start_at timestamptz DEFAULT NULL,
+                              end_at timestamptz DEFAULT NULL,
+                              jitter interval DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_named';
 
@@ -184,7 +194,10 @@ CREATE FUNCTION cron.schedule_http(job_name text, schedule text, url text,
                                    on_success text DEFAULT NULL,
                                    on_failure text DEFAULT NULL,
                                    alert_after int DEFAULT NULL,
-                                   notify_channel text DEFAULT NULL)
+                                   notify_channel text DEFAULT NULL,
+                                   start_at timestamptz DEFAULT NULL,
+                                   end_at timestamptz DEFAULT NULL,
+                                   jitter interval DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_http';
 
@@ -211,7 +224,10 @@ CREATE FUNCTION cron.alter_job(job_id bigint,
                                on_success text DEFAULT NULL,
                                on_failure text DEFAULT NULL,
                                alert_after int DEFAULT NULL,
-                               notify_channel text DEFAULT NULL)
+                               notify_channel text DEFAULT NULL,
+                               start_at timestamptz DEFAULT NULL,
+                               end_at timestamptz DEFAULT NULL,
+                               jitter interval DEFAULT NULL)
     RETURNS void
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_alter_job';
 

@@ -43,36 +43,36 @@ SELECT try_ctx($$SELECT cron.schedule_http('ctx-text', '@daily', 'http://127.0.0
 SELECT count(*) AS rows_outside_a_run FROM cron.current_run();
 
 -- a SQL job reads its run: run_now's payload, the trigger, its own runid
-CREATE TABLE seen (jobid bigint, runid bigint, attempt int, run_key text,
+CREATE TABLE ctx_seen (jobid bigint, runid bigint, attempt int, run_key text,
                    scheduled_time timestamptz, trigger text, payload jsonb);
-SELECT cron.schedule('ctx-sql', '0 0 30 2 *', 'INSERT INTO seen SELECT * FROM cron.current_run()') AS ctx \gset
+SELECT cron.schedule('ctx-sql', '0 0 30 2 *', 'INSERT INTO ctx_seen SELECT * FROM cron.current_run()') AS ctx \gset
 SELECT cron.run_now(:ctx, payload => '{"org": 7, "name": "acme"}') AS r1 \gset
-SELECT wait_for('(SELECT count(*) FROM seen) = 1');
+SELECT wait_for('(SELECT count(*) FROM ctx_seen) = 1');
 SELECT jobid = :ctx AS its_job, runid = :r1 AS its_run, attempt, run_key, trigger, payload,
        scheduled_time = (SELECT scheduled_time FROM cron.job_run_details WHERE runid = :r1) AS its_time
-FROM seen;
+FROM ctx_seen;
 -- without a payload: NULL
 SELECT cron.run_now('ctx-sql') AS r2 \gset
-SELECT wait_for('(SELECT count(*) FROM seen) = 2');
-SELECT runid = :r2 AS its_run, trigger, payload IS NULL AS no_payload FROM seen WHERE runid <> :r1;
+SELECT wait_for('(SELECT count(*) FROM ctx_seen) = 2');
+SELECT runid = :r2 AS its_run, trigger, payload IS NULL AS no_payload FROM ctx_seen WHERE runid <> :r1;
 -- the payload is kept with the run
 SELECT payload FROM cron.job_run_details WHERE runid = :r1;
 
 -- a once_per job: its run_key
-SELECT cron.schedule('ctx-key', '0 0 30 2 *', 'INSERT INTO seen SELECT * FROM cron.current_run()',
+SELECT cron.schedule('ctx-key', '0 0 30 2 *', 'INSERT INTO ctx_seen SELECT * FROM cron.current_run()',
                      once_per => 'day') AS ctxk \gset
 SELECT cron.run_now(:ctxk) AS r3 \gset
-SELECT wait_for('(SELECT count(*) FROM seen) = 3');
-SELECT run_key = to_char(now(), 'YYYY-MM-DD') AS its_day FROM seen WHERE runid = :r3;
+SELECT wait_for('(SELECT count(*) FROM ctx_seen) = 3');
+SELECT run_key = to_char(now(), 'YYYY-MM-DD') AS its_day FROM ctx_seen WHERE runid = :r3;
 
 -- a retry keeps the payload; its attempt and trigger are its own
 SELECT cron.schedule('ctx-retry', '0 0 30 2 *',
     $$SELECT 1 / (attempt - 1) FROM cron.current_run();
-      INSERT INTO seen SELECT * FROM cron.current_run()$$,
+      INSERT INTO ctx_seen SELECT * FROM cron.current_run()$$,
     max_attempts => 2, retry_delay => '1 second') AS ctxr \gset
 SELECT cron.run_now(:ctxr, payload => '{"batch": [1, 2]}') AS r4 \gset
-SELECT wait_for('(SELECT count(*) FROM seen) = 4');
-SELECT runid > :r4 AS a_later_run, attempt, trigger, payload FROM seen WHERE jobid = :ctxr;
+SELECT wait_for('(SELECT count(*) FROM ctx_seen) = 4');
+SELECT runid > :r4 AS a_later_run, attempt, trigger, payload FROM ctx_seen WHERE jobid = :ctxr;
 SELECT attempt, status, trigger, payload FROM cron.job_run_details WHERE jobid = :ctxr ORDER BY runid;
 SELECT first_runid IS NULL AS first_has_none FROM cron.job_run_details WHERE runid = :r4;
 SELECT first_runid = :r4 AS retry_knows_its_first FROM cron.job_run_details WHERE jobid = :ctxr AND attempt = 2;
@@ -82,5 +82,5 @@ SELECT try_ctx($$SELECT cron.run_now('ctx-sql', payload => jsonb_build_object('x
 SELECT try_ctx($$SELECT cron.run_now('ctx-sql', payload => 'not json')$$);
 
 SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'ctx-%' ORDER BY jobid;
-DROP TABLE seen;
+DROP TABLE ctx_seen;
 DROP FUNCTION try_ctx(text);

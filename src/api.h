@@ -70,6 +70,9 @@ typedef enum JobColumn
 	JC_ON_FAILURE,
 	JC_ALERT_AFTER,
 	JC_NOTIFY_CHANNEL,
+	JC_START_AT,
+	JC_END_AT,
+	JC_JITTER,
 	JC_COUNT,
 	JC_NONE = -1 /* an argument that is not a column */
 } JobColumn;
@@ -113,6 +116,7 @@ extern ChimeJobDef *chime_job_fetch_owned(const JobCaller *caller, int64 jobid, 
 
 /* job_check.c */
 extern void chime_job_check_values(JobArgs *a);
+extern void chime_job_check_span(const JobArgs *a, TimestampTz stored_start, TimestampTz stored_end);
 extern void chime_job_check_rights(const JobCaller *caller, const char *username,
 								   const char *database, bool role_changed);
 extern void chime_job_check_quota(const char *username);

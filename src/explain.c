@@ -280,7 +280,7 @@ explain_next_runs(ExplainJob *ex, int64 *next)
 	int                n = 0;
 	int64              t;
 
-	while (n < EXPLAIN_NEXT_RUNS && chime_next_run(tm, cursor, &next[n]))
+	while (n < EXPLAIN_NEXT_RUNS && chime_next_run(tm, ex->def.jobid, cursor, &next[n]))
 		cursor = next[n++];
 
 	if (n > 0)
@@ -292,6 +292,25 @@ explain_next_runs(ExplainJob *ex, int64 *next)
 		if (tm->sched.kind == CHIME_SCHED_AT)
 			explain_say(ex, "It is an @at job: it runs once, and then the scheduler makes it inactive.");
 		return n;
+	}
+
+	/* the bounds are why, when the schedule fires past them */
+	if (tm->start_at != 0 || tm->end_at != 0)
+	{
+		ChimeTiming unbounded = *tm;
+
+		unbounded.start_at = unbounded.end_at = 0;
+		if (chime_next_run(&unbounded, ex->def.jobid, ex->now, &t))
+		{
+			int64 end = chime_unix_from_timestamptz(ex->def.end_at);
+
+			if (end <= ex->now)
+				explain_say(ex, "Its end_at %s has passed: it will not run again.", explain_at(ex, end, true));
+			else
+				explain_say(ex, "No occurrence of its schedule falls between its start_at and its end_at %s: it will not run.",
+							explain_at(ex, end, true));
+			return 0;
+		}
 	}
 
 	if (tm->sched.kind == CHIME_SCHED_AT)
@@ -312,6 +331,25 @@ explain_next_runs(ExplainJob *ex, int64 *next)
 		explain_say(ex, "Its schedule '%s' never fires: no instant matches it in the next 50 years.",
 					ex->def.schedule_text);
 	return 0;
+}
+
+/* start_at, end_at and jitter, when the job has them and it has runs ahead */
+static void
+explain_bounds(ExplainJob *ex, int nnext)
+{
+	const ChimeTiming *tm = &ex->def.timing;
+
+	if (nnext == 0)
+		return;
+	if (!TIMESTAMP_IS_NOBEGIN(ex->def.start_at) && chime_unix_from_timestamptz(ex->def.start_at) > ex->now)
+		explain_say(ex, "It starts at its start_at %s: no occurrence before it runs.",
+					explain_at(ex, chime_unix_from_timestamptz(ex->def.start_at), true));
+	if (!TIMESTAMP_IS_NOEND(ex->def.end_at))
+		explain_say(ex, "It runs until its end_at %s: no occurrence at or after it runs.",
+					explain_at(ex, chime_unix_from_timestamptz(ex->def.end_at), true));
+	if (tm->jitter > 0)
+		explain_say(ex, "Each run starts up to " INT64_FORMAT " seconds after its occurrence (jitter): a delay fixed by the job and the occurrence, and shorter than the time to the next occurrence; the instants above include it.",
+					tm->jitter);
 }
 
 /* The run window: open or closed now, when it opens, what it keeps out */
@@ -603,6 +641,7 @@ explain_job(ExplainJob *ex)
 	else if (valid)
 	{
 		nnext = explain_next_runs(ex, next);
+		explain_bounds(ex, nnext);
 		explain_window(ex, nnext, next);
 		if (nnext > 0)
 			explain_key(ex, next[0]);

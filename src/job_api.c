@@ -56,6 +56,9 @@ const JobColumnInfo chime_job_columns[JC_COUNT] = {
 	[JC_ON_FAILURE] = {"on_failure", TEXTOID},
 	[JC_ALERT_AFTER] = {"alert_after", INT4OID},
 	[JC_NOTIFY_CHANNEL] = {"notify_channel", TEXTOID},
+	[JC_START_AT] = {"start_at", TIMESTAMPTZOID},
+	[JC_END_AT] = {"end_at", TIMESTAMPTZOID},
+	[JC_JITTER] = {"jitter", INTERVALOID},
 };
 
 /* The options shared by cron.schedule and cron.schedule_http, in order. */
@@ -63,7 +66,7 @@ const JobColumnInfo chime_job_columns[JC_COUNT] = {
 	JC_TIMEZONE, JC_RUN_WINDOW, JC_ONCE_PER, JC_OVERLAP, JC_CONCURRENCY_KEY, \
 		JC_MAX_ATTEMPTS, JC_RETRY_DELAY, JC_TIMEOUT, JC_CATCHUP, JC_DST_GAP, \
 		JC_DATABASE, JC_USERNAME, JC_ACTIVE, JC_ON_SUCCESS, JC_ON_FAILURE, \
-		JC_ALERT_AFTER, JC_NOTIFY_CHANNEL
+		JC_ALERT_AFTER, JC_NOTIFY_CHANNEL, JC_START_AT, JC_END_AT, JC_JITTER
 
 static const JobColumn schedule_named_args[] = {
 	JC_JOBNAME, JC_SCHEDULE, JC_COMMAND, JOB_OPTIONS};
@@ -76,7 +79,7 @@ static const JobColumn alter_job_args[] = {
 	JC_TIMEZONE, JC_RUN_WINDOW, JC_ONCE_PER, JC_OVERLAP, JC_CONCURRENCY_KEY,
 	JC_MAX_ATTEMPTS, JC_RETRY_DELAY, JC_TIMEOUT, JC_CATCHUP, JC_DST_GAP,
 	JC_URL, JC_METHOD, JC_HEADERS, JC_BODY, JC_ON_SUCCESS, JC_ON_FAILURE,
-	JC_ALERT_AFTER, JC_NOTIFY_CHANNEL};
+	JC_ALERT_AFTER, JC_NOTIFY_CHANNEL, JC_START_AT, JC_END_AT, JC_JITTER};
 
 /* Who is calling (before the functions act as the catalog's owner) */
 void
@@ -151,7 +154,7 @@ chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lo
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT jobid, username, database, kind, url, method, headers, body "
+					 "SELECT jobid, username, database, kind, url, method, headers, body, start_at, end_at "
 					 "FROM cron.job WHERE %s%s",
 					 where, lock ? " FOR NO KEY UPDATE" : "");
 	if (SPI_execute_with_args(sql.data, nargs, types, values, NULL, !lock, 1) != SPI_OK_SELECT)
@@ -163,7 +166,8 @@ chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lo
 					  CHIME_JOB_BIT(CHIME_JOB_JOBID) | CHIME_JOB_BIT(CHIME_JOB_USERNAME) |
 						  CHIME_JOB_BIT(CHIME_JOB_DATABASE) | CHIME_JOB_BIT(CHIME_JOB_KIND) |
 						  CHIME_JOB_BIT(CHIME_JOB_URL) | CHIME_JOB_BIT(CHIME_JOB_METHOD) |
-						  CHIME_JOB_BIT(CHIME_JOB_HEADERS) | CHIME_JOB_BIT(CHIME_JOB_BODY));
+						  CHIME_JOB_BIT(CHIME_JOB_HEADERS) | CHIME_JOB_BIT(CHIME_JOB_BODY) |
+						  CHIME_JOB_BIT(CHIME_JOB_START_AT) | CHIME_JOB_BIT(CHIME_JOB_END_AT));
 	row = palloc(sizeof(ChimeJobDef));
 	if (!chime_job_def_decode(&map, SPI_tuptable->vals[0], row, &err))
 		chime_job_def_raise(&err);
@@ -321,6 +325,7 @@ job_schedule(JobArgs *a, bool http)
 								chime_job_text(a, JC_BODY));
 
 	chime_job_check_hooks(a, username, jobname, row ? row->jobid : 0);
+	chime_job_check_span(a, row ? row->start_at : DT_NOBEGIN, row ? row->end_at : DT_NOEND);
 	if (row == NULL)
 	{
 		chime_job_check_quota(username);
@@ -440,6 +445,7 @@ chime_alter_job(PG_FUNCTION_ARGS)
 	username = a.given[JC_USERNAME] ? chime_job_text(&a, JC_USERNAME) : row->username;
 	database = a.given[JC_DATABASE] ? chime_job_text(&a, JC_DATABASE) : row->database;
 	chime_job_check_rights(&caller, username, database, false);
+	chime_job_check_span(&a, row->start_at, row->end_at);
 	if (strcmp(username, row->username) != 0)
 		chime_job_check_quota(username);
 	chime_job_check_hooks(&a, username, NULL, jobid);

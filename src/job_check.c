@@ -24,6 +24,7 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "api.h"
 #include "compat.h"
@@ -216,6 +217,48 @@ job_check_sizes(const JobArgs *a)
 }
 
 /*
+ * start_at ('start') or end_at: '-infinity' for a start and 'infinity' for
+ * an end mean none (stored NULL: the way cron.alter_job clears them), the
+ * other infinity is refused.
+ */
+static void
+job_check_bound(JobArgs *a, JobColumn c, const char *what, bool start)
+{
+	TimestampTz t;
+
+	if (!a->given[c] || a->isnull[c])
+		return;
+	t = DatumGetTimestampTz(a->value[c]);
+	if (start ? TIMESTAMP_IS_NOBEGIN(t) : TIMESTAMP_IS_NOEND(t))
+		chime_job_set(a, c, (Datum) 0, true);
+	else if (TIMESTAMP_NOT_FINITE(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s: %s", what, start ? "infinity" : "-infinity"),
+				 errhint("%s", start ? "start_at is the first instant a job may run, or '-infinity' for none." : "end_at is the instant a job stops running, or 'infinity' for none.")));
+}
+
+/*
+ * start_at must come before end_at: each given, or as stored (stored_start
+ * and stored_end, DT_NOBEGIN and DT_NOEND for none; pass those when
+ * scheduling a new job).  Call after chime_job_check_values.
+ */
+void
+chime_job_check_span(const JobArgs *a, TimestampTz stored_start, TimestampTz stored_end)
+{
+	TimestampTz start = a->given[JC_START_AT] ? (a->isnull[JC_START_AT] ? DT_NOBEGIN : DatumGetTimestampTz(a->value[JC_START_AT])) : stored_start;
+	TimestampTz end = a->given[JC_END_AT] ? (a->isnull[JC_END_AT] ? DT_NOEND : DatumGetTimestampTz(a->value[JC_END_AT])) : stored_end;
+
+	if (!TIMESTAMP_IS_NOBEGIN(start) && !TIMESTAMP_IS_NOEND(end) && start >= end)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid end_at: %s is not after start_at %s",
+						DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(end))),
+						DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(start)))),
+				 errhint("A job runs from start_at up to (not including) end_at: give an end_at later than its start_at.")));
+}
+
+/*
  * Check every given value, and put values into their stored form (zone
  * names as the tz database spells them, words in lower case, methods in
  * upper case).  Touches no table.
@@ -309,6 +352,23 @@ chime_job_check_values(JobArgs *a)
 					   "timeout is a positive interval of at most 24 days, without months, e.g. '2 minutes' (0 for none).");
 	job_check_interval(a, JC_CATCHUP, 0, CHIME_MAX_CATCHUP_US,
 					   "catchup is an interval from 0 to 100 years, without months, e.g. '1 minute' or '1 hour'.");
+	job_check_interval(a, JC_JITTER, 0, CHIME_MAX_JITTER_US,
+					   "jitter is an interval from 0 (none) to 1 day, without months, in whole seconds, e.g. '1 minute'.");
+	if (a->given[JC_JITTER] && !a->isnull[JC_JITTER] && DatumGetIntervalP(a->value[JC_JITTER])->day == 0)
+	{
+		int64 us = DatumGetIntervalP(a->value[JC_JITTER])->time;
+
+		if (us == 0)
+			chime_job_set(a, JC_JITTER, (Datum) 0, true);
+		else if (us < USECS_PER_SEC)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid jitter: %s", DatumGetCString(DirectFunctionCall1(interval_out, a->value[JC_JITTER]))),
+					 errdetail("Starts are delayed by whole seconds: a jitter is at least 1 second."),
+					 errhint("Give a jitter of '1 second' or more, or 0 for none.")));
+	}
+	job_check_bound(a, JC_START_AT, "start_at", true);
+	job_check_bound(a, JC_END_AT, "end_at", false);
 	if ((value = chime_job_text(a, JC_DST_GAP)) != NULL)
 	{
 		ChimeDstGap gap;

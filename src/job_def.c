@@ -22,6 +22,7 @@
 #include "utils/timestamp.h"
 
 #include "api.h"
+#include "clock.h"
 #include "job_def.h"
 #include "pg_chime.h"
 
@@ -37,6 +38,9 @@ static const struct
 	[CHIME_JOB_TIMEZONE] = {"timezone", TEXTOID},
 	[CHIME_JOB_RUN_WINDOW] = {"run_window", TEXTOID},
 	[CHIME_JOB_DST_GAP] = {"dst_gap", TEXTOID},
+	[CHIME_JOB_START_AT] = {"start_at", TIMESTAMPTZOID},
+	[CHIME_JOB_END_AT] = {"end_at", TIMESTAMPTZOID},
+	[CHIME_JOB_JITTER] = {"jitter", INTERVALOID},
 	[CHIME_JOB_DATABASE] = {"database", TEXTOID},
 	[CHIME_JOB_USERNAME] = {"username", TEXTOID},
 	[CHIME_JOB_OVERLAP] = {"overlap", TEXTOID},
@@ -181,6 +185,28 @@ jd_interval(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, int64 max
 	jd_fail(def, err, f, SPI_getvalue(tup, map->desc, map->attnum[f]), &why);
 }
 
+/*
+ * start_at or end_at as the engine's bound: the first whole second at or
+ * after it (an occurrence is a whole second), 0 for none.  A start before
+ * 1970 bounds nothing; an end before it excludes every occurrence, and so
+ * does a start of 'infinity' (the API refuses infinite bounds; a row
+ * written around it may have them).
+ */
+int64
+chime_job_bound_seconds(TimestampTz t, bool start)
+{
+	int64 s;
+
+	if (TIMESTAMP_IS_NOBEGIN(t))
+		return start ? 0 : 1;
+	if (TIMESTAMP_IS_NOEND(t))
+		return start ? ((int64) 1 << 40) : 0;
+	s = chime_unix_from_timestamptz(t);
+	if (chime_timestamptz_from_unix(s) < t)
+		s++;
+	return s < 1 ? 1 : s;
+}
+
 /* One field of the row into def */
 static void
 jd_decode_field(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, ChimeJobDef *def,
@@ -243,6 +269,24 @@ jd_decode_field(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, Chime
 				jd_fail(def, err, f, text, &why);
 			}
 			break;
+		case CHIME_JOB_START_AT:
+			d = SPI_getbinval(tup, map->desc, map->attnum[f], &isnull);
+			def->start_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+			def->timing.start_at = chime_job_bound_seconds(def->start_at, true);
+			break;
+		case CHIME_JOB_END_AT:
+			d = SPI_getbinval(tup, map->desc, map->attnum[f], &isnull);
+			def->end_at = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+			def->timing.end_at = chime_job_bound_seconds(def->end_at, false);
+			break;
+		case CHIME_JOB_JITTER:
+		{
+			int64 us;
+
+			jd_interval(map, tup, f, CHIME_MAX_JITTER_US, &us, def, err);
+			def->timing.jitter = us / USECS_PER_SEC;
+		}
+		break;
 		case CHIME_JOB_DATABASE:
 			def->database = jd_text(map, tup, f);
 			if (def->database == NULL)
@@ -349,6 +393,8 @@ chime_job_def_decode(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobDef *def,
 					 ChimeJobDefError *err)
 {
 	memset(def, 0, sizeof(*def));
+	def->start_at = DT_NOBEGIN;
+	def->end_at = DT_NOEND;
 	def->fields = map->fields;
 	def->overlap = 's';
 	def->max_attempts = 1;

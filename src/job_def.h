@@ -22,6 +22,7 @@
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "occurrence.h"
 
@@ -37,6 +38,9 @@ typedef enum ChimeJobField
 	CHIME_JOB_TIMEZONE,
 	CHIME_JOB_RUN_WINDOW,
 	CHIME_JOB_DST_GAP,
+	CHIME_JOB_START_AT,
+	CHIME_JOB_END_AT,
+	CHIME_JOB_JITTER,
 	CHIME_JOB_DATABASE,
 	CHIME_JOB_USERNAME,
 	CHIME_JOB_OVERLAP,
@@ -60,7 +64,9 @@ typedef enum ChimeJobField
 /* What decides a job's instants */
 #define CHIME_JOB_TIMING_FIELDS \
 	(CHIME_JOB_BIT(CHIME_JOB_SCHEDULE) | CHIME_JOB_BIT(CHIME_JOB_TIMEZONE) | \
-	 CHIME_JOB_BIT(CHIME_JOB_RUN_WINDOW) | CHIME_JOB_BIT(CHIME_JOB_DST_GAP))
+	 CHIME_JOB_BIT(CHIME_JOB_RUN_WINDOW) | CHIME_JOB_BIT(CHIME_JOB_DST_GAP) | \
+	 CHIME_JOB_BIT(CHIME_JOB_START_AT) | CHIME_JOB_BIT(CHIME_JOB_END_AT) | \
+	 CHIME_JOB_BIT(CHIME_JOB_JITTER))
 
 /*
  * What decides when and how a job runs, except its command: the fields
@@ -80,7 +86,8 @@ typedef enum ChimeJobField
  * add ", command" or ", url, method, headers, body" to decode them).
  */
 #define CHIME_JOB_DEF_COLUMNS \
-	"jobid, active, schedule, timezone, run_window, dst_gap, database, username, " \
+	"jobid, active, schedule, timezone, run_window, dst_gap, start_at, end_at, jitter, " \
+	"database, username, " \
 	"overlap, timeout, catchup, max_attempts, retry_delay, once_per, " \
 	"concurrency_key, kind"
 
@@ -113,7 +120,9 @@ typedef struct ChimeJobDef
 
 	int64        jobid;
 	bool         active;
-	ChimeTiming  timing; /* schedule, zone, run window, dst_gap */
+	ChimeTiming  timing;   /* schedule, zone, run window, dst_gap, start/end, jitter */
+	TimestampTz  start_at; /* DT_NOBEGIN: none */
+	TimestampTz  end_at;   /* DT_NOEND: none */
 	char        *schedule_text;
 	const char  *zone_name;   /* its timezone, or cron.timezone when NULL */
 	char        *window_text; /* NULL: no run window */
@@ -153,6 +162,9 @@ extern void  chime_job_def_raise(const ChimeJobDefError *err) pg_attribute_noret
 
 /* The zone of a timezone column (NULL: cron.timezone); false if unusable */
 extern bool chime_job_zone(const char *timezone, const ChimeZone **zone, ChimeJobDefError *err);
+
+/* start_at (start) or end_at as ChimeTiming's bound in whole seconds (0: none) */
+extern int64 chime_job_bound_seconds(TimestampTz t, bool start);
 
 /* An interval as microseconds, months of 30 days; false if < 0 or > max_us */
 extern bool chime_job_interval_us(Datum interval, int64 max_us, int64 *us);

@@ -26,6 +26,7 @@
 typedef struct NextRunsState
 {
 	ChimeTiming timing;
+	int64       seed;   /* the job's id: its jitter (0: no job) */
 	int64       cursor; /* last instant returned (or 'after') */
 	int32       remaining;
 } NextRunsState;
@@ -51,7 +52,7 @@ next_runs_step(FunctionCallInfo fcinfo)
 	NextRunsState   *st = funcctx->user_fctx;
 	int64            next;
 
-	if (st->remaining > 0 && chime_next_run(&st->timing, st->cursor, &next))
+	if (st->remaining > 0 && chime_next_run(&st->timing, st->seed, st->cursor, &next))
 	{
 		st->remaining--;
 		st->cursor = next;
@@ -181,6 +182,7 @@ chime_next_runs_job(PG_FUNCTION_ARGS)
 		st->remaining = next_runs_count(fcinfo, 1);
 		if (!next_runs_job_timing(PG_GETARG_INT64(0), &st->timing))
 			st->remaining = 0;
+		st->seed = PG_GETARG_INT64(0);
 		st->cursor = chime_unix_from_timestamptz(chime_now());
 
 		funcctx->user_fctx = st;
@@ -224,8 +226,9 @@ next_run_zone(NextRunCache *cache, const char *name, const ChimeZone **zone)
 }
 
 /*
- * cron._next_run(schedule, timezone, run_window, dst_gap): the instant a
- * job with these settings fires next from pg_chime's now, as
+ * cron._next_run(schedule, timezone, run_window, dst_gap, start_at, end_at,
+ * jitter, jobid): the instant a job with these settings starts next from
+ * pg_chime's now, as
  * cron.next_runs(job_id, 1) lists it; NULL when there is none, or when a
  * stored value does not decode (the view that calls it lists every job:
  * one bad row does not hide the others).  The timings decoded are kept
@@ -243,6 +246,8 @@ chime_next_run_of(PG_FUNCTION_ARGS)
 	bool          found = false;
 	int           len = 0;
 	int64         next;
+	ChimeTiming   tm;
+	int64         seed = 0;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -295,7 +300,21 @@ chime_next_run_of(PG_FUNCTION_ARGS)
 			(arg[2] == NULL || chime_parse_window(arg[2], &e->timing.window, &err)) &&
 			(arg[3] == NULL || chime_parse_dst_gap(arg[3], &e->timing.gap, &err));
 	}
-	if (!e->valid || !chime_next_run(&e->timing, chime_unix_from_timestamptz(chime_now()), &next))
+	if (!e->valid)
+		PG_RETURN_NULL();
+	tm = e->timing;
+	if (PG_NARGS() >= 8)
+	{
+		int64 jitter_us = 0;
+
+		tm.start_at = PG_ARGISNULL(4) ? 0 : chime_job_bound_seconds(PG_GETARG_TIMESTAMPTZ(4), true);
+		tm.end_at = PG_ARGISNULL(5) ? 0 : chime_job_bound_seconds(PG_GETARG_TIMESTAMPTZ(5), false);
+		if (!PG_ARGISNULL(6) && !chime_job_interval_us(PG_GETARG_DATUM(6), CHIME_MAX_JITTER_US, &jitter_us))
+			PG_RETURN_NULL();
+		tm.jitter = jitter_us / USECS_PER_SEC;
+		seed = PG_ARGISNULL(7) ? 0 : PG_GETARG_INT64(7);
+	}
+	if (!chime_next_run(&tm, seed, chime_unix_from_timestamptz(chime_now()), &next))
 		PG_RETURN_NULL();
 	PG_RETURN_TIMESTAMPTZ(chime_timestamptz_from_unix(next));
 }

@@ -551,8 +551,9 @@ occ_next_gap_run(const ChimeTiming *tm, int64_t after, int64_t limit, int64_t *n
 	return false;
 }
 
-bool
-chime_next_run(const ChimeTiming *tm, int64_t after, int64_t *next)
+/* The next occurrence strictly after 'after' inside the run window */
+static bool
+occ_next_windowed(const ChimeTiming *tm, int64_t after, int64_t *next)
 {
 	int64_t limit = after + CHIME_HORIZON_SECONDS;
 
@@ -581,6 +582,121 @@ chime_next_run(const ChimeTiming *tm, int64_t after, int64_t *next)
 		after = entry - 1;
 	}
 	return false;
+}
+
+/* The next occurrence after 'after' inside the window and the bounds */
+static bool
+occ_next_bounded(const ChimeTiming *tm, int64_t after, int64_t *next)
+{
+	if (tm->start_at != 0 && after < tm->start_at - 1)
+		after = tm->start_at - 1;
+	if (!occ_next_windowed(tm, after, next))
+		return false;
+	return tm->end_at == 0 || *next < tm->end_at;
+}
+
+/* A well-mixed 64-bit value of (seed, t) (splitmix64's finaliser) */
+static uint64_t
+occ_mix(int64_t seed, int64_t t)
+{
+	uint64_t z = (uint64_t) seed * 0x9E3779B97F4A7C15ULL + (uint64_t) t;
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+/* Seconds from 't' (inside the window) to the window's close (0: no window) */
+static int64_t
+occ_window_left(const ChimeTiming *tm, int64_t t)
+{
+	int64_t reading;
+	int     minute,
+		left;
+
+	if (!tm->window.set)
+		return 0;
+	reading = t + occ_offset(tm->zone, t);
+	minute = (int) ((reading - occ_floor_div(reading, DAY) * DAY) / 60);
+	left = tm->window.end - minute;
+	if (left <= 0)
+		left += 24 * 60;
+	/* the minutes left, less the seconds gone of this one */
+	return (int64_t) left * 60 - (reading - occ_floor_div(reading, 60) * 60);
+}
+
+/* The delay of occurrence 't', whose next occurrence is 'following' (0: none) */
+static int64_t
+occ_jitter(const ChimeTiming *tm, int64_t seed, int64_t t, int64_t following)
+{
+	int64_t bound = tm->jitter;
+	int64_t left;
+	int64_t delay;
+
+	if (bound <= 0)
+		return 0;
+	if (following != 0 && following - t < bound)
+		bound = following - t;
+	if (tm->end_at != 0 && tm->end_at - t < bound)
+		bound = tm->end_at - t;
+	left = occ_window_left(tm, t);
+	if (left > 0 && left < bound)
+		bound = left;
+	if (bound <= 1)
+		return 0;
+	delay = (int64_t) (occ_mix(seed, t) % (uint64_t) bound);
+	/* (a clock change inside the window can make it close sooner) */
+	if (tm->window.set && !chime_in_window(&tm->window, tm->zone, t + delay))
+		return 0;
+	return delay;
+}
+
+int64_t
+chime_jitter_of(const ChimeTiming *tm, int64_t seed, int64_t t)
+{
+	int64_t following;
+
+	if (tm->jitter <= 0)
+		return 0;
+	if (!occ_next_bounded(tm, t, &following))
+		following = 0;
+	return occ_jitter(tm, seed, t, following);
+}
+
+bool
+chime_next_run(const ChimeTiming *tm, int64_t seed, int64_t after, int64_t *next)
+{
+	int64_t t;
+
+	if (tm->jitter <= 0)
+		return occ_next_bounded(tm, after, next);
+
+	/*
+	 * An occurrence starts before the next one: only the last occurrence at
+	 * or before 'after' can start after it, else the first one after it.
+	 * (One that is more than a jitter older started before it.)
+	 */
+	if (!occ_next_bounded(tm, after - tm->jitter, &t))
+		return false;
+	for (;;)
+	{
+		int64_t following;
+		bool    more = occ_next_bounded(tm, t, &following);
+
+		if (t > after || !more || following > after)
+		{
+			int64_t start = t + occ_jitter(tm, seed, t, more ? following : 0);
+
+			if (start > after)
+			{
+				*next = start;
+				return true;
+			}
+			if (!more)
+				return false;
+		}
+		t = following;
+	}
 }
 
 bool

@@ -43,13 +43,20 @@ typedef enum ChimeOncePer
 /* Room for any run key and its terminating zero */
 #define CHIME_RUN_KEY_LEN 24
 
-/* Everything that decides a job's instants. */
+/*
+ * Everything that decides a job's instants.  start_at, end_at and jitter
+ * are whole seconds, 0 for none: an occurrence counts when start_at <= it
+ * < end_at, and then starts a delay in [0, jitter) late.
+ */
 typedef struct ChimeTiming
 {
 	ChimeSchedule    sched;
 	const ChimeZone *zone;
 	ChimeDstGap      gap;
 	ChimeWindow      window;
+	int64_t          start_at;
+	int64_t          end_at;
+	int64_t          jitter;
 } ChimeTiming;
 
 /* How far ahead a search looks before it says "never". */
@@ -63,9 +70,19 @@ extern bool        chime_parse_window(const char *text, ChimeWindow *window, Chi
 extern bool chime_next_occurrence(const ChimeTiming *timing, int64_t after,
 								  int64_t *next);
 
-/* The same, keeping only instants inside the run window. */
-extern bool chime_next_run(const ChimeTiming *timing, int64_t after,
+/*
+ * The next instant strictly after 'after' at which a job with this timing
+ * starts a run: occurrences inside the run window and between start_at and
+ * end_at, each delayed by its jitter.  The delay is derived from 'seed'
+ * (the job's id) and the occurrence, and is also less than the time to
+ * the job's next occurrence, to the end of the window and to end_at, so
+ * that runs keep their order and their bounds.
+ */
+extern bool chime_next_run(const ChimeTiming *timing, int64_t seed, int64_t after,
 						   int64_t *next);
+
+/* The delay chime_next_run adds to occurrence 't' (0 without jitter) */
+extern int64_t chime_jitter_of(const ChimeTiming *timing, int64_t seed, int64_t t);
 
 /* Is instant 't' inside the window, read in the zone? */
 extern bool chime_in_window(const ChimeWindow *window, const ChimeZone *zone,

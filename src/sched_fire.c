@@ -290,7 +290,7 @@ sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
 			latest = occ;
 			coalesced++;
 		}
-		more = chime_next_run(&cls->timing, occ, &occ);
+		more = chime_next_run(&cls->timing, job->jobid, occ, &occ);
 	}
 	sched_fire_group(job, command, group, first_missed, missed, why, latest, coalesced, now_s, now);
 

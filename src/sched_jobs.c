@@ -386,7 +386,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 						MemoryContextSwitchTo(batch_cxt);
 					}
 				}
-				else if (chime_next_run(&cls->timing, after, &job->due))
+				else if (chime_next_run(&cls->timing, jobid, after, &job->due))
 				{
 					pairingheap_add(sched_heap, &job->node);
 					job->in_heap = true;

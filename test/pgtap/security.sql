@@ -16,7 +16,7 @@ GRANT USAGE ON SCHEMA cron TO pgtap_sec_alice, pgtap_sec_mallory;
 SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
            WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_chime')
              AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
-          'cron._next_run(text,text,text,text)', 'every pg_chime function but cron._next_run pins search_path = pg_catalog, pg_temp');
+          'cron._next_run(text,text,text,text,timestamp with time zone,timestamp with time zone,interval,bigint)', 'every pg_chime function but cron._next_run pins search_path = pg_catalog, pg_temp');
 
 -- sizes: 22023, the limit in the message, nothing written
 SET ROLE pgtap_sec_mallory;

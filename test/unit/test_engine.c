@@ -361,7 +361,7 @@ run_case(const RunCase *c)
 	{
 		char		buf[32];
 
-		if (!chime_next_run(&tm, t, &t))
+		if (!chime_next_run(&tm, 0, t, &t))
 			break;
 		format_utc(t, buf, sizeof(buf));
 		strcat(got, buf);
@@ -411,7 +411,7 @@ main(void)
 	size_t		nkey = sizeof(key_cases) / sizeof(key_cases[0]);
 	size_t		nopen = sizeof(open_cases) / sizeof(open_cases[0]);
 
-	printf("1..%zu\n", nrun + nbad + nwin + nkey + nopen + 5);
+	printf("1..%zu\n", nrun + nbad + nwin + nkey + nopen + 5 + 3 + 8);
 
 	for (size_t i = 0; i < nrun; i++)
 		run_case(&run_cases[i]);
@@ -493,6 +493,85 @@ main(void)
 		memset(&tm, 0, sizeof(tm));
 		tm.zone = zone_libc_get("UTC");
 		ok(!chime_window_next_open(&tm, 0, &opens), "no window: %s%s", "it never opens", "");
+	}
+
+	/* start_at and end_at bound the occurrences */
+	{
+		ChimeTiming tm;
+		ChimeError	err;
+		int64_t		t;
+		char		got[32];
+
+		memset(&tm, 0, sizeof(tm));
+		tm.zone = zone_libc_get("UTC");
+		chime_parse_schedule("0 9 * * *", &tm.sched, &err);
+		tm.start_at = parse_utc("2027-03-01 00:00:00");
+		tm.end_at = parse_utc("2027-03-03 09:00:00");
+		chime_next_run(&tm, 0, parse_utc("2026-12-01 00:00:00"), &t);
+		format_utc(t, got, sizeof(got));
+		ok(strcmp(got, "2027-03-01 09:00:00") == 0, "start_at: the first run is %s%s", got, "");
+		chime_next_run(&tm, 0, t, &t);
+		ok(chime_next_run(&tm, 0, t, &t) == false, "end_at: %s%s", "no occurrence at it or after", "");
+		tm.start_at = parse_utc("2027-03-01 09:00:00");
+		chime_next_run(&tm, 0, parse_utc("2026-12-01 00:00:00"), &t);
+		format_utc(t, got, sizeof(got));
+		ok(strcmp(got, "2027-03-01 09:00:00") == 0, "an occurrence at start_at counts: %s%s", got, "");
+	}
+
+	/*
+	 * jitter: each start is its occurrence plus a delay below the jitter
+	 * and below the gap to the next occurrence, the same for every caller
+	 * and seed-dependent; from any instant, chime_next_run gives the next
+	 * start in that list.
+	 */
+	{
+		static const char *const scheds[] = {"0 9 * * *", "*/5 * * * *", "10 seconds", "0,1,30 * * * *"};
+
+		for (int k = 0; k < 4; k++)
+		{
+			ChimeTiming tm;
+			ChimeError	err;
+			int64_t		occ[200],
+						start[200];
+			int64_t		t = parse_utc("2026-12-01 00:00:07");
+			int			bad = 0,
+						spread = 0;
+
+			memset(&tm, 0, sizeof(tm));
+			tm.zone = zone_libc_get("UTC");
+			chime_parse_schedule(scheds[k], &tm.sched, &err);
+			for (int i = 0; i < 200; i++)
+			{
+				tm.jitter = 0;
+				chime_next_run(&tm, 0, i ? occ[i - 1] : t, &occ[i]);
+			}
+			tm.jitter = 120;
+			for (int i = 0; i < 200; i++)
+			{
+				int64_t		bound = i < 199 && occ[i + 1] - occ[i] < 120 ? occ[i + 1] - occ[i] : 120;
+				int64_t		d = chime_jitter_of(&tm, 42, occ[i]);
+
+				start[i] = occ[i] + d;
+				if (d < 0 || d >= bound || (i > 0 && start[i] <= start[i - 1]))
+					bad++;
+				if (d != chime_jitter_of(&tm, 43, occ[i]))
+					spread++;
+			}
+			for (int i = 0; i < 199; i++)
+			{
+				int64_t		next;
+
+				/* from the start before, from just before, from between */
+				if (!chime_next_run(&tm, 42, start[i], &next) || next != start[i + 1] ||
+					!chime_next_run(&tm, 42, start[i + 1] - 1, &next) || next != start[i + 1] ||
+					!chime_next_run(&tm, 42, occ[i + 1] - 1, &next) ||
+					next != (occ[i + 1] - 1 < start[i] ? start[i] : start[i + 1]))
+					bad++;
+			}
+			ok(bad == 0, "jitter on %s: delays in range, in order, as chime_next_run lists them%s",
+			   scheds[k], "");
+			ok(k == 2 || spread > 100, "jitter on %s: another seed, other delays%s", scheds[k], "");
+		}
 	}
 
 	return failures ? 1 : 0;
