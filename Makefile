@@ -45,6 +45,9 @@ endif
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS knows no header dependencies: any header change rebuilds every object
+$(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h)
+
 all: pg_chime.control META.json
 
 pg_chime.control: pg_chime.control.in Makefile
