@@ -78,7 +78,7 @@ main(int argc, char **argv)
 			int64_t		next;
 
 			/* walk forward for two years, then start over */
-			if (!chime_next_run(&tm, t, &next) || next > start + 2 * 366 * 86400)
+			if (!chime_next_run(&tm, 0, t, &next) || next > start + 2 * 366 * 86400)
 				next = start;
 			t = next;
 			n++;

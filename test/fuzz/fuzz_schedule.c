@@ -66,11 +66,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int64_t		t = 1772323200;
 
 		tm.zone = zone_libc_get(fuzz_zones[z]);
+		/* every other zone with a jitter taken from the input's length */
+		tm.jitter = (z % 2) ? (int64_t) (size % 600) : 0;
 		for (int i = 0; i < 4; i++)
 		{
 			int64_t		next;
 
-			if (!chime_next_run(&tm, t, &next))
+			if (!chime_next_run(&tm, (int64_t) size, t, &next))
 				break;
 			if (next <= t)
 				abort();
