@@ -54,6 +54,16 @@ SELECT bool_and(d < interval '2 minutes') AS under_the_gap, bool_and(t > p) AS i
 FROM (SELECT t, lag(t) OVER (ORDER BY t) AS p, t - date_trunc('minute', t) + (extract(minute FROM t)::int % 2) * interval '1 minute' AS d
       FROM cron.next_runs(:jc, 100) t) s WHERE p IS NOT NULL;
 SELECT * FROM cron.explain(:ja) e WHERE e LIKE '%jitter%';
+SELECT position(to_char((SELECT t FROM cron.next_runs(:ja, 1) t) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') IN e) = 12
+       AS explain_lists_the_same_instants
+FROM cron.explain(:ja) e WHERE e LIKE 'Next runs:%';
+-- a jitter of a day on a schedule of every second costs no more than the
+-- gap: each delay is below a second, so none
+SELECT cron.schedule('spread-d', '* * * * * *', 'SELECT 1', jitter => '1 day') AS jd \gset
+SELECT count(*) = 100 AND bool_and(t = date_trunc('second', t)) AS every_second
+FROM (SELECT t, lag(t) OVER (ORDER BY t) AS p FROM cron.next_runs(:jd, 100) t) s
+WHERE p IS NULL OR t - p = interval '1 second';
+SELECT cron.unschedule(:jd);
 SELECT cron.alter_job(:ja, jitter => '0');
 SELECT jitter IS NULL AS cleared FROM cron.job WHERE jobid = :ja;
 

@@ -74,8 +74,27 @@ SELECT cron.run_now(:ctxr, payload => '{"batch": [1, 2]}') AS r4 \gset
 SELECT wait_for('(SELECT count(*) FROM ctx_seen) = 4');
 SELECT runid > :r4 AS a_later_run, attempt, trigger, payload FROM ctx_seen WHERE jobid = :ctxr;
 SELECT attempt, status, trigger, payload FROM cron.job_run_details WHERE jobid = :ctxr ORDER BY runid;
+SELECT count(DISTINCT scheduled_time) AS one_scheduled_time FROM cron.job_run_details WHERE jobid = :ctxr;
 SELECT first_runid IS NULL AS first_has_none FROM cron.job_run_details WHERE runid = :r4;
 SELECT first_runid = :r4 AS retry_knows_its_first FROM cron.job_run_details WHERE jobid = :ctxr AND attempt = 2;
+
+-- code running as a role without the owner's rights sees no run: a
+-- SECURITY DEFINER function of another role that the job calls
+CREATE ROLE regress_ctx_other;
+GRANT USAGE ON SCHEMA cron TO regress_ctx_other;
+CREATE FUNCTION ctx_peek() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+    AS $$SELECT count(*) FROM cron.current_run()$$;
+ALTER FUNCTION ctx_peek() OWNER TO regress_ctx_other;
+CREATE TABLE ctx_peeked (n bigint, own bigint);
+SELECT cron.schedule('ctx-peek', '0 0 30 2 *',
+    $$INSERT INTO ctx_peeked SELECT ctx_peek(), (SELECT count(*) FROM cron.current_run())$$) AS ctxp \gset
+SELECT cron.run_now(:ctxp, payload => '{"private": true}') AS r5 \gset
+SELECT wait_for('(SELECT count(*) FROM ctx_peeked) = 1');
+SELECT n AS seen_by_the_definer, own AS seen_by_the_job FROM ctx_peeked;
+DROP TABLE ctx_peeked;
+DROP FUNCTION ctx_peek();
+REVOKE USAGE ON SCHEMA cron FROM regress_ctx_other;
+DROP ROLE regress_ctx_other;
 
 -- a payload must be at most 1 MB of JSON
 SELECT try_ctx($$SELECT cron.run_now('ctx-sql', payload => jsonb_build_object('x', repeat('y', 1100000)))$$);

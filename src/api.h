@@ -116,7 +116,7 @@ extern ChimeJobDef *chime_job_fetch_owned(const JobCaller *caller, int64 jobid, 
 
 /* job_check.c */
 extern void chime_job_check_values(JobArgs *a);
-extern void chime_job_check_span(const JobArgs *a, TimestampTz stored_start, TimestampTz stored_end);
+extern void chime_job_check_span(const JobArgs *a, int64 jobid);
 extern void chime_job_check_rights(const JobCaller *caller, const char *username,
 								   const char *database, bool role_changed);
 extern void chime_job_check_quota(const char *username);

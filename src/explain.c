@@ -280,7 +280,7 @@ explain_next_runs(ExplainJob *ex, int64 *next)
 	int                n = 0;
 	int64              t;
 
-	while (n < EXPLAIN_NEXT_RUNS && chime_next_run(tm, ex->def.jobid, cursor, &next[n]))
+	while (n < EXPLAIN_NEXT_RUNS && chime_next_run(tm, ex->jobid, cursor, &next[n]))
 		cursor = next[n++];
 
 	if (n > 0)
@@ -300,7 +300,7 @@ explain_next_runs(ExplainJob *ex, int64 *next)
 		ChimeTiming unbounded = *tm;
 
 		unbounded.start_at = unbounded.end_at = 0;
-		if (chime_next_run(&unbounded, ex->def.jobid, ex->now, &t))
+		if (chime_next_run(&unbounded, ex->jobid, ex->now, &t))
 		{
 			int64 end = chime_unix_from_timestamptz(ex->def.end_at);
 
@@ -606,7 +606,7 @@ explain_job(ExplainJob *ex)
 	chime_job_caller(&caller);
 	chime_api_begin(&saved);
 	(void) chime_job_fetch_owned(&caller, ex->jobid, false);
-	if (explain_rows("SELECT " CHIME_JOB_DEF_COLUMNS ", jobname FROM cron.job "
+	if (explain_rows("SELECT " CHIME_JOB_DEF_COLUMNS_1_1 ", jobname FROM cron.job "
 					 "WHERE jobid OPERATOR(pg_catalog.=) $1",
 					 1, types, values, 1) != 1)
 		elog(ERROR, "could not read job " INT64_FORMAT, ex->jobid);

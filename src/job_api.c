@@ -154,7 +154,7 @@ chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lo
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT jobid, username, database, kind, url, method, headers, body, start_at, end_at "
+					 "SELECT jobid, username, database, kind, url, method, headers, body "
 					 "FROM cron.job WHERE %s%s",
 					 where, lock ? " FOR NO KEY UPDATE" : "");
 	if (SPI_execute_with_args(sql.data, nargs, types, values, NULL, !lock, 1) != SPI_OK_SELECT)
@@ -166,8 +166,7 @@ chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lo
 					  CHIME_JOB_BIT(CHIME_JOB_JOBID) | CHIME_JOB_BIT(CHIME_JOB_USERNAME) |
 						  CHIME_JOB_BIT(CHIME_JOB_DATABASE) | CHIME_JOB_BIT(CHIME_JOB_KIND) |
 						  CHIME_JOB_BIT(CHIME_JOB_URL) | CHIME_JOB_BIT(CHIME_JOB_METHOD) |
-						  CHIME_JOB_BIT(CHIME_JOB_HEADERS) | CHIME_JOB_BIT(CHIME_JOB_BODY) |
-						  CHIME_JOB_BIT(CHIME_JOB_START_AT) | CHIME_JOB_BIT(CHIME_JOB_END_AT));
+						  CHIME_JOB_BIT(CHIME_JOB_HEADERS) | CHIME_JOB_BIT(CHIME_JOB_BODY));
 	row = palloc(sizeof(ChimeJobDef));
 	if (!chime_job_def_decode(&map, SPI_tuptable->vals[0], row, &err))
 		chime_job_def_raise(&err);
@@ -325,7 +324,7 @@ job_schedule(JobArgs *a, bool http)
 								chime_job_text(a, JC_BODY));
 
 	chime_job_check_hooks(a, username, jobname, row ? row->jobid : 0);
-	chime_job_check_span(a, row ? row->start_at : DT_NOBEGIN, row ? row->end_at : DT_NOEND);
+	chime_job_check_span(a, row ? row->jobid : 0);
 	if (row == NULL)
 	{
 		chime_job_check_quota(username);
@@ -445,7 +444,7 @@ chime_alter_job(PG_FUNCTION_ARGS)
 	username = a.given[JC_USERNAME] ? chime_job_text(&a, JC_USERNAME) : row->username;
 	database = a.given[JC_DATABASE] ? chime_job_text(&a, JC_DATABASE) : row->database;
 	chime_job_check_rights(&caller, username, database, false);
-	chime_job_check_span(&a, row->start_at, row->end_at);
+	chime_job_check_span(&a, row->jobid);
 	if (strcmp(username, row->username) != 0)
 		chime_job_check_quota(username);
 	chime_job_check_hooks(&a, username, NULL, jobid);

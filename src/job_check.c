@@ -239,15 +239,41 @@ job_check_bound(JobArgs *a, JobColumn c, const char *what, bool start)
 }
 
 /*
- * start_at must come before end_at: each given, or as stored (stored_start
- * and stored_end, DT_NOBEGIN and DT_NOEND for none; pass those when
- * scheduling a new job).  Call after chime_job_check_values.
+ * start_at must come before end_at: each given, or as job 'jobid' has it
+ * stored (0: a new job, none stored; read only when one of them is given,
+ * so the functions also work on a catalog of version 1.0 that has no such
+ * columns).  SPI must be connected.  Call after chime_job_check_values.
  */
 void
-chime_job_check_span(const JobArgs *a, TimestampTz stored_start, TimestampTz stored_end)
+chime_job_check_span(const JobArgs *a, int64 jobid)
 {
-	TimestampTz start = a->given[JC_START_AT] ? (a->isnull[JC_START_AT] ? DT_NOBEGIN : DatumGetTimestampTz(a->value[JC_START_AT])) : stored_start;
-	TimestampTz end = a->given[JC_END_AT] ? (a->isnull[JC_END_AT] ? DT_NOEND : DatumGetTimestampTz(a->value[JC_END_AT])) : stored_end;
+	TimestampTz start = DT_NOBEGIN;
+	TimestampTz end = DT_NOEND;
+
+	if (!a->given[JC_START_AT] && !a->given[JC_END_AT])
+		return;
+	if (jobid != 0 && (!a->given[JC_START_AT] || !a->given[JC_END_AT]))
+	{
+		Oid   types[1] = {INT8OID};
+		Datum values[1] = {Int64GetDatum(jobid)};
+		bool  isnull;
+		Datum d;
+
+		if (SPI_execute_with_args("SELECT start_at, end_at FROM cron.job WHERE jobid OPERATOR(pg_catalog.=) $1",
+								  1, types, values, NULL, false, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "could not read job " INT64_FORMAT, jobid);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			start = DatumGetTimestampTz(d);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			end = DatumGetTimestampTz(d);
+	}
+	if (a->given[JC_START_AT])
+		start = a->isnull[JC_START_AT] ? DT_NOBEGIN : DatumGetTimestampTz(a->value[JC_START_AT]);
+	if (a->given[JC_END_AT])
+		end = a->isnull[JC_END_AT] ? DT_NOEND : DatumGetTimestampTz(a->value[JC_END_AT]);
 
 	if (!TIMESTAMP_IS_NOBEGIN(start) && !TIMESTAMP_IS_NOEND(end) && start >= end)
 		ereport(ERROR,

@@ -15,10 +15,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "api.h"
@@ -183,6 +185,15 @@ jd_interval(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, int64 max
 	chime_error_set(&why, "Set it with cron.alter_job.", "%s is out of range: from 0 to %lld days",
 					jd_columns[f].name, (long long) (max_us / USECS_PER_DAY));
 	jd_fail(def, err, f, SPI_getvalue(tup, map->desc, map->attnum[f]), &why);
+}
+
+bool
+chime_job_has_bounds(void)
+{
+	Oid nsp = get_namespace_oid("cron", true);
+	Oid rel = OidIsValid(nsp) ? get_relname_relid("job", nsp) : InvalidOid;
+
+	return OidIsValid(rel) && get_attnum(rel, "jitter") != InvalidAttrNumber;
 }
 
 /*

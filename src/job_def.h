@@ -62,11 +62,12 @@ typedef enum ChimeJobField
 #define CHIME_JOB_BIT(f) ((uint32) 1 << (f))
 
 /* What decides a job's instants */
-#define CHIME_JOB_TIMING_FIELDS \
+#define CHIME_JOB_TIMING_FIELDS_1_0 \
 	(CHIME_JOB_BIT(CHIME_JOB_SCHEDULE) | CHIME_JOB_BIT(CHIME_JOB_TIMEZONE) | \
-	 CHIME_JOB_BIT(CHIME_JOB_RUN_WINDOW) | CHIME_JOB_BIT(CHIME_JOB_DST_GAP) | \
-	 CHIME_JOB_BIT(CHIME_JOB_START_AT) | CHIME_JOB_BIT(CHIME_JOB_END_AT) | \
-	 CHIME_JOB_BIT(CHIME_JOB_JITTER))
+	 CHIME_JOB_BIT(CHIME_JOB_RUN_WINDOW) | CHIME_JOB_BIT(CHIME_JOB_DST_GAP))
+#define CHIME_JOB_TIMING_FIELDS \
+	(CHIME_JOB_TIMING_FIELDS_1_0 | CHIME_JOB_BIT(CHIME_JOB_START_AT) | \
+	 CHIME_JOB_BIT(CHIME_JOB_END_AT) | CHIME_JOB_BIT(CHIME_JOB_JITTER))
 
 /*
  * What decides when and how a job runs, except its command: the fields
@@ -86,10 +87,21 @@ typedef enum ChimeJobField
  * add ", command" or ", url, method, headers, body" to decode them).
  */
 #define CHIME_JOB_DEF_COLUMNS \
-	"jobid, active, schedule, timezone, run_window, dst_gap, start_at, end_at, jitter, " \
-	"database, username, " \
+	"jobid, active, schedule, timezone, run_window, dst_gap, database, username, " \
 	"overlap, timeout, catchup, max_attempts, retry_delay, once_per, " \
 	"concurrency_key, kind"
+
+/*
+ * The same with the columns of version 1.1 (start_at, end_at, jitter):
+ * what the scheduler and the functions of 1.1 read.  The functions that
+ * version 1.0 also has read CHIME_JOB_DEF_COLUMNS and the timing fields
+ * without the bounds (CHIME_JOB_TIMING_FIELDS_1_0) when chime_job_has_bounds()
+ * says the catalog is still 1.0's.
+ */
+#define CHIME_JOB_DEF_COLUMNS_1_1 CHIME_JOB_DEF_COLUMNS ", start_at, end_at, jitter"
+
+/* Has cron.job the columns of 1.1 (the extension is updated)? */
+extern bool chime_job_has_bounds(void);
 
 /*
  * Where the wanted fields are in a result: resolved by column name once

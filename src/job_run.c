@@ -17,6 +17,8 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -264,9 +266,11 @@ chime_delete_runs(PG_FUNCTION_ARGS)
 /*
  * cron.current_run(): inside a SQL job's command, one row describing its
  * run (jobid, runid, attempt, run_key, scheduled_time, trigger, payload);
- * no row anywhere else.  The run's row is read as the catalog's owner (the
- * command may have changed role); with cron.log_run off a run has no row,
- * and its scheduled_time is the occurrence, its trigger and payload NULL.
+ * no row anywhere else, and none for code running as a role without the
+ * job owner's rights (a SECURITY DEFINER function of another role, or
+ * after SET ROLE to one).  The run's row is read as the catalog's owner;
+ * with cron.log_run off a run has no row, and its scheduled_time is the
+ * occurrence, its trigger and payload NULL.
  */
 PG_FUNCTION_INFO_V1(chime_current_run);
 Datum
@@ -285,7 +289,8 @@ chime_current_run(PG_FUNCTION_ARGS)
 		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "cron.current_run must return a row");
 		funcctx->tuple_desc = BlessTupleDesc(desc);
-		funcctx->max_calls = req != NULL ? 1 : 0;
+		/* the run's owner's (code running as another role does not see it) */
+		funcctx->max_calls = req != NULL && has_privs_of_role(GetUserId(), GetSessionUserId()) ? 1 : 0;
 		MemoryContextSwitchTo(old);
 	}
 	funcctx = SRF_PERCALL_SETUP();

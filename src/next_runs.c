@@ -142,17 +142,22 @@ next_runs_job_timing(int64 jobid, ChimeTiming *timing)
 	ChimeJobDefMap   map;
 	ChimeJobDef      def;
 	ChimeJobDefError err;
+	bool             bounds;
 
 	chime_job_caller(&caller);
 	chime_api_begin(&saved);
 	(void) chime_job_fetch_owned(&caller, jobid, false);
-	if (SPI_execute_with_args("SELECT " CHIME_JOB_DEF_COLUMNS " FROM cron.job "
-							  "WHERE jobid OPERATOR(pg_catalog.=) $1",
+	bounds = chime_job_has_bounds();
+	if (SPI_execute_with_args(bounds ? "SELECT " CHIME_JOB_DEF_COLUMNS_1_1 " FROM cron.job "
+									   "WHERE jobid OPERATOR(pg_catalog.=) $1" :
+									   "SELECT " CHIME_JOB_DEF_COLUMNS " FROM cron.job "
+									   "WHERE jobid OPERATOR(pg_catalog.=) $1",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not read job " INT64_FORMAT, jobid);
 	chime_job_def_map(&map, SPI_tuptable->tupdesc,
-					  CHIME_JOB_BIT(CHIME_JOB_ACTIVE) | CHIME_JOB_TIMING_FIELDS);
+					  CHIME_JOB_BIT(CHIME_JOB_ACTIVE) |
+						  (bounds ? CHIME_JOB_TIMING_FIELDS : CHIME_JOB_TIMING_FIELDS_1_0));
 	if (!chime_job_def_decode(&map, SPI_tuptable->vals[0], &def, &err))
 		chime_job_def_raise(&err);
 	*timing = def.timing;

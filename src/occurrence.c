@@ -632,6 +632,7 @@ occ_jitter(const ChimeTiming *tm, int64_t seed, int64_t t, int64_t following)
 	int64_t bound = tm->jitter;
 	int64_t left;
 	int64_t delay;
+	int64_t reading;
 
 	if (bound <= 0)
 		return 0;
@@ -642,11 +643,18 @@ occ_jitter(const ChimeTiming *tm, int64_t seed, int64_t t, int64_t following)
 	left = occ_window_left(tm, t);
 	if (left > 0 && left < bound)
 		bound = left;
+	/* within the occurrence's local day: once_per periods end at midnight */
+	reading = t + occ_offset(tm->zone, t);
+	left = (occ_floor_div(reading, DAY) + 1) * DAY - reading;
+	if (left < bound)
+		bound = left;
 	if (bound <= 1)
 		return 0;
 	delay = (int64_t) (occ_mix(seed, t) % (uint64_t) bound);
-	/* (a clock change inside the window can make it close sooner) */
+	/* (a clock change can close the window, or end the day, sooner) */
 	if (tm->window.set && !chime_in_window(&tm->window, tm->zone, t + delay))
+		return 0;
+	if (occ_floor_div(t + delay + occ_offset(tm->zone, t + delay), DAY) != occ_floor_div(reading, DAY))
 		return 0;
 	return delay;
 }
@@ -663,40 +671,69 @@ chime_jitter_of(const ChimeTiming *tm, int64_t seed, int64_t t)
 	return occ_jitter(tm, seed, t, following);
 }
 
+/*
+ * The last occurrence at or before 'after' and less than 'reach' before
+ * it, in *last (false: none).  The window searched doubles until it holds
+ * one, so that a schedule far denser than the reach costs a few steps, not
+ * one per occurrence in it.
+ */
+static bool
+occ_last_within(const ChimeTiming *tm, int64_t after, int64_t reach, int64_t *last)
+{
+	int64_t span = 1;
+	int64_t t;
+	int64_t following;
+
+	for (;;)
+	{
+		if (span > reach)
+			span = reach;
+		if (occ_next_bounded(tm, after - span, &t) && t <= after)
+			break;
+		if (span == reach)
+			return false;
+		span *= 2;
+	}
+	/* (no occurrence in the half of the span nearest 'after' but t: few steps) */
+	while (occ_next_bounded(tm, t, &following) && following <= after)
+		t = following;
+	*last = t;
+	return true;
+}
+
 bool
 chime_next_run(const ChimeTiming *tm, int64_t seed, int64_t after, int64_t *next)
 {
+	int64_t last;
 	int64_t t;
+	int64_t following;
 
 	if (tm->jitter <= 0)
 		return occ_next_bounded(tm, after, next);
 
 	/*
-	 * An occurrence starts before the next one: only the last occurrence at
-	 * or before 'after' can start after it, else the first one after it.
-	 * (One that is more than a jitter older started before it.)
+	 * An occurrence starts before the next one does: only the last one at or
+	 * before 'after' (if less than a jitter before it) can start after it;
+	 * otherwise the first one after it starts next.
 	 */
-	if (!occ_next_bounded(tm, after - tm->jitter, &t))
-		return false;
-	for (;;)
+	if (occ_last_within(tm, after, tm->jitter, &last))
 	{
-		int64_t following;
-		bool    more = occ_next_bounded(tm, t, &following);
+		bool    more = occ_next_bounded(tm, last, &following);
+		int64_t start = last + occ_jitter(tm, seed, last, more ? following : 0);
 
-		if (t > after || !more || following > after)
+		if (start > after)
 		{
-			int64_t start = t + occ_jitter(tm, seed, t, more ? following : 0);
-
-			if (start > after)
-			{
-				*next = start;
-				return true;
-			}
-			if (!more)
-				return false;
+			*next = start;
+			return true;
 		}
+		if (!more)
+			return false;
 		t = following;
 	}
+	else if (!occ_next_bounded(tm, after, &t))
+		return false;
+	*next = t + occ_jitter(tm, seed, t, occ_next_bounded(tm, t, &following) ? following : 0);
+	return true;
 }
 
 bool

@@ -758,23 +758,29 @@ chime_run_reconcile(TimestampTz now, TimestampTz started, const int64 *manual, i
 
 /*
  * What a retry keeps of the attempt before it ('runid'): the payload (as
- * text, NULL if none) and the runid of the occurrence's first attempt.
+ * text, NULL if none), the runid of the occurrence's first attempt and its
+ * scheduled_time (that of a manual run has microseconds; unchanged when
+ * the attempt is gone).
  */
 char *
-chime_run_origin(int64 runid, int64 *first_runid)
+chime_run_origin(int64 runid, int64 *first_runid, TimestampTz *scheduled_time)
 {
 	Oid   types[1] = {INT8OID};
 	Datum values[1] = {Int64GetDatum(runid)};
 	bool  isnull;
+	Datum d;
 
 	*first_runid = runid;
-	if (SPI_execute_with_args("SELECT payload::pg_catalog.text, COALESCE(first_runid, runid) "
+	if (SPI_execute_with_args("SELECT payload::pg_catalog.text, COALESCE(first_runid, runid), scheduled_time "
 							  "FROM cron.job_run_details WHERE runid OPERATOR(pg_catalog.=) $1",
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read run " INT64_FORMAT, runid);
 	if (SPI_processed != 1)
 		return NULL;
 	*first_runid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	if (!isnull)
+		*scheduled_time = DatumGetTimestampTz(d);
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 }
 

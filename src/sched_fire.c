@@ -187,6 +187,10 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 			return;
 	}
 
+	/* a retry keeps its occurrence's payload, idempotency key and scheduled_time */
+	if (from_runid > 0)
+		payload = chime_run_origin(from_runid, &first_runid, &row.scheduled_time);
+
 	/*
 	 * An HTTP run is this process's own transfer.  A SQL run is 'running'
 	 * when a live executor takes it, 'starting' while one starts.
@@ -195,9 +199,6 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	{
 		ex = NULL;
 		http = sched_http_prepare(job->jobid, cls->role->username, cls->timeout_ms, &http_error);
-		/* a retry keeps its occurrence's payload and idempotency key */
-		if (http && from_runid > 0)
-			payload = chime_run_origin(from_runid, &first_runid);
 	}
 	else
 		ex = sched_executor_for(cls->role);
@@ -269,6 +270,9 @@ sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
 	{
 		char key[CHIME_RUN_KEY_LEN];
 
+		/* (a long catch-up still answers a shutdown) */
+		if ((guard & 4095) == 4095)
+			CHECK_FOR_INTERRUPTS();
 		chime_run_key(cls->once_per, cls->timing.zone, occ, key);
 		if (strcmp(key, group) != 0)
 		{

@@ -326,7 +326,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 	values[0] = PointerGetDatum(construct_array(retry_ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	initStringInfo(&sql);
 	appendStringInfoString(&sql,
-						   "SELECT " CHIME_JOB_DEF_COLUMNS " FROM cron.job WHERE (active OR "
+						   "SELECT " CHIME_JOB_DEF_COLUMNS_1_1 " FROM cron.job WHERE (active OR "
 						   "(jobid OPERATOR(pg_catalog.=) ANY ($1) AND schedule OPERATOR(pg_catalog.~*) '^\\s*@at\\s'))");
 	if (ids != NULL)
 	{
@@ -374,7 +374,11 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 					after = seen[1];
 				if (cls->timing.sched.kind == CHIME_SCHED_REBOOT)
 				{
-					if (reboot)
+					int64 now_s = chime_unix_from_timestamptz(chime_now());
+
+					/* its one occurrence, the start, within start_at and end_at */
+					if (reboot && (cls->timing.start_at == 0 || now_s >= cls->timing.start_at) &&
+						(cls->timing.end_at == 0 || now_s < cls->timing.end_at))
 					{
 						int64 *id;
 

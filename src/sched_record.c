@@ -126,7 +126,8 @@ sched_record_done(void)
 			o->final = !d->skipped && (d->ok || at == 0);
 			o->counted = true;
 			o->attempt = run->attempt;
-			o->scheduled_time = chime_timestamptz_from_unix(run->due);
+			/* (a manual run's has microseconds; its retries keep them) */
+			o->scheduled_time = run->row.scheduled_time != 0 ? run->row.scheduled_time : chime_timestamptz_from_unix(run->due);
 			o->start_time = run->row.start_time;
 			o->end_time = now;
 			o->retry_at = at;

@@ -216,7 +216,7 @@ retention_delete_at_jobs(Datum ids, TimestampTz cutoff)
 
 	values[0] = ids;
 	if (SPI_execute_plan(chime_plan(&retention_at_lock_plan,
-									"SELECT " CHIME_JOB_DEF_COLUMNS " FROM cron.job "
+									"SELECT " CHIME_JOB_DEF_COLUMNS_1_1 " FROM cron.job "
 									"WHERE jobid OPERATOR(pg_catalog.=) ANY ($1) AND NOT active AND " RETENTION_AT " "
 									"FOR UPDATE SKIP LOCKED",
 									1, types),

@@ -136,7 +136,8 @@ chime_template_refs(const char *text, const char *where)
 			case TPL_UNKNOWN:
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown template variable \"%.*s\" in %s", Min(len, 80) + 4, open, where),
+						 errmsg("unknown template variable \"%.*s%s\" in %s",
+								pg_mbcliplen(open, len + 4, Min(len + 4, 84)), open, len + 4 > 84 ? "..." : "", where),
 						 errhint("%s", TPL_HINT)));
 				break;
 			default:
@@ -168,12 +169,30 @@ chime_idempotency_key(const ChimeRunContext *ctx)
 					ctx->first_runid > 0 ? ctx->first_runid : ctx->runid);
 }
 
+/*
+ * (The parser recurses: nesting deeper than the stack allows is an error,
+ * which here means "not JSON", never the end of the scheduler.)
+ */
 bool
 chime_text_is_json(const char *text)
 {
-	JsonParseErrorType r;
+	MemoryContext               cxt = CurrentMemoryContext;
+	volatile JsonParseErrorType r = JSON_SUCCESS;
 
-	CHIME_JSON_PARSE(r, text, strlen(text), GetDatabaseEncoding());
+	PG_TRY();
+	{
+		JsonParseErrorType got;
+
+		CHIME_JSON_PARSE(got, text, strlen(text), GetDatabaseEncoding());
+		r = got;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		r = JSON_INVALID_TOKEN;
+	}
+	PG_END_TRY();
 	return r == JSON_SUCCESS;
 }
 
@@ -379,7 +398,7 @@ chime_template_fill(const char *text, ChimeTemplatePlace place, const ChimeRunCo
 			appendStringInfoString(out, value);
 		if ((Size) out->len + strlen(close + 2) > CHIME_MAX_EXPANDED_LEN)
 		{
-			*error = psprintf("failed: with its secrets in place the request is longer than %d bytes",
+			*error = psprintf("failed: with its secrets and variables in place the request is longer than %d bytes",
 							  CHIME_MAX_EXPANDED_LEN);
 			return false;
 		}

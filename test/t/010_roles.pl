@@ -258,7 +258,7 @@ as('alice', q{SELECT cron.set_secret('big', repeat('s', 64000))});
 my $swell = as('alice', qq{SELECT cron.schedule_http('swell', '* * * * * *', '$base/ok', body => repeat('{{secret.big}}', 200))});
 wait_runs($swell, 'failed', 1, 'a body that swells past 8 MB with its secrets fails');
 like($node->safe_psql('postgres', "SELECT return_message FROM cron.job_run_details WHERE jobid = $swell AND status = 'failed' LIMIT 1"),
-	qr/with its secrets in place the request is longer than 8388608 bytes/, 'saying why');
+	qr/with its secrets and variables in place the request is longer than 8388608 bytes/, 'saying why');
 my $beat_now = $node->safe_psql('postgres', "SELECT count(*) FROM cron.job_run_details WHERE jobid = $beat AND status = 'succeeded'");
 wait_runs($beat, 'succeeded', $beat_now + 3, 'and other jobs go on');
 as('alice', "SELECT cron.unschedule($swell); SELECT cron.unschedule($beat)");

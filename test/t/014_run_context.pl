@@ -80,7 +80,8 @@ is($body->{payload}{org}{name}, 'a b/c&d', 'the whole payload is in the body');
 # attempt, the same idempotency key and payload
 $node->safe_psql('postgres', qq{
 	SELECT cron.schedule_http('flaky', '0 0 30 2 *', 'http://127.0.0.1:$port/flaky/ctx',
-		headers => '{"Idempotency-Key": "{{run.idempotency_key}}", "X-Run": "{{run.attempt}} {{run.id}}"}',
+		headers => '{"Idempotency-Key": "{{run.idempotency_key}}", "X-Run": "{{run.attempt}} {{run.id}}",
+		             "X-At": "{{run.scheduled_time}}"}',
 		body => 'n={{payload.n}}', max_attempts => 3, retry_delay => '1 second');
 });
 my $flaky = $node->safe_psql('postgres', q{SELECT jobid FROM cron.job WHERE jobname = 'flaky'});
@@ -95,6 +96,8 @@ is(header($attempts[0], 'X-Run'), "1 $first", 'the first attempt: its number and
 my $second = $node->safe_psql('postgres', qq{SELECT runid FROM cron.job_run_details WHERE jobid = $flaky AND attempt = 2});
 is(header($attempts[1], 'X-Run'), "2 $second", 'the second: its own');
 is($attempts[1]{body}, 'n=1', 'the retry keeps the payload');
+is(header($attempts[1], 'X-At'), header($attempts[0], 'X-At'), 'and the scheduled time, to the microsecond');
+like(header($attempts[0], 'X-At'), qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$/, 'ISO 8601 in UTC');
 is(header($attempts[1], 'Content-Type'), 'text/plain', 'a body that is not JSON goes as text/plain');
 
 # 3. Two run_now calls: different idempotency keys; a body with its own
@@ -124,6 +127,20 @@ poll_until(qq{SELECT status = 'failed' FROM cron.job_run_details WHERE runid = $
 is($node->safe_psql('postgres', qq{SELECT return_message FROM cron.job_run_details WHERE runid = $missing}),
 	'failed: {{payload.org.name}}: the payload has no field "org.name"', 'naming the field');
 is(scalar(requests('/tag/ctx-')), 1, 'and sends nothing');
+
+# 5. A body nested deeper than the JSON parser's stack allows is not JSON:
+# it goes as text/plain, and the scheduler stays up
+my $scheduler = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_chime scheduler'});
+$node->safe_psql('postgres', qq{
+	SELECT cron.schedule_http('deep', '0 0 30 2 *', 'http://127.0.0.1:$port/tag/deep', body => repeat('[', 200000));
+	SELECT cron.run_now('deep');
+});
+poll_until(q{SELECT count(*) = 1 FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+             WHERE j.jobname = 'deep' AND r.status = 'succeeded'}, 'the deeply nested body was sent');
+my ($deep) = requests('/tag/deep');
+is(header($deep, 'Content-Type'), 'text/plain', 'as text/plain');
+is($node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_chime scheduler'}),
+	$scheduler, 'by the same scheduler');
 
 $server->kill_kill;
 $node->stop;

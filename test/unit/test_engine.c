@@ -411,7 +411,7 @@ main(void)
 	size_t		nkey = sizeof(key_cases) / sizeof(key_cases[0]);
 	size_t		nopen = sizeof(open_cases) / sizeof(open_cases[0]);
 
-	printf("1..%zu\n", nrun + nbad + nwin + nkey + nopen + 5 + 3 + 8);
+	printf("1..%zu\n", nrun + nbad + nwin + nkey + nopen + 5 + 3 + 8 + 1);
 
 	for (size_t i = 0; i < nrun; i++)
 		run_case(&run_cases[i]);
@@ -572,6 +572,33 @@ main(void)
 			   scheds[k], "");
 			ok(k == 2 || spread > 100, "jitter on %s: another seed, other delays%s", scheds[k], "");
 		}
+	}
+
+	/* a delay never carries a start into the next local day (once_per keys) */
+	{
+		ChimeTiming tm;
+		ChimeError	err;
+		int64_t		t = parse_utc("2026-12-01 00:00:00");
+		int			crossed = 0;
+
+		memset(&tm, 0, sizeof(tm));
+		tm.zone = zone_libc_get("America/New_York");
+		chime_parse_schedule("0 23 * * *", &tm.sched, &err);
+		tm.jitter = 86400;
+		for (int i = 0; i < 100; i++)
+		{
+			int64_t		occ;
+			int64_t		start;
+
+			tm.jitter = 0;
+			chime_next_run(&tm, 0, t, &occ);
+			tm.jitter = 86400;
+			start = occ + chime_jitter_of(&tm, 7, occ);
+			if ((occ - 5 * 3600) / 86400 != (start - 5 * 3600) / 86400)
+				crossed++;
+			t = occ;
+		}
+		ok(crossed == 0, "jitter keeps each start on its occurrence's local day%s%s", "", "");
 	}
 
 	return failures ? 1 : 0;
