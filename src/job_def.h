@@ -98,7 +98,10 @@ typedef enum ChimeJobField
  * without the bounds (CHIME_JOB_TIMING_FIELDS_1_0) when chime_job_has_bounds()
  * says the catalog is still 1.0's.
  */
-#define CHIME_JOB_DEF_COLUMNS_1_1 CHIME_JOB_DEF_COLUMNS ", start_at, end_at, jitter"
+#define CHIME_JOB_DEF_COLUMNS_1_1 \
+	"jobid, active, schedule, timezone, run_window, dst_gap, database, username, " \
+	"overlap, timeout, catchup, max_attempts, retry_delay, once_per, " \
+	"concurrency_key, kind, start_at, end_at, jitter"
 
 /* Has cron.job the columns of 1.1 (the extension is updated)? */
 extern bool chime_job_has_bounds(void);
