@@ -10,12 +10,13 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -196,10 +197,20 @@ chime_next_runs_job(PG_FUNCTION_ARGS)
 	return next_runs_step(fcinfo);
 }
 
-/* A timing cron._next_run decoded, by the text of its arguments */
+/*
+ * The timings cron._next_run decoded, by the text of their arguments, in a
+ * table of NEXT_RUN_SLOTS entries each arguments' text may go to one of (a
+ * later text of the same slot replaces it): no growth and no allocation
+ * per row, however many distinct schedules the query meets, and jobs that
+ * share their settings decode them once.
+ */
+#define NEXT_RUN_SLOTS 1024
+#define NEXT_RUN_KEY   120
+
 typedef struct NextRunEntry
 {
-	char        key[NAMEDATALEN * 4]; /* hash key: the arguments, joined */
+	int         len; /* of key; 0: unused */
+	char        key[NEXT_RUN_KEY];
 	bool        valid;
 	ChimeTiming timing;
 } NextRunEntry;
@@ -207,9 +218,10 @@ typedef struct NextRunEntry
 /* What cron._next_run keeps for the rest of a query */
 typedef struct NextRunCache
 {
-	HTAB            *timings;   /* NextRunEntry */
+	int64            now;       /* pg_chime's now when the query first called it */
 	char            *zone_name; /* the zone looked up last ("" for cron.timezone) */
 	const ChimeZone *zone;      /* and what it gave (NULL: unusable) */
+	NextRunEntry     slots[NEXT_RUN_SLOTS];
 } NextRunCache;
 
 /* The zone of a timezone argument (NULL: cron.timezone); the last one is kept */
@@ -236,9 +248,10 @@ next_run_zone(NextRunCache *cache, const char *name, const ChimeZone **zone)
  * pg_chime's now, as
  * cron.next_runs(job_id, 1) lists it; NULL when there is none, or when a
  * stored value does not decode (the view that calls it lists every job:
- * one bad row does not hide the others).  The timings decoded are kept
- * for the rest of the query, by their text (longer texts, or texts with
- * control characters, are decoded each time).
+ * one bad row does not hide the others).  Every row of a query is read
+ * from the same now.  The timings decoded are kept for the rest of the
+ * query, by their text (longer texts, or texts with control characters,
+ * are decoded each time).
  */
 PG_FUNCTION_INFO_V1(chime_next_run_of);
 Datum
@@ -246,9 +259,9 @@ chime_next_run_of(PG_FUNCTION_ARGS)
 {
 	NextRunCache *cache = fcinfo->flinfo->fn_extra;
 	char         *arg[4] = {NULL, NULL, NULL, NULL};
+	char          key[NEXT_RUN_KEY];
 	NextRunEntry  scratch;
 	NextRunEntry *e = NULL;
-	bool          found = false;
 	int           len = 0;
 	int64         next;
 	ChimeTiming   tm;
@@ -258,44 +271,46 @@ chime_next_run_of(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	if (cache == NULL)
 	{
-		HASHCTL ctl;
-
 		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(NextRunCache));
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(scratch.key);
-		ctl.entrysize = sizeof(NextRunEntry);
-		ctl.hcxt = fcinfo->flinfo->fn_mcxt;
-		cache->timings = hash_create("pg_chime next runs", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		cache->now = chime_unix_from_timestamptz(chime_now());
 		fcinfo->flinfo->fn_extra = cache;
 	}
 	/* the key: each argument's bytes and a mark of null or not */
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 4 && len >= 0; i++)
 	{
 		text *t = PG_ARGISNULL(i) ? NULL : PG_GETARG_TEXT_PP(i);
 		int   n = t ? VARSIZE_ANY_EXHDR(t) : 0;
 
 		/* a mark inside a value would make the key ambiguous: not kept */
-		if (len >= 0 && len + n + 1 < (int) sizeof(scratch.key) &&
+		if (len + n + 1 <= (int) sizeof(key) &&
 			(t == NULL || (memchr(VARDATA_ANY(t), '\x01', n) == NULL && memchr(VARDATA_ANY(t), '\x02', n) == NULL)))
 		{
-			memcpy(scratch.key + len, t ? VARDATA_ANY(t) : "", n);
-			scratch.key[len + n] = t ? '\x02' : '\x01';
+			memcpy(key + len, t ? VARDATA_ANY(t) : "", n);
+			key[len + n] = t ? '\x02' : '\x01';
 			len += n + 1;
 		}
 		else
 			len = -1;
 	}
-	if (len >= 0)
+	if (len > 0)
 	{
-		scratch.key[len] = '\0';
-		e = hash_search(cache->timings, scratch.key, HASH_ENTER, &found);
+		e = &cache->slots[hash_bytes((const unsigned char *) key, len) % NEXT_RUN_SLOTS];
+		if (e->len != len || memcmp(e->key, key, len) != 0)
+		{
+			memcpy(e->key, key, len);
+			e->len = -len; /* (decoded below) */
+		}
 	}
-	if (e == NULL)
+	else
+	{
 		e = &scratch;
-	if (!found)
+		e->len = -1;
+	}
+	if (e->len < 0)
 	{
 		ChimeError err;
 
+		e->len = -e->len;
 		for (int i = 0; i < 4; i++)
 			if (!PG_ARGISNULL(i))
 				arg[i] = text_to_cstring(PG_GETARG_TEXT_PP(i));
@@ -319,7 +334,7 @@ chime_next_run_of(PG_FUNCTION_ARGS)
 		tm.jitter = jitter_us / USECS_PER_SEC;
 		seed = PG_ARGISNULL(7) ? 0 : PG_GETARG_INT64(7);
 	}
-	if (!chime_next_run(&tm, seed, chime_unix_from_timestamptz(chime_now()), &next))
+	if (!chime_next_run(&tm, seed, cache->now, &next))
 		PG_RETURN_NULL();
 	PG_RETURN_TIMESTAMPTZ(chime_timestamptz_from_unix(next));
 }
