@@ -19,7 +19,7 @@ OBJS        = src/pg_chime.o src/clock.o src/schedule.o src/occurrence.o src/zon
               src/next_runs.o src/explain.o src/secret.o src/template.o src/shared.o src/locks.o src/run_log.o \
               src/run_outcome.o \
               src/scheduler.o src/sched_tx.o src/sched_jobs.o src/sched_fire.o \
-              src/sched_start.o src/sched_retry.o src/sched_record.o src/sched_retention.o \
+              src/sched_start.o src/sched_retry.o src/sched_record.o src/sched_retention.o src/sched_keys.o \
               src/dispatch.o src/dispatch_io.o src/dispatch_http.o \
               src/executor.o src/exec_queue.o src/exec_marker.o src/exec_session.o \
               src/exec_statements.o src/exec_commit.o \

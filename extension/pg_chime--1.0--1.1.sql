@@ -42,6 +42,14 @@ ALTER TABLE cron.job ADD COLUMN notify_channel text;
 ALTER TABLE cron.job ADD COLUMN start_at timestamptz;
 ALTER TABLE cron.job ADD COLUMN end_at timestamptz;
 ALTER TABLE cron.job ADD COLUMN jitter interval;
+-- How many runs may hold a concurrency_key at once; the others wait
+ALTER TABLE cron.job ADD COLUMN concurrency_limit int NOT NULL DEFAULT 1
+    CHECK (concurrency_limit >= 1 AND concurrency_limit <= 64);
+-- A run waiting for its concurrency_key
+ALTER TABLE cron.job_run_details DROP CONSTRAINT job_run_details_status_check;
+ALTER TABLE cron.job_run_details ADD CONSTRAINT job_run_details_status_check
+    CHECK (status IN ('starting', 'running', 'succeeded', 'failed', 'skipped', 'missed', 'waiting'));
+CREATE INDEX job_run_details_waiting_idx ON cron.job_run_details (runid) WHERE status = 'waiting';
 
 -- A hook run: its trigger, the payload describing the run it follows, and
 -- the jobs of its chain (which it never starts again).
@@ -170,7 +178,8 @@ CREATE FUNCTION cron.schedule(job_name text, schedule text, command text,
                               notify_channel text DEFAULT NULL,
                               start_at timestamptz DEFAULT NULL,
                               end_at timestamptz DEFAULT NULL,
-                              jitter interval DEFAULT NULL)
+                              jitter interval DEFAULT NULL,
+                              concurrency_limit int DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_named';
 
@@ -197,7 +206,8 @@ CREATE FUNCTION cron.schedule_http(job_name text, schedule text, url text,
                                    notify_channel text DEFAULT NULL,
                                    start_at timestamptz DEFAULT NULL,
                                    end_at timestamptz DEFAULT NULL,
-                                   jitter interval DEFAULT NULL)
+                                   jitter interval DEFAULT NULL,
+                                   concurrency_limit int DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_http';
 
@@ -227,7 +237,8 @@ CREATE FUNCTION cron.alter_job(job_id bigint,
                                notify_channel text DEFAULT NULL,
                                start_at timestamptz DEFAULT NULL,
                                end_at timestamptz DEFAULT NULL,
-                               jitter interval DEFAULT NULL)
+                               jitter interval DEFAULT NULL,
+                               concurrency_limit int DEFAULT NULL)
     RETURNS void
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_alter_job';
 

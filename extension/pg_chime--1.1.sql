@@ -46,6 +46,7 @@ CREATE TABLE cron.job (
     start_at        timestamptz,
     end_at          timestamptz,
     jitter          interval,
+    concurrency_limit int NOT NULL DEFAULT 1 CHECK (concurrency_limit >= 1 AND concurrency_limit <= 64),
     CONSTRAINT jobname_username_uniq UNIQUE (jobname, username),
     CONSTRAINT http_has_url CHECK ((kind = 'http') = (url IS NOT NULL))
 );
@@ -58,7 +59,7 @@ CREATE TABLE cron.job_run_details (
     database        text,
     username        text,
     command         text,
-    status          text CHECK (status IN ('starting', 'running', 'succeeded', 'failed', 'skipped', 'missed')),
+    status          text CHECK (status IN ('starting', 'running', 'succeeded', 'failed', 'skipped', 'missed', 'waiting')),
     return_message  text,
     start_time      timestamptz,
     end_time        timestamptz,
@@ -80,6 +81,8 @@ CREATE INDEX job_run_details_jobid_start_time_idx ON cron.job_run_details (jobid
 -- failed attempts whose retry is still to be made (read at scheduler start)
 CREATE INDEX job_run_details_retry_idx ON cron.job_run_details (jobid)
     WHERE retry_at IS NOT NULL;
+-- runs waiting for their concurrency_key (read at scheduler start)
+CREATE INDEX job_run_details_waiting_idx ON cron.job_run_details (runid) WHERE status = 'waiting';
 
 -- A run's success, written by its executor in the run's own transaction
 -- (so the job's effects and the record that it ran commit together); the
@@ -246,7 +249,8 @@ CREATE FUNCTION cron.schedule(job_name text, schedule text, command text,
                               notify_channel text DEFAULT NULL,
                               start_at timestamptz DEFAULT NULL,
                               end_at timestamptz DEFAULT NULL,
-                              jitter interval DEFAULT NULL)
+                              jitter interval DEFAULT NULL,
+                              concurrency_limit int DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_named';
 
@@ -280,7 +284,8 @@ CREATE FUNCTION cron.schedule_http(job_name text, schedule text, url text,
                                    notify_channel text DEFAULT NULL,
                                    start_at timestamptz DEFAULT NULL,
                                    end_at timestamptz DEFAULT NULL,
-                                   jitter interval DEFAULT NULL)
+                                   jitter interval DEFAULT NULL,
+                                   concurrency_limit int DEFAULT NULL)
     RETURNS bigint
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_http';
 
@@ -318,7 +323,8 @@ CREATE FUNCTION cron.alter_job(job_id bigint,
                                notify_channel text DEFAULT NULL,
                                start_at timestamptz DEFAULT NULL,
                                end_at timestamptz DEFAULT NULL,
-                               jitter interval DEFAULT NULL)
+                               jitter interval DEFAULT NULL,
+                               concurrency_limit int DEFAULT NULL)
     RETURNS void
     LANGUAGE C AS 'MODULE_PATHNAME', 'chime_alter_job';
 

@@ -73,6 +73,7 @@ typedef enum JobColumn
 	JC_START_AT,
 	JC_END_AT,
 	JC_JITTER,
+	JC_CONCURRENCY_LIMIT,
 	JC_COUNT,
 	JC_NONE = -1 /* an argument that is not a column */
 } JobColumn;

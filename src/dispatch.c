@@ -446,9 +446,11 @@ sched_queue_run(int64 jobid, SchedRole *role, const char *command, int32 timeout
 	if (concurrency_key)
 	{
 		run->concurrency_key = pstrdup(concurrency_key);
+		run->concurrency_slot = sched_key_take(role->username, concurrency_key);
+		/* the executor holds its slot's lock: one of concurrency_limit per key */
 		req.lock_concurrency = true;
-		req.concurrency_hash = (uint32) chime_lock_id_text(concurrency_key);
-		(*sched_concurrency_count(role, concurrency_key, true))++;
+		req.concurrency_hash = (uint32) chime_lock_id_text(concurrency_key) +
+			(uint32) run->concurrency_slot * 0x9E3779B1u;
 	}
 	if (http || http_error)
 	{

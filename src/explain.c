@@ -418,38 +418,43 @@ explain_key(ExplainJob *ex, int64 next)
 					ex->def.once_per_text, key);
 }
 
-/* concurrency_key: held now by a run of one of the owner's jobs? */
+/* concurrency_key: how many runs of the owner's jobs hold it now, and wait */
 static void
 explain_concurrency(ExplainJob *ex)
 {
-	Oid   types[2] = {TEXTOID, TEXTOID};
-	Datum values[2];
+	Oid       types[2] = {TEXTOID, TEXTOID};
+	Datum     values[2];
+	HeapTuple tup;
+	TupleDesc desc;
+	int64     holding;
+	int64     waiting;
+	int32     limit = ex->def.concurrency_limit;
 
 	if (ex->def.concurrency_key == NULL)
 		return;
 	values[0] = CStringGetTextDatum(ex->def.username);
 	values[1] = CStringGetTextDatum(ex->def.concurrency_key);
-	if (explain_rows("SELECT r.runid, r.jobid, r.status, r.start_time "
+	if (explain_rows("SELECT pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'waiting') AS holding, "
+					 "pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'waiting') AS waiting "
 					 "FROM cron.job j JOIN cron.job_run_details r ON r.jobid OPERATOR(pg_catalog.=) j.jobid "
 					 "WHERE j.username OPERATOR(pg_catalog.=) $1 "
 					 "AND j.concurrency_key OPERATOR(pg_catalog.=) $2 "
-					 "AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::pg_catalog.text[]) "
-					 "ORDER BY r.runid LIMIT 1",
-					 2, types, values, 1) == 1)
-	{
-		HeapTuple tup = SPI_tuptable->vals[0];
-		TupleDesc desc = SPI_tuptable->tupdesc;
-		int64     holder = explain_int8(tup, desc, "jobid");
-
-		explain_say(ex, "Its concurrency_key \"%s\" is held now by run " INT64_FORMAT " of %s (%s since %s): the owner's jobs share their keys, so an occurrence due while it is held is skipped.",
-					ex->def.concurrency_key, explain_int8(tup, desc, "runid"),
-					holder == ex->jobid ? "this job" : psprintf("job " INT64_FORMAT, holder),
-					explain_text(tup, desc, "status"),
-					explain_ts(ex, tup, desc, "start_time", false));
-	}
+					 "AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running,waiting}'::pg_catalog.text[])",
+					 2, types, values, 1) != 1)
+		return;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	holding = explain_int8(tup, desc, "holding");
+	waiting = explain_int8(tup, desc, "waiting");
+	if (holding >= limit || waiting > 0)
+		explain_say(ex, "Its concurrency_key \"%s\" is full now (runs of the owner's jobs holding it: " INT64_FORMAT ", concurrency_limit %d, waiting: " INT64_FORMAT "): a run due now waits its turn (status 'waiting'), in the order of the runs' scheduled times, and is recorded missed if it cannot start within catchup.",
+					ex->def.concurrency_key, holding, limit, waiting);
+	else if (holding > 0)
+		explain_say(ex, "Its concurrency_key \"%s\" has room now (runs of the owner's jobs holding it: " INT64_FORMAT ", concurrency_limit %d): a run due now starts.",
+					ex->def.concurrency_key, holding, limit);
 	else
-		explain_say(ex, "Its concurrency_key \"%s\" is free now: no run of the owner's jobs with that key is going.",
-					ex->def.concurrency_key);
+		explain_say(ex, "Its concurrency_key \"%s\" is free now (concurrency_limit %d): no run of the owner's jobs with that key is going.",
+					ex->def.concurrency_key, limit);
 }
 
 /* The job's runs going now, and what overlap does with the next occurrence */

@@ -360,6 +360,14 @@ chime_job_check_values(JobArgs *a)
 					 errmsg("invalid max_attempts: %d", n),
 					 errhint("max_attempts counts the first attempt and is from 1 to 100.")));
 	}
+	if (a->given[JC_CONCURRENCY_LIMIT] && !a->isnull[JC_CONCURRENCY_LIMIT] &&
+		(DatumGetInt32(a->value[JC_CONCURRENCY_LIMIT]) < 1 ||
+		 DatumGetInt32(a->value[JC_CONCURRENCY_LIMIT]) > CHIME_MAX_CONCURRENCY_LIMIT))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid concurrency_limit: %d", DatumGetInt32(a->value[JC_CONCURRENCY_LIMIT])),
+				 errhint("concurrency_limit is how many runs may hold the concurrency_key at once, from 1 to %d.",
+						 CHIME_MAX_CONCURRENCY_LIMIT)));
 	if (a->given[JC_ALERT_AFTER] && !a->isnull[JC_ALERT_AFTER] &&
 		DatumGetInt32(a->value[JC_ALERT_AFTER]) < 1)
 		ereport(ERROR,

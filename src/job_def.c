@@ -52,6 +52,7 @@ static const struct
 	[CHIME_JOB_RETRY_DELAY] = {"retry_delay", INTERVALOID},
 	[CHIME_JOB_ONCE_PER] = {"once_per", TEXTOID},
 	[CHIME_JOB_CONCURRENCY_KEY] = {"concurrency_key", TEXTOID},
+	[CHIME_JOB_CONCURRENCY_LIMIT] = {"concurrency_limit", INT4OID},
 	[CHIME_JOB_KIND] = {"kind", TEXTOID},
 	[CHIME_JOB_COMMAND] = {"command", TEXTOID},
 	[CHIME_JOB_URL] = {"url", TEXTOID},
@@ -331,6 +332,19 @@ jd_decode_field(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobField f, Chime
 		case CHIME_JOB_RETRY_DELAY:
 			jd_interval(map, tup, f, CHIME_MAX_RETRY_DELAY_US, &def->retry_delay_us, def, err);
 			break;
+		case CHIME_JOB_CONCURRENCY_LIMIT:
+			d = SPI_getbinval(tup, map->desc, map->attnum[f], &isnull);
+			if (isnull)
+				jd_fail_null(def, err, f);
+			else if (DatumGetInt32(d) < 1 || DatumGetInt32(d) > CHIME_MAX_CONCURRENCY_LIMIT)
+			{
+				chime_error_set(&why, "concurrency_limit is how many runs may hold the concurrency_key at once, from 1 to 64.",
+								"concurrency_limit is out of range: from 1 to 64");
+				jd_fail(def, err, f, psprintf("%d", DatumGetInt32(d)), &why);
+			}
+			else
+				def->concurrency_limit = DatumGetInt32(d);
+			break;
 		case CHIME_JOB_MAX_ATTEMPTS:
 			d = SPI_getbinval(tup, map->desc, map->attnum[f], &isnull);
 			if (isnull)
@@ -406,6 +420,7 @@ chime_job_def_decode(const ChimeJobDefMap *map, HeapTuple tup, ChimeJobDef *def,
 	memset(def, 0, sizeof(*def));
 	def->start_at = DT_NOBEGIN;
 	def->end_at = DT_NOEND;
+	def->concurrency_limit = 1;
 	def->fields = map->fields;
 	def->overlap = 's';
 	def->max_attempts = 1;

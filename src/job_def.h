@@ -50,6 +50,7 @@ typedef enum ChimeJobField
 	CHIME_JOB_RETRY_DELAY,
 	CHIME_JOB_ONCE_PER,
 	CHIME_JOB_CONCURRENCY_KEY,
+	CHIME_JOB_CONCURRENCY_LIMIT,
 	CHIME_JOB_KIND,
 	CHIME_JOB_COMMAND,
 	CHIME_JOB_URL,
@@ -79,6 +80,7 @@ typedef enum ChimeJobField
 	 CHIME_JOB_BIT(CHIME_JOB_TIMEOUT) | CHIME_JOB_BIT(CHIME_JOB_CATCHUP) | \
 	 CHIME_JOB_BIT(CHIME_JOB_MAX_ATTEMPTS) | CHIME_JOB_BIT(CHIME_JOB_RETRY_DELAY) | \
 	 CHIME_JOB_BIT(CHIME_JOB_ONCE_PER) | CHIME_JOB_BIT(CHIME_JOB_CONCURRENCY_KEY) | \
+	 CHIME_JOB_BIT(CHIME_JOB_CONCURRENCY_LIMIT) | \
 	 CHIME_JOB_BIT(CHIME_JOB_KIND))
 
 /*
@@ -101,7 +103,7 @@ typedef enum ChimeJobField
 #define CHIME_JOB_DEF_COLUMNS_1_1 \
 	"jobid, active, schedule, timezone, run_window, dst_gap, database, username, " \
 	"overlap, timeout, catchup, max_attempts, retry_delay, once_per, " \
-	"concurrency_key, kind, start_at, end_at, jitter"
+	"concurrency_key, kind, start_at, end_at, jitter, concurrency_limit"
 
 /* Has cron.job the columns of 1.1 (the extension is updated)? */
 extern bool chime_job_has_bounds(void);
@@ -149,8 +151,9 @@ typedef struct ChimeJobDef
 	int32        max_attempts;
 	int64        retry_delay_us;
 	ChimeOncePer once_per;
-	char        *once_per_text;   /* NULL: none */
-	char        *concurrency_key; /* NULL: none */
+	char        *once_per_text;     /* NULL: none */
+	char        *concurrency_key;   /* NULL: none */
+	int32        concurrency_limit; /* runs that may hold it at once (1 when not decoded) */
 	ChimeJobKind kind;
 	char        *command;
 	char        *url; /* an HTTP job's request; NULL for SQL jobs */

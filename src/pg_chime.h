@@ -35,10 +35,11 @@ extern int64 chime_run_retention_us; /* cron.run_retention; 0: runs are kept */
  * is a statement_timeout (an int of milliseconds); the others stay far
  * from overflowing the scheduler's arithmetic.
  */
-#define CHIME_MAX_TIMEOUT_US     ((int64) 24 * USECS_PER_DAY)
-#define CHIME_MAX_RETRY_DELAY_US ((int64) 36525 * USECS_PER_DAY)
-#define CHIME_MAX_CATCHUP_US     ((int64) 36525 * USECS_PER_DAY)
-#define CHIME_MAX_JITTER_US      ((int64) USECS_PER_DAY)
+#define CHIME_MAX_TIMEOUT_US        ((int64) 24 * USECS_PER_DAY)
+#define CHIME_MAX_RETRY_DELAY_US    ((int64) 36525 * USECS_PER_DAY)
+#define CHIME_MAX_CATCHUP_US        ((int64) 36525 * USECS_PER_DAY)
+#define CHIME_MAX_JITTER_US         ((int64) USECS_PER_DAY)
+#define CHIME_MAX_CONCURRENCY_LIMIT 64 /* a key's slots are the bits of a uint64 */
 
 /* The longest values a job may hold (bytes) */
 #define CHIME_MAX_JOBNAME_LEN  200

@@ -51,6 +51,7 @@ typedef struct SchedRun
 	bool              ack;                        /* not a run: an EXEC_ACK in the executor's queue */
 	char              run_key[CHIME_RUN_KEY_LEN]; /* its once_per key ("": none) */
 	char             *concurrency_key;            /* held while it runs (NULL: none) */
+	int               concurrency_slot;           /* which of the key's slots */
 	ChimeHttpRequest *http;                       /* an HTTP run's request (its secrets looked up) */
 	char             *jobname;                    /* for an HTTP run's {{job.name}} */
 	char             *payload;                    /* its payload, JSON text (NULL: none) */

@@ -808,3 +808,43 @@ chime_run_set_key(int64 runid, const char *run_key)
 							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not record the key of run " INT64_FORMAT, runid);
 }
+
+/* A run 'waiting' for its concurrency_key ends without starting (missed) */
+void
+chime_run_end_waiting(int64 runid, const char *status, const char *message, TimestampTz now)
+{
+	Oid   types[4] = {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum values[4] = {Int64GetDatum(runid), CStringGetTextDatum(status), CStringGetTextDatum(message),
+					   TimestampTzGetDatum(now)};
+
+	if (SPI_execute_with_args("UPDATE cron.job_run_details SET status = $2, return_message = $3, end_time = $4 "
+							  "WHERE runid OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'waiting'",
+							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record run " INT64_FORMAT " %s", runid, status);
+}
+
+/* A manual or hook run recorded 'starting' waits for its concurrency_key */
+void
+chime_run_set_waiting(int64 runid, const char *message)
+{
+	Oid   types[2] = {INT8OID, TEXTOID};
+	Datum values[2] = {Int64GetDatum(runid), CStringGetTextDatum(message)};
+
+	if (SPI_execute_with_args("UPDATE cron.job_run_details SET status = 'waiting', return_message = $2 "
+							  "WHERE runid OPERATOR(pg_catalog.=) $1",
+							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record run " INT64_FORMAT " waiting", runid);
+}
+
+/* A waiting run starts: 'starting' from now, as a manual run taken */
+void
+chime_run_unwait(int64 runid, TimestampTz now)
+{
+	Oid   types[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum values[2] = {Int64GetDatum(runid), TimestampTzGetDatum(now)};
+
+	if (SPI_execute_with_args("UPDATE cron.job_run_details SET status = 'starting', start_time = $2, "
+							  "return_message = NULL WHERE runid OPERATOR(pg_catalog.=) $1",
+							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record run " INT64_FORMAT " starting", runid);
+}

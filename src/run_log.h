@@ -56,6 +56,9 @@ extern int64      chime_run_insert_manual(int64 jobid, const char *database, con
 extern int64      chime_run_insert_hook(int64 jobid, const char *database, const char *username,
 										const char *command, const char *payload, Datum chain,
 										TimestampTz now);
+extern void       chime_run_end_waiting(int64 runid, const char *status, const char *message, TimestampTz now);
+extern void       chime_run_set_waiting(int64 runid, const char *message);
+extern void       chime_run_unwait(int64 runid, TimestampTz now);
 extern char      *chime_run_origin(int64 runid, int64 *first_runid, TimestampTz *scheduled_time);
 extern void       chime_run_skip_pending(int64 runid, const char *why, TimestampTz now);
 extern void       chime_run_set_key(int64 runid, const char *run_key);

@@ -52,7 +52,8 @@ typedef struct SchedClass
 	int64        retry_delay_us;
 	ChimeOncePer once_per;
 	char        *concurrency_key; /* NULL: none */
-	bool         http;            /* an HTTP job: run here, by libcurl */
+	int32        concurrency_limit;
+	bool         http; /* an HTTP job: run here, by libcurl */
 } SchedClass;
 
 /* A job the scheduler knows */
@@ -70,8 +71,9 @@ typedef struct SchedActive
 {
 	int64 jobid; /* hash key */
 	int   running;
-	int64 buffered_due; /* buffer_one: a run to start next (0: none) */
-	int64 skip_runid;   /* the 'skipped' row of the current streak (0: none) */
+	int64 buffered_due;  /* buffer_one: a run to start next (0: none) */
+	int64 skip_runid;    /* the 'skipped' row of the current streak (0: none) */
+	int64 waiting_runid; /* its run waiting for its concurrency_key (0: none) */
 } SchedActive;
 
 /* A failed attempt to make again */
@@ -146,7 +148,23 @@ extern SchedCommand *sched_command_of(int64 jobid);
 extern void          sched_jobs_restore_due(SchedJob **due, const int64 *orig_due, int first, int ndue);
 
 /* sched_fire.c */
-extern int        *sched_concurrency_count(const SchedRole *role, const char *key, bool create);
+
+/* sched_keys.c */
+extern void        sched_keys_init(void);
+extern bool        sched_key_must_wait(const char *username, const char *key, int32 limit);
+extern int         sched_key_take(const char *username, const char *key);
+extern void        sched_key_release(const char *username, const char *key, int slot);
+extern void        sched_key_wait(const char *username, const char *key, int64 runid, int64 jobid,
+								  TimestampTz scheduled, int64 catchup_s, int32 limit);
+extern void        sched_keys_commit(void);
+extern void        sched_keys_undo(void);
+extern TimestampTz sched_keys_next_deadline(void);
+extern int64      *sched_keys_take_admitted(int *n);
+extern bool        sched_keys_admit(void);
+extern void        sched_keys_readmit(const int64 *ids, int n);
+extern bool        sched_keys_admitted_pending(void);
+extern void        sched_keys_restore(void);
+extern void        sched_keys_cancel_jobs(HTAB *gone);
 extern void        sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now, const char *trigger, int32 attempt, const char *run_key, int64 from_runid);
 extern void        sched_fire_group(SchedJob *job, const char *command, const char *key, int64 first_missed, int32 missed, const char *why, int64 latest, int32 coalesced, int64 now_s, TimestampTz now);
 extern bool        sched_start_manual(void);

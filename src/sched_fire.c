@@ -56,38 +56,6 @@ sched_row(ChimeRunRow *row, const SchedJob *job, const char *command, int64 due,
 	row->occurrences = 1;
 }
 
-/* How many runs hold each concurrency key of an owner */
-typedef struct SchedKeyId
-{
-	char   username[NAMEDATALEN]; /* the owner, exactly */
-	uint64 key_hash;              /* the key (a collision is between one owner's keys) */
-} SchedKeyId;
-
-typedef struct SchedKeyCount
-{
-	SchedKeyId id; /* hash key */
-	int        running;
-} SchedKeyCount;
-
-static HTAB *sched_concurrency;
-
-int *
-sched_concurrency_count(const SchedRole *role, const char *key, bool create)
-{
-	SchedKeyId     id;
-	bool           found;
-	SchedKeyCount *k;
-
-	memset(&id, 0, sizeof(id));
-	strlcpy(id.username, role->username, NAMEDATALEN);
-	id.key_hash = chime_lock_id_text(key);
-	k = hash_search(sched_concurrency, &id, create ? HASH_ENTER : HASH_FIND, &found);
-
-	if (k && !found)
-		k->running = 0;
-	return k ? &k->running : NULL;
-}
-
 /*
  * A skipped or missed row (not written while cron.log_run is off), and its
  * WARNING (one per row: the later occurrences of a streak are counted in
@@ -146,7 +114,8 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	char             *payload = NULL;
 	int64             first_runid = 0;
 	bool              busy = active->running > 0 && cls->overlap != 'a';
-	int              *held = cls->concurrency_key ? sched_concurrency_count(cls->role, cls->concurrency_key, false) : NULL;
+	bool              full = cls->concurrency_key &&
+		sched_key_must_wait(cls->role->username, cls->concurrency_key, cls->concurrency_limit);
 
 	if (run_key)
 		strlcpy(key, run_key, sizeof(key));
@@ -158,7 +127,7 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	if (key[0] != '\0' && attempt == 1 && chime_key_claimed(job->jobid, key))
 		return; /* the period has had its run */
 
-	if (busy || (held && *held > 0))
+	if (busy || full)
 	{
 		if (attempt > 1)
 		{
@@ -171,7 +140,19 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 			active->buffered_due = due;
 			return;
 		}
-		sched_skip(active, &row, busy ? NULL : psprintf("concurrency_key \"%s\" was held by another run", cls->concurrency_key));
+		if (!busy && chime_log_run && active->waiting_runid == 0)
+		{
+			/* the key is full: wait in its line, within catchup */
+			row.status = "waiting";
+			row.run_key = NULL; /* (its once_per key is claimed when it starts) */
+			row.message = psprintf("waiting: concurrency_key \"%s\" is full (concurrency_limit %d)",
+								   cls->concurrency_key, cls->concurrency_limit);
+			sched_key_wait(cls->role->username, cls->concurrency_key, chime_run_insert(&row), job->jobid,
+						   row.scheduled_time, cls->catchup_s, cls->concurrency_limit);
+			return;
+		}
+		sched_skip(active, &row,
+				   busy ? NULL : (active->waiting_runid != 0 ? psprintf("a run of the job is waiting for concurrency_key \"%s\" already", cls->concurrency_key) : psprintf("concurrency_key \"%s\" was full (cron.log_run is off: runs cannot wait)", cls->concurrency_key)));
 		return;
 	}
 
@@ -302,6 +283,18 @@ sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
 		sched_jobs_requeue(job, occ);
 }
 
+/* The trigger of a run row, as a constant string */
+static const char *
+sched_trigger_word(const char *trigger)
+{
+	static const char *const words[] = {"schedule", "catchup", "retry", "manual", "hook"};
+
+	for (int i = 0; i < lengthof(words); i++)
+		if (trigger && strcmp(trigger, words[i]) == 0)
+			return words[i];
+	return "manual";
+}
+
 /*
  * A hook run of a once_per job claims the key of its period (its
  * scheduled time) when it is taken, as a scheduled run claims its own:
@@ -311,7 +304,7 @@ sched_fire_job(SchedJob *job, const char *command, int64 now_s, TimestampTz now)
  * transaction that takes it.
  */
 static bool
-sched_hook_key(int64 runid, int64 jobid, HeapTuple tup, TupleDesc desc, char **run_key)
+sched_hook_key(int64 runid, int64 jobid, HeapTuple tup, TupleDesc desc, char **run_key, bool waiting)
 {
 	ChimeOncePer     per;
 	const ChimeZone *zone;
@@ -328,9 +321,17 @@ sched_hook_key(int64 runid, int64 jobid, HeapTuple tup, TupleDesc desc, char **r
 	chime_run_key(per, zone, chime_unix_from_timestamptz(at), key);
 	if (!chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) jobid, false))
 	{
-		MemoryContext old = MemoryContextSwitchTo(sched_runs_cxt);
-		int64        *id = palloc(sizeof(int64));
+		MemoryContext old;
+		int64        *id;
 
+		/* (a waiting run stays 'waiting': taken again in a second) */
+		if (waiting)
+		{
+			sched_keys_readmit(&runid, 1);
+			return false;
+		}
+		old = MemoryContextSwitchTo(sched_runs_cxt);
+		id = palloc(sizeof(int64));
 		*id = runid;
 		sched_hooks_waiting = lappend(sched_hooks_waiting, id);
 		sched_hooks_retry_at = now + USECS_PER_SEC;
@@ -367,6 +368,9 @@ sched_start_manual(void)
 	uint64         n;
 	List *volatile taken = NIL;
 	volatile bool ok = true;
+	int           nadmitted;
+	int64 *volatile admitted = sched_keys_take_admitted(&nadmitted);
+	HTAB *returned = NULL;
 
 	PG_TRY();
 	{
@@ -376,8 +380,8 @@ sched_start_manual(void)
 			int    nids = sched_manual_all ? -1 : chime_take_manual(ids);
 			int    nwaiting = list_length(sched_hooks_waiting);
 			Datum *d = palloc(sizeof(Datum) * (Max(nids, 0) + nwaiting + 1));
-			Oid    types[1] = {INT8ARRAYOID};
-			Datum  values[1];
+			Oid    types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+			Datum  values[2];
 			int    nd = 0;
 
 			if (sched_manual_all)
@@ -401,6 +405,14 @@ sched_start_manual(void)
 				sched_hooks_waiting = NIL;
 			}
 			values[0] = PointerGetDatum(construct_array(d, nd, INT8OID, 8, true, TYPALIGN_DOUBLE));
+			/* and the waiting runs that fit in their key now */
+			{
+				Datum *w = palloc(sizeof(Datum) * (nadmitted + 1));
+
+				for (int i = 0; i < nadmitted; i++)
+					w[i] = Int64GetDatum(admitted[i]);
+				values[1] = PointerGetDatum(construct_array(w, nadmitted, INT8OID, 8, true, TYPALIGN_DOUBLE));
+			}
 
 			/*
 			 * By runid (the primary key) the runs cron.run_now named; all those
@@ -408,19 +420,23 @@ sched_start_manual(void)
 			 */
 			if (SPI_execute_with_args(psprintf("SELECT r.runid, r.jobid, r.scheduled_time, j.command, j.database, "
 											   "j.username, j.timeout, j.overlap, j.concurrency_key, r.run_key, j.kind, "
-											   "r.trigger, r.payload::pg_catalog.text, j.once_per, j.timezone "
+											   "r.trigger, r.payload::pg_catalog.text, j.once_per, j.timezone, "
+											   "r.status, j.concurrency_limit, j.catchup "
 											   "FROM cron.job_run_details r JOIN cron.job j "
 											   "ON j.jobid OPERATOR(pg_catalog.=) r.jobid "
-											   "WHERE r.trigger OPERATOR(pg_catalog.=) ANY ('{manual,hook}'::pg_catalog.text[]) "
-											   "AND r.status OPERATOR(pg_catalog.=) 'starting' "
-											   "AND r.job_pid IS NULL%s",
+											   "WHERE r.job_pid IS NULL AND ((r.trigger OPERATOR(pg_catalog.=) ANY ('{manual,hook}'::pg_catalog.text[]) "
+											   "AND r.status OPERATOR(pg_catalog.=) 'starting'%s) "
+											   "OR (r.status OPERATOR(pg_catalog.=) 'waiting' AND r.runid OPERATOR(pg_catalog.=) ANY ($2))) "
+											   "ORDER BY r.scheduled_time, r.runid",
 											   nids >= 0 ? " AND r.runid OPERATOR(pg_catalog.=) ANY ($1)" : ""),
-									  nids >= 0 ? 1 : 0, types, values, NULL, false, 0) != SPI_OK_SELECT)
+									  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 				elog(ERROR, "could not read manual runs");
 		}
 		/* kept: reading an HTTP job's request runs statements of its own */
 		rows = SPI_tuptable;
 		n = SPI_processed;
+		returned = sched_hash("pg_chime waiting runs taken", Max(nadmitted, 4), sizeof(int64), sizeof(int64),
+							  sched_scratch_cxt);
 		for (uint64 i = 0; i < n; i++)
 		{
 			HeapTuple         tup = rows->vals[i];
@@ -432,16 +448,40 @@ sched_start_manual(void)
 			int64             timeout_us;
 			int32             timeout_ms;
 			char             *username = SPI_getvalue(tup, desc, 6);
-			bool              hook = strcmp(SPI_getvalue(tup, desc, 12), "hook") == 0;
+			const char       *trigger = sched_trigger_word(SPI_getvalue(tup, desc, 12));
+			bool              hook = strcmp(trigger, "hook") == 0;
+			bool              waiting = strcmp(SPI_getvalue(tup, desc, 16), "waiting") == 0;
 			char             *run_key = SPI_getvalue(tup, desc, 10);
+			char             *ckey = SPI_getvalue(tup, desc, 9);
+			int32             limit = DatumGetInt32(SPI_getbinval(tup, desc, 17, &isnull));
+			TimestampTz       scheduled = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
 			ChimeHttpRequest *http = NULL;
 			char             *http_error = NULL;
 			SchedRun         *run;
 			MemoryContext     old;
 
 			(void) hash_search(sched_manual, &runid, HASH_FIND, &found);
-			if (found || (hook && !sched_hook_key(runid, jobid, tup, desc, &run_key)))
+			if (found)
 				continue;
+			if (waiting)
+				(void) hash_search(returned, &runid, HASH_ENTER, NULL);
+			else if (ckey && sched_key_must_wait(username, ckey, limit))
+			{
+				/* its key is full: it waits in the key's line, within catchup */
+				Datum d = SPI_getbinval(tup, desc, 18, &isnull);
+				int64 catchup_us = 0;
+
+				if (!isnull && !chime_job_interval_us(d, CHIME_MAX_CATCHUP_US, &catchup_us))
+					catchup_us = CHIME_MAX_CATCHUP_US;
+				chime_run_set_waiting(runid, psprintf("waiting: concurrency_key \"%s\" is full (concurrency_limit %d)", ckey, limit));
+				sched_key_wait(username, ckey, runid, jobid, scheduled, catchup_us / USECS_PER_SEC, limit);
+				continue;
+			}
+			/* a hook or a waiting run claims its once_per key now */
+			if ((hook || waiting) && !sched_hook_key(runid, jobid, tup, desc, &run_key, waiting))
+				continue;
+			if (waiting)
+				chime_run_unwait(runid, chime_now());
 			{
 				Datum d = SPI_getbinval(tup, desc, 7, &isnull);
 
@@ -462,20 +502,24 @@ sched_start_manual(void)
 			sched_active_for(jobid, true)->running++;
 			run = sched_queue_run(jobid, sched_role(SPI_getvalue(tup, desc, 5), username),
 								  SPI_getvalue(tup, desc, 4), timeout_ms,
-								  hook ? 'a' : SPI_getvalue(tup, desc, 8)[0], SPI_getvalue(tup, desc, 9),
+								  hook ? 'a' : SPI_getvalue(tup, desc, 8)[0], ckey,
 								  run_key, NULL, runid,
-								  chime_unix_from_timestamptz(DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull))),
-								  1, http, http_error);
+								  chime_unix_from_timestamptz(scheduled), 1, http, http_error);
 			run->row.jobid = jobid;
-			run->row.scheduled_time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+			run->row.scheduled_time = scheduled;
 			run->row.start_time = chime_now();
-			run->row.trigger = hook ? "hook" : "manual";
+			run->row.trigger = trigger;
 			sched_http_context(run, SPI_getvalue(tup, desc, 13), 0);
 			old = MemoryContextSwitchTo(sched_scratch_cxt);
 			taken = lappend(taken, run);
 			MemoryContextSwitchTo(old);
 			(void) hash_search(sched_manual, &runid, HASH_ENTER, NULL);
 		}
+		/* waiting runs admitted whose row is gone or changed: their job was unscheduled */
+		for (int i = 0; i < nadmitted; i++)
+			if (hash_search(returned, &admitted[i], HASH_FIND, NULL) == NULL)
+				chime_run_end_waiting(admitted[i], "missed", "not started: the job was unscheduled while it waited",
+									  chime_now());
 		sched_count_started(taken);
 		sched_commit();
 	}
@@ -484,6 +528,8 @@ sched_start_manual(void)
 		ListCell  *lc;
 		ErrorData *edata = sched_catch();
 
+		/* the runs it admitted wait to be taken again */
+		sched_keys_readmit(admitted, nadmitted);
 		foreach(lc, taken)
 		{
 			SchedRun *run = lfirst(lc);
@@ -607,8 +653,7 @@ sched_fire_init(void)
 {
 	sched_manual = sched_hash("pg_chime manual runs", 64, sizeof(int64), sizeof(int64),
 							  sched_runs_cxt);
-	sched_concurrency = sched_hash("pg_chime concurrency keys", 64, sizeof(SchedKeyId),
-								   sizeof(SchedKeyCount), sched_runs_cxt);
+	sched_keys_init();
 }
 
 /* A manual run recorded: no longer one handed over and still to start */
@@ -631,6 +676,6 @@ sched_run_abandon(SchedRun *run)
 	if (active)
 		active->running--;
 	if (run->concurrency_key)
-		(*sched_concurrency_count(run->role, run->concurrency_key, true))--;
+		sched_key_release(run->role->username, run->concurrency_key, run->concurrency_slot);
 	sched_http_forget(run);
 }

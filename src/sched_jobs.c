@@ -157,6 +157,7 @@ sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid)
 	cls->retry_delay_us = def.retry_delay_us;
 	cls->once_per = def.once_per;
 	cls->concurrency_key = NULL;
+	cls->concurrency_limit = def.concurrency_limit;
 	if (def.concurrency_key)
 		cls->concurrency_key = MemoryContextStrdup(sched_jobs_cxt, def.concurrency_key);
 	cls->http = def.kind == CHIME_JOB_HTTP;
@@ -445,6 +446,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 		}
 		if (hash_get_num_entries(gone) > 0)
 			sched_http_cancel_jobs(gone);
+		sched_keys_cancel_jobs(gone);
 	}
 	if (old_cxt != NULL)
 		MemoryContextDelete(old_cxt);

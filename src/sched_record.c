@@ -186,7 +186,7 @@ sched_record_done(void)
 
 		sched_manual_forget(run->runid);
 		if (run->concurrency_key)
-			(*sched_concurrency_count(run->role, run->concurrency_key, true))--;
+			sched_key_release(run->role->username, run->concurrency_key, run->concurrency_slot);
 		if (at != 0)
 			sched_defer(run->jobid, run->due, run->attempt + 1, run->run_key, at, Max(run->runid, 0));
 		if (active)

@@ -229,6 +229,8 @@ sched_commit(void)
 	CommitTransactionCommand();
 	/* the outcomes it recorded are told to their channels now */
 	chime_outcomes_notify();
+	/* and the runs it recorded waiting join their keys' lines */
+	sched_keys_commit();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(sched_scratch_cxt);
 }
@@ -247,6 +249,7 @@ sched_catch(void)
 	edata = CopyErrorData();
 	FlushErrorState();
 	/* what the failed transaction planned for later goes with it */
+	sched_keys_undo();
 	while (list_length(sched_later) > sched_later_mark)
 	{
 		MemoryContextSwitchTo(sched_runs_cxt);

@@ -137,6 +137,11 @@ sched_next_wakeup(long retire, long *work)
 	/* hook runs whose key's lock a session held */
 	if ((until = sched_hooks_waiting_until()) != 0)
 		sched_least(&timeout, chime_ms_until(until));
+	/* runs waiting for their concurrency_key: the first to run out of catchup */
+	if ((until = sched_keys_next_deadline()) != 0)
+		sched_least(&timeout, chime_ms_until(until) + 1);
+	if (sched_keys_admitted_pending())
+		sched_least(&timeout, 1000);
 	/* recording failed: try again after the pause */
 	if ((until = sched_log_paused_until()) != 0)
 		sched_least(&timeout, chime_server_ms_until(until));
@@ -250,6 +255,8 @@ chime_scheduler_main(Datum arg)
 		chime_run_reconcile(chime_now(), started, manual, nmanual, crashed, sched_runs_cxt, &interrupted);
 	}
 	chime_run_pending_retries(sched_runs_cxt, &pending);
+	/* runs that waited for their concurrency_key before the restart wait again */
+	sched_keys_restore();
 	sched_commit();
 	/* hook runs recorded before the restart, and not started, start now */
 	chime_manual_take_all();
@@ -299,6 +306,13 @@ chime_scheduler_main(Datum arg)
 		sched_mark_running();
 		if (sched_later_pending() && !sched_log_waiting())
 			sched_flush_later();
+		/* runs that waited for their concurrency_key, now that others ended */
+		if (!sched_log_waiting() && (sched_keys_admit() || sched_keys_admitted_pending()) &&
+			sched_start_manual())
+		{
+			sched_send();
+			sched_mark_running();
+		}
 		timeout = sched_next_wakeup(sched_retire_idle(), &work);
 		/* idle: old runs go, a small batch at a time (cron.run_retention) */
 		if (sched_retention_ready(work))

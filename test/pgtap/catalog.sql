@@ -16,7 +16,7 @@ SELECT columns_are('cron', 'job', ARRAY[
     'active', 'jobname', 'kind', 'timezone', 'run_window', 'once_per', 'overlap',
     'concurrency_key', 'max_attempts', 'retry_delay', 'timeout', 'catchup', 'dst_gap',
     'url', 'method', 'headers', 'body', 'on_success', 'on_failure', 'alert_after',
-    'notify_channel', 'start_at', 'end_at', 'jitter']);
+    'notify_channel', 'start_at', 'end_at', 'jitter', 'concurrency_limit']);
 SELECT columns_are('cron', 'job_run_details', ARRAY[
     'jobid', 'runid', 'job_pid', 'database', 'username', 'command', 'status',
     'return_message', 'start_time', 'end_time', 'scheduled_time', 'attempt', 'run_key',
@@ -63,7 +63,7 @@ SELECT function_returns('cron', 'schedule', ARRAY['text', 'text'], 'bigint');
 SELECT function_returns('cron', 'schedule', ARRAY['text', 'text', 'text', 'text', 'text', 'text', 'text',
        'text', 'integer', 'interval', 'interval', 'interval', 'text', 'text', 'text', 'boolean',
        'text', 'text', 'integer', 'text', 'timestamp with time zone', 'timestamp with time zone',
-       'interval'], 'bigint');
+       'interval', 'integer'], 'bigint');
 SELECT function_returns('cron', 'schedule_in_database',
        ARRAY['text', 'text', 'text', 'text', 'text', 'boolean'], 'bigint');
 SELECT function_returns('cron', 'unschedule', ARRAY['bigint'], 'boolean');
