@@ -114,7 +114,8 @@ burst() {
 
 # history PORT ROWS: 10,000 jobs (none due), and ROWS finished runs of
 # theirs over the last 30 days, in time order as the scheduler writes
-# them (1 in 50 failed), in one INSERT; then VACUUM ANALYZE.
+# them (1 in 50 failed), in one INSERT; then VACUUM ANALYZE and a
+# CHECKPOINT (the steady state, not the write of the rows just inserted).
 history() {
 	local port=$1 rows=$2 month first
 	month=$(q "$port" "SELECT (extract(month FROM now())::int + 4) % 12 + 1")
@@ -142,6 +143,7 @@ history() {
 	           ON CONFLICT (jobid) DO NOTHING" >/dev/null 2>&1 || true
 	q "$port" "VACUUM ANALYZE cron.job_run_details" >/dev/null
 	q "$port" "VACUUM ANALYZE cron.job" >/dev/null
+	q "$port" "CHECKPOINT" >/dev/null
 }
 
 # job_status PORT: "median_ms of 5" of SELECT * FROM cron.job_status (after

@@ -165,6 +165,8 @@ extern void        sched_keys_readmit(const int64 *ids, int n);
 extern bool        sched_keys_admitted_pending(void);
 extern void        sched_keys_restore(void);
 extern void        sched_keys_cancel_jobs(HTAB *gone);
+extern bool        sched_key_has_room(const char *username, const char *key, int32 limit);
+extern int32       sched_jobs_concurrency_limit(int64 jobid, int32 fallback);
 extern void        sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now, const char *trigger, int32 attempt, const char *run_key, int64 from_runid);
 extern void        sched_fire_group(SchedJob *job, const char *command, const char *key, int64 first_missed, int32 missed, const char *why, int64 latest, int32 coalesced, int64 now_s, TimestampTz now);
 extern bool        sched_start_manual(void);

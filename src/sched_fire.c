@@ -114,8 +114,9 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	char             *payload = NULL;
 	int64             first_runid = 0;
 	bool              busy = active->running > 0 && cls->overlap != 'a';
-	bool              full = cls->concurrency_key &&
-		sched_key_must_wait(cls->role->username, cls->concurrency_key, cls->concurrency_limit);
+	/* (a retry needs a free slot only: it does not queue behind the runs waiting) */
+	bool full = cls->concurrency_key &&
+		(attempt > 1 ? !sched_key_has_room(cls->role->username, cls->concurrency_key, cls->concurrency_limit) : sched_key_must_wait(cls->role->username, cls->concurrency_key, cls->concurrency_limit));
 
 	if (run_key)
 		strlcpy(key, run_key, sizeof(key));
@@ -465,7 +466,12 @@ sched_start_manual(void)
 				continue;
 			if (waiting)
 				(void) hash_search(returned, &runid, HASH_ENTER, NULL);
-			else if (ckey && sched_key_must_wait(username, ckey, limit))
+			/*
+			 * A run whose key is full waits in the key's line, within catchup;
+			 * one let in from the line starts if its job's key (as it is now:
+			 * alter_job may have changed it, or the limit) has a free slot.
+			 */
+			if (ckey && (waiting ? !sched_key_has_room(username, ckey, limit) : sched_key_must_wait(username, ckey, limit)))
 			{
 				/* its key is full: it waits in the key's line, within catchup */
 				Datum d = SPI_getbinval(tup, desc, 18, &isnull);

@@ -62,6 +62,15 @@ sched_cmp(const pairingheap_node *a, const pairingheap_node *b, void *arg)
 	return 0;
 }
 
+/* The concurrency_limit job 'jobid' has now ('fallback' when it is not loaded) */
+int32
+sched_jobs_concurrency_limit(int64 jobid, int32 fallback)
+{
+	SchedJob *job = sched_jobs ? hash_search(sched_jobs, &jobid, HASH_FIND, NULL) : NULL;
+
+	return job && job->cls ? job->cls->concurrency_limit : fallback;
+}
+
 SchedActive *
 sched_active_for(int64 jobid, bool create)
 {
@@ -73,6 +82,7 @@ sched_active_for(int64 jobid, bool create)
 		a->running = 0;
 		a->buffered_due = 0;
 		a->skip_runid = 0;
+		a->waiting_runid = 0;
 	}
 	return a;
 }

@@ -105,6 +105,15 @@ sched_key_must_wait(const char *username, const char *key, int32 limit)
 	return k != NULL && (k->running >= limit || k->waiting != NIL);
 }
 
+/* Is there a free slot for a run of a job with this limit (the line aside)? */
+bool
+sched_key_has_room(const char *username, const char *key, int32 limit)
+{
+	SchedKey *k = sched_key(username, key, false);
+
+	return k == NULL || k->running < limit;
+}
+
 /* A run takes the key: its slot, the lowest free one */
 int
 sched_key_take(const char *username, const char *key)
@@ -304,7 +313,7 @@ sched_keys_admit(void)
 									  k->name);
 				sched_keys_expired = lappend(sched_keys_expired, e);
 			}
-			else if (k->running + fits < w->limit)
+			else if (k->running + fits < (w->limit = sched_jobs_concurrency_limit(w->jobid, w->limit)))
 			{
 				int64 *id = palloc(sizeof(int64));
 

@@ -255,8 +255,6 @@ chime_scheduler_main(Datum arg)
 		chime_run_reconcile(chime_now(), started, manual, nmanual, crashed, sched_runs_cxt, &interrupted);
 	}
 	chime_run_pending_retries(sched_runs_cxt, &pending);
-	/* runs that waited for their concurrency_key before the restart wait again */
-	sched_keys_restore();
 	sched_commit();
 	/* hook runs recorded before the restart, and not started, start now */
 	chime_manual_take_all();
@@ -278,6 +276,10 @@ chime_scheduler_main(Datum arg)
 		MemoryContextSwitchTo(sched_scratch_cxt);
 		sched_jobs_first_load(now, &reboot);
 		sched_retry_plan_restored(now);
+		/* runs that waited for their concurrency_key before the restart wait again */
+		sched_begin("pg_chime: reading the waiting runs");
+		sched_keys_restore();
+		sched_commit();
 	}
 	elog(LOG, "pg_chime scheduler started");
 
