@@ -128,13 +128,24 @@ occ_next_reading(const ChimeSchedule *s, int64_t from, int64_t limit, int64_t *o
 	int64_t y;
 	int     m,
 		d;
+	bool mday_only = occ_mday_only(s);
 
 	chime_civil_from_days(days, &y, &m, &d);
 	while (days * DAY <= limit)
 	{
-		int dim = chime_days_in_month(y, m);
+		int  dim = chime_days_in_month(y, m);
+		int  nd = d;
+		bool next_month = ((s->months >> m) & 1) == 0;
 
-		if (((s->months >> m) & 1) == 0)
+		/* when only the day of the month decides, jump to the next such day */
+		if (!next_month && mday_only)
+		{
+			nd = occ_next_bit(s->mdays, d);
+			if (s->mday_last && (nd < 0 || nd > dim))
+				nd = dim;
+			next_month = nd < 0 || nd > dim;
+		}
+		if (next_month)
 		{
 			/* skip to the first of the next month */
 			days += dim - d + 1;
@@ -147,31 +158,11 @@ occ_next_reading(const ChimeSchedule *s, int64_t from, int64_t limit, int64_t *o
 			}
 			continue;
 		}
-		if (occ_mday_only(s))
+		if (nd > d)
 		{
-			/* only the day of the month decides: jump to the next one */
-			int nd = occ_next_bit(s->mdays, d);
-
-			if (s->mday_last && (nd < 0 || nd > dim))
-				nd = dim;
-			if (nd < 0 || nd > dim)
-			{
-				days += dim - d + 1;
-				d = 1;
-				sod = 0;
-				if (++m > 12)
-				{
-					m = 1;
-					y++;
-				}
-				continue;
-			}
-			if (nd > d)
-			{
-				days += nd - d;
-				d = nd;
-				sod = 0;
-			}
+			days += nd - d;
+			d = nd;
+			sod = 0;
 		}
 		if (occ_day_matches(s, y, m, d, days))
 		{

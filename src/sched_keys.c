@@ -60,6 +60,7 @@ typedef struct SchedKey
 static HTAB *sched_keys;                /* in sched_runs_cxt */
 static List *sched_keys_pending = NIL;  /* SchedWaiting + key of this transaction's waits */
 static List *sched_keys_admitted = NIL; /* runids for sched_start_manual to take */
+static int   sched_keys_nwaiting = 0;   /* runs in all the lines (none: nothing to look at) */
 
 typedef struct SchedPendingWait
 {
@@ -187,6 +188,7 @@ sched_keys_commit(void)
 			i++;
 		}
 		k->waiting = list_insert_nth(k->waiting, i, w);
+		sched_keys_nwaiting++;
 		pfree(p->username);
 		pfree(p->key);
 	}
@@ -223,6 +225,8 @@ sched_keys_next_deadline(void)
 	SchedKey       *k;
 	TimestampTz     first = 0;
 
+	if (sched_keys_nwaiting == 0)
+		return 0;
 	hash_seq_init(&seq, sched_keys);
 	while ((k = hash_seq_search(&seq)) != NULL)
 	{
@@ -292,7 +296,12 @@ sched_keys_admit(void)
 	SchedKey       *k;
 	TimestampTz     now = chime_now();
 	bool            admitted = false;
-	MemoryContext   old = MemoryContextSwitchTo(sched_runs_cxt);
+	MemoryContext   old;
+
+	/* (called every iteration of the scheduler's loop: nothing to do is cheap) */
+	if (sched_keys_nwaiting == 0 && sched_keys_expired == NIL)
+		return false;
+	old = MemoryContextSwitchTo(sched_runs_cxt);
 
 	hash_seq_init(&seq, sched_keys);
 	while ((k = hash_seq_search(&seq)) != NULL)
@@ -327,6 +336,7 @@ sched_keys_admit(void)
 			sched_keys_done_waiting(w);
 			pfree(w);
 			k->waiting = list_delete_first(k->waiting);
+			sched_keys_nwaiting--;
 		}
 	}
 	MemoryContextSwitchTo(old);
@@ -464,6 +474,7 @@ sched_keys_cancel_jobs(HTAB *gone)
 			sched_keys_expired = lappend(sched_keys_expired, e);
 			sched_keys_done_waiting(w);
 			k->waiting = foreach_delete_current(k->waiting, lc);
+			sched_keys_nwaiting--;
 			pfree(w);
 		}
 	}
