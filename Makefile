@@ -12,6 +12,8 @@ EXTENSION   = pg_chime
 # The one place the version is set; pg_chime.control and META.json are
 # made from their .in files with it.
 EXTVERSION  = 1.1
+# PGXN's versions are SemVer: 1.1 is 1.1.0
+EXTSEMVER   = $(EXTVERSION).0
 
 MODULE_big  = pg_chime
 OBJS        = src/pg_chime.o src/clock.o src/schedule.o src/occurrence.o src/zone_pg.o \
@@ -24,10 +26,10 @@ OBJS        = src/pg_chime.o src/clock.o src/schedule.o src/occurrence.o src/zon
               src/executor.o src/exec_queue.o src/exec_marker.o src/exec_session.o \
               src/exec_statements.o src/exec_commit.o \
               src/http.o src/http_policy.o src/http_request.o src/http_response.o
-DATA        = $(wildcard extension/pg_chime--*.sql)
+DATA        = $(wildcard extension/pg_chime--*.sql) extension/pg_chime--1.0.control
 EXTRA_CLEAN = pg_chime.control.tmp META.json.tmp
 
-REGRESS     = schedule_api errors next_runs dst runs keys commands stored_rows status explain run_context bounds
+REGRESS     = schedule_api errors next_runs dst runs keys commands stored_rows status explain run_context bounds pg_cron_compat
 REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check --load-extension=pg_chime
 # make installcheck runs the TAP tests too (as a user initdb accepts)
 TAP_TESTS   = 1
@@ -55,7 +57,7 @@ pg_chime.control: pg_chime.control.in Makefile
 	  (cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@)
 
 META.json: META.json.in Makefile
-	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@.tmp && \
+	sed -e 's/@EXTSEMVER@/$(EXTSEMVER)/g' -e 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@.tmp && \
 	  (cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@)
 
 print-%:

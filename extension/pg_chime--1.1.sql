@@ -2,7 +2,10 @@
 
 \echo Use "CREATE EXTENSION pg_chime" to load this file. \quit
 
-CREATE SCHEMA cron;
+-- Schema cron is the extension's own schema (pg_chime.control): CREATE
+-- EXTENSION makes it when it is missing, and the extension is recorded in
+-- it, not in the schema that was current (DROP SCHEMA public CASCADE does
+-- not touch pg_chime).
 
 -- Refuse to install where the scheduler will not read the jobs, or when the
 -- library is not preloaded (the scheduler could not start).
@@ -128,6 +131,14 @@ CREATE TABLE cron.secret (
 -- pg_dump keeps the jobs (not the run history, keys or secret values)
 SELECT pg_catalog.pg_extension_config_dump('cron.job', '');
 SELECT pg_catalog.pg_extension_config_dump('cron.jobid_seq', '');
+-- and the claimed once-per keys: a restored cluster does not run a claimed
+-- period again (a key whose run is still going is left out, unless that
+-- run's success has committed: the dump has its effects then)
+SELECT pg_catalog.pg_extension_config_dump('cron.job_run_key',
+    'WHERE state OPERATOR(pg_catalog.<>) ''running'' OR EXISTS (SELECT 1 FROM cron.run_commit c '
+    'WHERE c.jobid OPERATOR(pg_catalog.=) job_run_key.jobid AND c.run_key OPERATOR(pg_catalog.=) job_run_key.run_key)');
+-- and the run ids, so that restored keys name no run of the new cluster
+SELECT pg_catalog.pg_extension_config_dump('cron.runid_seq', '');
 
 -- Row-level security: every role sees and changes only its own rows.
 -- Writes go through the API functions; roles get read access only
@@ -227,7 +238,7 @@ CREATE TRIGGER job_truncated AFTER TRUNCATE ON cron.job
 
 CREATE FUNCTION cron.schedule(schedule text, command text)
     RETURNS bigint
-    LANGUAGE C AS 'MODULE_PATHNAME', 'chime_schedule_unnamed';
+    LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'chime_schedule_unnamed';
 
 CREATE FUNCTION cron.schedule(job_name text, schedule text, command text,
                               timezone text DEFAULT NULL,
@@ -396,3 +407,150 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- What each object is, for \d+, \df+ and anyone reading the catalog
+COMMENT ON TABLE cron.job IS 'pg_chime''s jobs: pg_cron''s columns first, then pg_chime''s options; changed through the API (cron.schedule, cron.alter_job, cron.unschedule)';
+COMMENT ON COLUMN cron.job.jobid IS 'the job''s id (cron.jobid_seq)';
+COMMENT ON COLUMN cron.job.schedule IS 'when it runs: five cron fields, six with seconds first, an @macro, N seconds, @every <interval>, @at <timestamp> or @reboot';
+COMMENT ON COLUMN cron.job.command IS 'the SQL it runs (an HTTP job: its method and URL, for reading)';
+COMMENT ON COLUMN cron.job.nodename IS 'pg_cron''s; kept, not used (jobs run on the local server)';
+COMMENT ON COLUMN cron.job.nodeport IS 'pg_cron''s; kept, not used (jobs run on the local server)';
+COMMENT ON COLUMN cron.job.database IS 'the database the job runs in';
+COMMENT ON COLUMN cron.job.username IS 'the role the job runs as, and its owner';
+COMMENT ON COLUMN cron.job.active IS 'false: the job never runs';
+COMMENT ON COLUMN cron.job.jobname IS 'the job''s name, unique per owner (NULL: unnamed)';
+COMMENT ON COLUMN cron.job.kind IS 'sql or http';
+COMMENT ON COLUMN cron.job.timezone IS 'the zone its schedule is read in (NULL: cron.timezone at run time)';
+COMMENT ON COLUMN cron.job.run_window IS 'HH:MM-HH:MM local time: a run starts only inside it (NULL: any time)';
+COMMENT ON COLUMN cron.job.once_per IS 'day, week or month: at most one run per period (NULL: no key)';
+COMMENT ON COLUMN cron.job.overlap IS 'skip, buffer_one or allow: what an occurrence does while a run of the job is going';
+COMMENT ON COLUMN cron.job.concurrency_key IS 'runs of the owner''s jobs with this key: at most concurrency_limit at once, the others wait';
+COMMENT ON COLUMN cron.job.max_attempts IS 'attempts per run, counting the first (1 to 100)';
+COMMENT ON COLUMN cron.job.retry_delay IS 'delay before the second attempt, doubling after (NULL: 10 seconds)';
+COMMENT ON COLUMN cron.job.timeout IS 'statement timeout (SQL) or whole-transfer timeout (HTTP); NULL: none (HTTP: cron.http_timeout)';
+COMMENT ON COLUMN cron.job.catchup IS 'how late an occurrence may still start (NULL: 1 minute)';
+COMMENT ON COLUMN cron.job.dst_gap IS 'end, skip or shift: a local time that does not exist on the night clocks spring forward (NULL: end)';
+COMMENT ON COLUMN cron.job.url IS 'an HTTP job''s URL, with {{...}} variables and secrets not yet filled in';
+COMMENT ON COLUMN cron.job.method IS 'an HTTP job''s method';
+COMMENT ON COLUMN cron.job.headers IS 'an HTTP job''s request headers, a JSON object of strings';
+COMMENT ON COLUMN cron.job.body IS 'an HTTP job''s request body (NULL: none, or the run''s payload)';
+COMMENT ON COLUMN cron.job.on_success IS 'the job run after a run succeeds (its name or id; NULL: none)';
+COMMENT ON COLUMN cron.job.on_failure IS 'the job run when failed runs in a row reach alert_after, and at the recovery (its name or id; NULL: none)';
+COMMENT ON COLUMN cron.job.alert_after IS 'failed runs in a row that start on_failure (and again at twice, three times as many)';
+COMMENT ON COLUMN cron.job.notify_channel IS 'the channel pg_notify tells of every final outcome (NULL: none)';
+COMMENT ON COLUMN cron.job.start_at IS 'no occurrence before it (NULL: none)';
+COMMENT ON COLUMN cron.job.end_at IS 'no occurrence at or after it (NULL: none)';
+COMMENT ON COLUMN cron.job.jitter IS 'each occurrence starts a fixed delay in [0, jitter) late (NULL: none)';
+COMMENT ON COLUMN cron.job.concurrency_limit IS 'how many runs may hold the concurrency_key at once (1 to 64)';
+
+COMMENT ON TABLE cron.job_run_details IS 'one row per attempt of a run, and per skipped or missed occurrence; old ones go by cron.run_retention';
+COMMENT ON COLUMN cron.job_run_details.jobid IS 'the job';
+COMMENT ON COLUMN cron.job_run_details.runid IS 'the attempt''s id (cron.runid_seq)';
+COMMENT ON COLUMN cron.job_run_details.job_pid IS 'the process that ran the attempt (an executor, or the scheduler for HTTP)';
+COMMENT ON COLUMN cron.job_run_details.database IS 'the database it ran in';
+COMMENT ON COLUMN cron.job_run_details.username IS 'the role it ran as';
+COMMENT ON COLUMN cron.job_run_details.command IS 'the command it ran';
+COMMENT ON COLUMN cron.job_run_details.status IS 'starting, running, succeeded, failed, skipped, missed or waiting';
+COMMENT ON COLUMN cron.job_run_details.return_message IS 'the command''s tag, the error, or why it was skipped or missed';
+COMMENT ON COLUMN cron.job_run_details.start_time IS 'when the attempt started';
+COMMENT ON COLUMN cron.job_run_details.end_time IS 'when it ended';
+COMMENT ON COLUMN cron.job_run_details.scheduled_time IS 'the occurrence it is for';
+COMMENT ON COLUMN cron.job_run_details.attempt IS 'which attempt of the run, from 1';
+COMMENT ON COLUMN cron.job_run_details.run_key IS 'the once_per key it claimed (NULL: none)';
+COMMENT ON COLUMN cron.job_run_details.trigger IS 'schedule, catchup, retry, manual or hook';
+COMMENT ON COLUMN cron.job_run_details.http_status IS 'an HTTP attempt''s response status';
+COMMENT ON COLUMN cron.job_run_details.response_body IS 'the first cron.http_max_logged_body bytes of the response';
+COMMENT ON COLUMN cron.job_run_details.occurrences IS 'how many occurrences a skipped or missed row stands for';
+COMMENT ON COLUMN cron.job_run_details.retry_at IS 'when a failed attempt will be made again (NULL: never, or started)';
+COMMENT ON COLUMN cron.job_run_details.commit_xid IS 'the transaction that committed a run in another database';
+COMMENT ON COLUMN cron.job_run_details.payload IS 'the data of the run: cron.run_now''s, or the outcome a hook run follows';
+COMMENT ON COLUMN cron.job_run_details.hook_chain IS 'the jobs whose outcomes led to this hook run, first to last';
+COMMENT ON COLUMN cron.job_run_details.first_runid IS 'a retry''s first attempt';
+
+COMMENT ON TABLE cron.job_run_key IS 'the once_per keys claimed: one run per job and period; kept by pg_dump';
+COMMENT ON COLUMN cron.job_run_key.jobid IS 'the job';
+COMMENT ON COLUMN cron.job_run_key.run_key IS 'the period (2026-12-01, 2026-W49, 2026-12)';
+COMMENT ON COLUMN cron.job_run_key.runid IS 'the run that claimed it';
+COMMENT ON COLUMN cron.job_run_key.state IS 'running, succeeded or failed';
+COMMENT ON COLUMN cron.job_run_key.claimed_at IS 'when the run claimed it';
+COMMENT ON COLUMN cron.job_run_key.finished_at IS 'when that run ended';
+
+COMMENT ON TABLE cron.scheduler_state IS 'where the scheduler has got to (one row): occurrences up to horizon are handled';
+COMMENT ON COLUMN cron.scheduler_state.id IS 'true: the one row';
+COMMENT ON COLUMN cron.scheduler_state.horizon IS 'every occurrence up to it has been handled';
+COMMENT ON COLUMN cron.scheduler_state.last_runid IS 'the last runid the scheduler has read back';
+
+COMMENT ON TABLE cron.secret IS 'secrets for {{secret.NAME}} in HTTP jobs, per owner; values are never readable and never dumped';
+COMMENT ON COLUMN cron.secret.owner IS 'the role whose jobs may use it';
+COMMENT ON COLUMN cron.secret.name IS 'the name jobs refer to';
+COMMENT ON COLUMN cron.secret.value IS 'the value (no role may read it)';
+COMMENT ON COLUMN cron.secret.created_at IS 'when it was first set';
+COMMENT ON COLUMN cron.secret.updated_at IS 'when it was last set';
+
+COMMENT ON TABLE cron.run_commit IS 'successes executors wrote in their runs'' own transactions, until the scheduler records them';
+COMMENT ON COLUMN cron.run_commit.runid IS 'the attempt';
+COMMENT ON COLUMN cron.run_commit.jobid IS 'its job';
+COMMENT ON COLUMN cron.run_commit.run_key IS 'the once_per key it holds';
+COMMENT ON COLUMN cron.run_commit.message IS 'the command''s tag';
+COMMENT ON COLUMN cron.run_commit.end_time IS 'when it ended';
+COMMENT ON COLUMN cron.run_commit.job_pid IS 'the executor that ran it';
+
+COMMENT ON TABLE cron.job_stats IS 'what cron.job_status shows, kept as runs start and end (not from the history)';
+COMMENT ON COLUMN cron.job_stats.jobid IS 'the job';
+COMMENT ON COLUMN cron.job_stats.running IS 'attempts in flight';
+COMMENT ON COLUMN cron.job_stats.last_start IS 'when its last run started';
+COMMENT ON COLUMN cron.job_stats.last_end IS 'when its last run ended';
+COMMENT ON COLUMN cron.job_stats.last_status IS 'its last run''s final status';
+COMMENT ON COLUMN cron.job_stats.last_message IS 'its last run''s message';
+COMMENT ON COLUMN cron.job_stats.last_duration IS 'how long its last run took';
+COMMENT ON COLUMN cron.job_stats.last_success IS 'when its last successful run ended';
+COMMENT ON COLUMN cron.job_stats.total_runs IS 'runs that reached a final outcome';
+COMMENT ON COLUMN cron.job_stats.total_successes IS 'of them, successes';
+COMMENT ON COLUMN cron.job_stats.total_failures IS 'of them, failures';
+COMMENT ON COLUMN cron.job_stats.total_duration IS 'their durations added up';
+COMMENT ON COLUMN cron.job_stats.consecutive_failures IS 'failures since the last success';
+COMMENT ON COLUMN cron.job_stats.alerted IS 'whether the current failure streak has reached alert_after';
+
+COMMENT ON VIEW cron.job_status IS 'one row per job the caller may see: its next run, its last run and its totals';
+COMMENT ON COLUMN cron.job_status.jobid IS 'the job';
+COMMENT ON COLUMN cron.job_status.jobname IS 'its name';
+COMMENT ON COLUMN cron.job_status.username IS 'its owner';
+COMMENT ON COLUMN cron.job_status.active IS 'whether it runs';
+COMMENT ON COLUMN cron.job_status.schedule IS 'its schedule';
+COMMENT ON COLUMN cron.job_status.next_run IS 'when it runs next, as cron.next_runs(jobid, 1) says (NULL: never, or inactive)';
+COMMENT ON COLUMN cron.job_status.last_start IS 'when its last run started';
+COMMENT ON COLUMN cron.job_status.last_end IS 'when its last run ended';
+COMMENT ON COLUMN cron.job_status.last_status IS 'its last run''s final status';
+COMMENT ON COLUMN cron.job_status.last_message IS 'its last run''s message';
+COMMENT ON COLUMN cron.job_status.running IS 'attempts in flight';
+COMMENT ON COLUMN cron.job_status.consecutive_failures IS 'failures since the last success';
+COMMENT ON COLUMN cron.job_status.last_success IS 'when its last successful run ended';
+COMMENT ON COLUMN cron.job_status.total_runs IS 'runs that reached a final outcome';
+COMMENT ON COLUMN cron.job_status.total_successes IS 'of them, successes';
+COMMENT ON COLUMN cron.job_status.total_failures IS 'of them, failures';
+COMMENT ON COLUMN cron.job_status.avg_duration IS 'their average duration';
+COMMENT ON COLUMN cron.job_status.last_duration IS 'how long its last run took';
+
+COMMENT ON SEQUENCE cron.jobid_seq IS 'job ids; kept by pg_dump';
+COMMENT ON SEQUENCE cron.runid_seq IS 'run ids';
+
+COMMENT ON FUNCTION cron._check_installable() IS 'refuses CREATE EXTENSION where the scheduler would not read the jobs (internal)';
+COMMENT ON FUNCTION cron._job_changed() IS 'tells the scheduler which jobs changed, at commit (trigger on cron.job; internal)';
+COMMENT ON FUNCTION cron._next_run(text, text, text, text, timestamptz, timestamptz, interval, bigint) IS 'the next instant a job with these settings fires (for cron.job_status; internal)';
+COMMENT ON FUNCTION cron.schedule(text, text) IS 'a new unnamed SQL job (pg_cron''s form); returns its id';
+COMMENT ON FUNCTION cron.schedule(text, text, text, text, text, text, text, text, int, interval, interval, interval, text, text, text, boolean, text, text, int, text, timestamptz, timestamptz, interval, int) IS 'a named SQL job, with options; replaces the caller''s job of that name; returns its id';
+COMMENT ON FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean) IS 'a named SQL job in a given database, for a given role (pg_cron''s form); returns its id';
+COMMENT ON FUNCTION cron.schedule_http(text, text, text, text, jsonb, text, text, text, text, text, text, int, interval, interval, interval, text, text, text, boolean, text, text, int, text, timestamptz, timestamptz, interval, int) IS 'a named HTTP job, with options; replaces the caller''s job of that name; returns its id';
+COMMENT ON FUNCTION cron.unschedule(bigint) IS 'deletes a job by id, with its keys';
+COMMENT ON FUNCTION cron.unschedule(text) IS 'deletes the caller''s job of that name, with its keys';
+COMMENT ON FUNCTION cron.alter_job(bigint, text, text, text, text, boolean, text, text, text, text, text, int, interval, interval, interval, text, text, text, jsonb, text, text, text, int, text, timestamptz, timestamptz, interval, int) IS 'changes the settings given of a job (NULL: left as it is)';
+COMMENT ON FUNCTION cron.next_runs(text, text, timestamptz, int, text, text) IS 'the next instants a schedule fires in a zone, as the scheduler computes them';
+COMMENT ON FUNCTION cron.next_runs(bigint, int) IS 'the next instants a job runs, its window, bounds and jitter applied';
+COMMENT ON FUNCTION cron.set_secret(text, text) IS 'sets one of the caller''s secrets (write-only)';
+COMMENT ON FUNCTION cron.drop_secret(text) IS 'deletes one of the caller''s secrets';
+COMMENT ON FUNCTION cron.run_now(bigint, boolean, jsonb) IS 'starts a run of a job now, with an optional payload; returns its runid';
+COMMENT ON FUNCTION cron.run_now(text, boolean, jsonb) IS 'starts a run of the caller''s job of that name now; returns its runid';
+COMMENT ON FUNCTION cron.release_key(bigint, text) IS 'releases a claimed once_per key, so that its period may run again';
+COMMENT ON FUNCTION cron.delete_runs(timestamptz, bigint) IS 'deletes the caller''s finished runs that started before a time; returns how many';
+COMMENT ON FUNCTION cron.current_run() IS 'inside a SQL job''s command: the run it is part of (no row elsewhere)';
+COMMENT ON FUNCTION cron.explain(bigint) IS 'in sentences: why a job will or will not run next, and why its last occurrences did not run';

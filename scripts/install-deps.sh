@@ -6,7 +6,7 @@ set -eu
 
 packages="make gcc postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
-clang libclang-rt-14-dev clang-format valgrind python3"
+clang libclang-rt-14-dev clang-format valgrind python3 postgresql-15-cron"
 
 missing=""
 for p in $packages; do

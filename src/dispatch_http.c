@@ -365,13 +365,20 @@ sched_http_forget(SchedRun *run)
 	run->jobname = run->payload = NULL;
 	if (req == NULL)
 		return;
+	sched_http_request_free(req);
+	run->http = NULL;
+}
+
+/* Free a request sched_http_prepare made */
+void
+sched_http_request_free(ChimeHttpRequest *req)
+{
 	list_free_deep(req->headers);
 	pfree(req->url);
 	pfree(req->method);
 	if (req->body)
 		pfree(req->body);
 	pfree(req);
-	run->http = NULL;
 }
 
 /*

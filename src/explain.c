@@ -635,6 +635,8 @@ explain_job(ExplainJob *ex)
 					ex->def.schedule_text, ex->local_schedule ? " in time zone " : "",
 					ex->local_schedule ? ex->def.zone_name : "");
 
+	if (!chime_launch_active_jobs)
+		explain_say(ex, "cron.launch_active_jobs is off: no run starts, on its schedule or by cron.run_now, until it is on again; what comes due meanwhile is then handled as after downtime.");
 	if (!valid)
 		explain_say(ex, "It cannot be scheduled: its %s \"%s\" is invalid%s%s%s, so the scheduler does not load it and it does not run. %s",
 					err.column, err.value, err.err.detail[0] ? " (" : "", err.err.detail,

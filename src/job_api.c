@@ -128,13 +128,16 @@ chime_job_text(const JobArgs *a, JobColumn c)
 	return TextDatumGetCString(a->value[c]);
 }
 
+#define JOB_NAME_HINT \
+	"Give the job a name (a job of the same name and owner is replaced), or use cron.schedule(schedule, command) for an unnamed job."
+
 static void
 job_require(const JobArgs *a, JobColumn c, const char *hint)
 {
 	if (!a->given[c] || a->isnull[c])
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be null", chime_job_columns[c].name),
+				 errmsg("%s can not be NULL", c == JC_JOBNAME ? "job_name" : chime_job_columns[c].name),
 				 errhint("%s", hint)));
 }
 
@@ -176,10 +179,13 @@ chime_job_fetch(const char *where, int nargs, Oid *types, Datum *values, bool lo
 
 /*
  * Fetch a job by id, which must exist and belong to the caller (or the
- * caller is a superuser).
+ * caller is a superuser); for cron.alter_job, with pg_cron's message for
+ * a job that is not there or not the caller's.
  */
-ChimeJobDef *
-chime_job_fetch_owned(const JobCaller *caller, int64 jobid, bool lock)
+#define JOB_ALTER_MISSING "Job " INT64_FORMAT " does not exist or you don't own it"
+
+static ChimeJobDef *
+job_fetch_checked(const JobCaller *caller, int64 jobid, bool lock, bool alter)
 {
 	Oid          types[1] = {INT8OID};
 	Datum        values[1] = {Int64GetDatum(jobid)};
@@ -188,14 +194,38 @@ chime_job_fetch_owned(const JobCaller *caller, int64 jobid, bool lock)
 	if (row == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("could not find valid entry for job " INT64_FORMAT, jobid),
+				 alter ? errmsg(JOB_ALTER_MISSING, jobid) : errmsg("could not find valid entry for job " INT64_FORMAT, jobid),
 				 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
 	if (!caller->super && strcmp(row->username, caller->name) != 0)
+	{
+		/* (alter_job, as pg_cron: no word of whether another role's job exists) */
+		if (alter)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg(JOB_ALTER_MISSING, jobid),
+					 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for job " INT64_FORMAT, jobid),
 				 errdetail("The job belongs to another role.")));
+	}
 	return row;
+}
+
+ChimeJobDef *
+chime_job_fetch_owned(const JobCaller *caller, int64 jobid, bool lock)
+{
+	return job_fetch_checked(caller, jobid, lock, false);
+}
+
+/* Whether any column is given */
+static bool
+job_any_given(const JobArgs *a)
+{
+	for (int c = 0; c < JC_COUNT; c++)
+		if (a->given[c])
+			return true;
+	return false;
 }
 
 /* Write the given columns: a new job (jobid 0) or an update.  Returns jobid. */
@@ -357,6 +387,7 @@ chime_schedule_named(PG_FUNCTION_ARGS)
 	JobArgs a;
 
 	job_read_args(&a, fcinfo, schedule_named_args, lengthof(schedule_named_args));
+	job_require(&a, JC_JOBNAME, JOB_NAME_HINT);
 	PG_RETURN_INT64(job_schedule(&a, false));
 }
 
@@ -368,7 +399,10 @@ chime_schedule_in_database(PG_FUNCTION_ARGS)
 	JobArgs a;
 
 	job_read_args(&a, fcinfo, schedule_in_database_args, lengthof(schedule_in_database_args));
-	job_require(&a, JC_DATABASE, "Name the database the job runs in.");
+	job_require(&a, JC_JOBNAME, JOB_NAME_HINT);
+	/* a NULL database is the current one, for a job it replaces too (as in pg_cron) */
+	if (!a.given[JC_DATABASE])
+		chime_job_set_text(&a, JC_DATABASE, get_database_name(MyDatabaseId));
 	PG_RETURN_INT64(job_schedule(&a, false));
 }
 
@@ -380,6 +414,7 @@ chime_schedule_http(PG_FUNCTION_ARGS)
 	JobArgs a;
 
 	job_read_args(&a, fcinfo, schedule_http_args, lengthof(schedule_http_args));
+	job_require(&a, JC_JOBNAME, JOB_NAME_HINT);
 	if (!a.given[JC_METHOD])
 		chime_job_set_text(&a, JC_METHOD, "POST");
 	if (!a.given[JC_HEADERS])
@@ -404,15 +439,22 @@ chime_alter_job(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("job_id must not be null"),
+				 errmsg("job_id can not be NULL"),
 				 errhint("SELECT jobid, jobname FROM cron.job lists your jobs.")));
 	jobid = PG_GETARG_INT64(0);
 	job_read_args(&a, fcinfo, alter_job_args, lengthof(alter_job_args));
+	if (!job_any_given(&a))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no updates specified"),
+				 errhint("Give at least one setting to change, e.g. cron.alter_job(" INT64_FORMAT
+						 ", schedule => '0 4 * * *'); a NULL leaves a setting as it is.",
+						 jobid)));
 	chime_job_check_values(&a);
 
 	chime_job_caller(&caller);
 	chime_api_begin(&saved);
-	row = chime_job_fetch_owned(&caller, jobid, true);
+	row = job_fetch_checked(&caller, jobid, true, true);
 
 	http_fields = a.given[JC_URL] || a.given[JC_METHOD] || a.given[JC_HEADERS] || a.given[JC_BODY];
 	if (row->kind == CHIME_JOB_HTTP)

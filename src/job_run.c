@@ -80,6 +80,13 @@ job_run_now(const JobCaller *caller, int64 jobid, bool ignore_window, const char
 						def.window_text),
 				 errhint("Pass ignore_window => true to run it now anyway.")));
 
+	/*
+	 * An HTTP run needs its secrets (a restore leaves none): without them
+	 * it is refused here, before it claims its period's key.
+	 */
+	if (row->kind == CHIME_JOB_HTTP)
+		chime_job_check_secrets(row->username, row->url, row->headers, row->body);
+
 	chime_run_key(def.once_per, def.timing.zone, chime_unix_from_timestamptz(now), key);
 	if (key[0] != '\0')
 	{

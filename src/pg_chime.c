@@ -29,13 +29,18 @@ char *chime_database_name = NULL;
 char *chime_timezone = NULL;
 int   chime_max_running_jobs = 32;
 bool  chime_log_run = true;
-int   chime_log_min_messages = WARNING;
-bool  chime_log_statement = true;
-bool  chime_enable_superuser_jobs = true;
-int   chime_max_jobs_per_role = 0;
-int   chime_max_running_jobs_per_role = 0;
-int   chime_http_max_in_flight_per_role = 0;
-bool  chime_preloaded = false;
+bool  chime_launch_active_jobs = true;
+
+/* pg_cron's settings that mean nothing here, accepted so its configuration loads */
+static char *chime_pg_cron_host = NULL;
+static bool  chime_pg_cron_use_background_workers = false;
+int          chime_log_min_messages = WARNING;
+bool         chime_log_statement = true;
+bool         chime_enable_superuser_jobs = true;
+int          chime_max_jobs_per_role = 0;
+int          chime_max_running_jobs_per_role = 0;
+int          chime_http_max_in_flight_per_role = 0;
+bool         chime_preloaded = false;
 
 static char *chime_clock_skew_text = NULL;
 static char *chime_max_retry_delay_text = NULL;
@@ -196,6 +201,24 @@ _PG_init(void)
 								   GUC_SUPERUSER_ONLY,
 								   NULL, NULL, NULL);
 
+		DefineCustomStringVariable("cron.host",
+								   "pg_cron's host for job connections; pg_chime makes none (no effect).",
+								   NULL,
+								   &chime_pg_cron_host,
+								   "localhost",
+								   PGC_POSTMASTER,
+								   0,
+								   NULL, NULL, NULL);
+
+		DefineCustomBoolVariable("cron.use_background_workers",
+								 "pg_cron's choice of background workers for jobs; pg_chime always uses them (no effect).",
+								 NULL,
+								 &chime_pg_cron_use_background_workers,
+								 false,
+								 PGC_POSTMASTER,
+								 0,
+								 NULL, NULL, NULL);
+
 		DefineCustomIntVariable("cron.max_running_jobs",
 								"Most SQL runs at the same time.",
 								NULL,
@@ -246,6 +269,15 @@ _PG_init(void)
 							 "Record runs in cron.job_run_details.",
 							 NULL,
 							 &chime_log_run,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("cron.launch_active_jobs",
+							 "Start the runs of active jobs; when off, nothing starts until it is on again.",
+							 "Occurrences that pass while it is off are then treated as after downtime (catchup).",
+							 &chime_launch_active_jobs,
 							 true,
 							 PGC_SIGHUP,
 							 0,

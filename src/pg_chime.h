@@ -20,6 +20,7 @@ extern char *chime_database_name;
 extern char *chime_timezone;
 extern int   chime_max_running_jobs;
 extern bool  chime_log_run;
+extern bool  chime_launch_active_jobs; /* cron.launch_active_jobs: off, nothing starts */
 extern int   chime_log_min_messages;
 extern bool  chime_log_statement;
 extern bool  chime_enable_superuser_jobs;

@@ -233,6 +233,7 @@ extern void              sched_http_cancel_jobs(HTAB *gone);
 extern void              sched_http_unqueue(SchedRun *run);
 extern ChimeHttpRequest *sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **error);
 extern void              sched_http_forget(SchedRun *run);
+extern void              sched_http_request_free(ChimeHttpRequest *req);
 extern void              sched_http_send(void);
 extern void              sched_http_context(SchedRun *run, const char *payload, int64 first_runid);
 extern void              sched_http_collect(void);

@@ -28,6 +28,22 @@ static bool sched_manual_all = false; /* look for every manual run still to star
 static List       *sched_hooks_waiting = NIL; /* runids of hook runs whose key was locked */
 static TimestampTz sched_hooks_retry_at = 0;  /* when to try them again */
 
+/*
+ * The HTTP request of a run being started, from sched_http_prepare until
+ * the run is queued with it: freed by the error handlers, since it lives
+ * in sched_runs_cxt with its secrets.
+ */
+static ChimeHttpRequest *sched_http_unqueued = NULL;
+
+/* Free the request of a run that will not be queued */
+static void
+sched_http_unqueued_free(void)
+{
+	if (sched_http_unqueued)
+		sched_http_request_free(sched_http_unqueued);
+	sched_http_unqueued = NULL;
+}
+
 /* How many due jobs one transaction starts before handing them over */
 #define SCHED_CHUNK 64
 
@@ -117,15 +133,21 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	/* (a retry needs a free slot only: it does not queue behind the runs waiting) */
 	bool full = cls->concurrency_key &&
 		(attempt > 1 ? !sched_key_has_room(cls->role->username, cls->concurrency_key, cls->concurrency_limit) : sched_key_must_wait(cls->role->username, cls->concurrency_key, cls->concurrency_limit));
+	/*
+	 * This attempt claims its occurrence's key: the first, or a later one
+	 * whose first claimed none (it failed before it could, and a restart
+	 * made it again).
+	 */
+	bool claims = attempt == 1 || run_key == NULL || run_key[0] == '\0';
 
-	if (run_key)
+	if (run_key && run_key[0] != '\0')
 		strlcpy(key, run_key, sizeof(key));
 	else
 		chime_run_key(cls->once_per, cls->timing.zone, due, key);
 	sched_row(&row, job, command, due, now, "starting", trigger, attempt, key);
 	row.from_runid = from_runid;
 
-	if (key[0] != '\0' && attempt == 1 && chime_key_claimed(job->jobid, key))
+	if (key[0] != '\0' && claims && chime_key_claimed(job->jobid, key))
 		return; /* the period has had its run */
 
 	if (busy || full)
@@ -157,33 +179,42 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 		return;
 	}
 
-	if (key[0] != '\0' && attempt == 1)
+	/*
+	 * An HTTP run is this process's own transfer; one that cannot start (a
+	 * secret missing, as after a restore) fails without claiming its key,
+	 * so that the period's next occurrence runs once the secret is set.
+	 */
+	if (cls->http)
+	{
+		http = sched_http_unqueued = sched_http_prepare(job->jobid, cls->role->username, cls->timeout_ms, &http_error);
+		if (http == NULL && claims && key[0] != '\0')
+		{
+			http_error = MemoryContextStrdup(sched_runs_cxt,
+											 psprintf("%s; its once_per key %s was not claimed", http_error, key));
+			key[0] = '\0';
+		}
+	}
+
+	if (key[0] != '\0' && claims)
 	{
 		/* cron.run_now or cron.release_key may be at it: try again in a second */
-		if (!chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) job->jobid, false))
+		bool locked = chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) job->jobid, false);
+
+		if (!locked || !chime_key_claim(job->jobid, key, now))
 		{
-			sched_defer(job->jobid, due, 1, key, now + USECS_PER_SEC, 0);
+			sched_http_unqueued_free();
+			if (!locked)
+				sched_defer(job->jobid, due, attempt, attempt == 1 ? key : "", now + USECS_PER_SEC, from_runid);
 			return;
 		}
-		if (!chime_key_claim(job->jobid, key, now))
-			return;
 	}
 
 	/* a retry keeps its occurrence's payload, idempotency key and scheduled_time */
 	if (from_runid > 0)
 		payload = chime_run_origin(from_runid, &first_runid, &row.scheduled_time);
 
-	/*
-	 * An HTTP run is this process's own transfer.  A SQL run is 'running'
-	 * when a live executor takes it, 'starting' while one starts.
-	 */
-	if (cls->http)
-	{
-		ex = NULL;
-		http = sched_http_prepare(job->jobid, cls->role->username, cls->timeout_ms, &http_error);
-	}
-	else
-		ex = sched_executor_for(cls->role);
+	/* a SQL run is 'running' when a live executor takes it, 'starting' while one starts */
+	ex = cls->http ? NULL : sched_executor_for(cls->role);
 	if (chime_log_statement && chime_log_enabled(LOG))
 		ereport(LOG,
 				(errmsg("pg_chime: job " INT64_FORMAT " starting: %s", job->jobid, command)));
@@ -195,6 +226,8 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 		MemoryContext old = MemoryContextSwitchTo(sched_scratch_cxt);
 		SchedRun     *run = sched_queue_run(job->jobid, cls->role, command, cls->timeout_ms, cls->overlap,
 											cls->concurrency_key, key, ex, 0, due, attempt, http, http_error);
+
+		sched_http_unqueued = NULL;
 
 		run->from_runid = from_runid;
 		MemoryContextSwitchTo(old);
@@ -305,7 +338,8 @@ sched_trigger_word(const char *trigger)
  * transaction that takes it.
  */
 static bool
-sched_hook_key(int64 runid, int64 jobid, HeapTuple tup, TupleDesc desc, char **run_key, bool waiting)
+sched_hook_key(int64 runid, int64 jobid, HeapTuple tup, TupleDesc desc, char **run_key, bool waiting,
+			   bool claim)
 {
 	ChimeOncePer     per;
 	const ChimeZone *zone;
@@ -320,6 +354,14 @@ sched_hook_key(int64 runid, int64 jobid, HeapTuple tup, TupleDesc desc, char **r
 		!chime_job_zone(SPI_getvalue(tup, desc, 15), &zone, &err))
 		return true;
 	chime_run_key(per, zone, chime_unix_from_timestamptz(at), key);
+	/* a run that cannot start claims nothing, but is still no second run of a claimed period */
+	if (!claim)
+	{
+		if (!chime_key_claimed(jobid, key))
+			return true;
+		chime_run_skip_pending(runid, psprintf("not started: key %s has had its run", key), now);
+		return false;
+	}
 	if (!chime_lock_try(CHIME_LOCK_RUN_KEY, (uint64) jobid, false))
 	{
 		MemoryContext old;
@@ -370,9 +412,13 @@ sched_start_manual(void)
 	List *volatile taken = NIL;
 	volatile bool ok = true;
 	int           nadmitted;
-	int64 *volatile admitted = sched_keys_take_admitted(&nadmitted);
+	int64 *volatile admitted;
 	HTAB *returned = NULL;
 
+	/* cron.launch_active_jobs off: they wait, as due occurrences do */
+	if (!chime_launch_active_jobs)
+		return false;
+	admitted = sched_keys_take_admitted(&nadmitted);
 	PG_TRY();
 	{
 		sched_begin("pg_chime: starting manual runs");
@@ -483,11 +529,6 @@ sched_start_manual(void)
 				sched_key_wait(username, ckey, runid, jobid, scheduled, catchup_us / USECS_PER_SEC, limit);
 				continue;
 			}
-			/* a hook or a waiting run claims its once_per key now */
-			if ((hook || waiting) && !sched_hook_key(runid, jobid, tup, desc, &run_key, waiting))
-				continue;
-			if (waiting)
-				chime_run_unwait(runid, chime_now());
 			{
 				Datum d = SPI_getbinval(tup, desc, 7, &isnull);
 
@@ -499,10 +540,22 @@ sched_start_manual(void)
 			}
 			timeout_ms = (int32) ((timeout_us + 999) / 1000);
 			if (strcmp(SPI_getvalue(tup, desc, 11), "http") == 0)
+				http = sched_http_unqueued = sched_http_prepare(jobid, username, timeout_ms, &http_error);
+			/*
+			 * A hook or a waiting run claims its once_per key now, unless it
+			 * cannot start (a secret missing): then it fails unclaimed.
+			 */
+			if ((hook || waiting) && !sched_hook_key(runid, jobid, tup, desc, &run_key, waiting, http_error == NULL))
+			{
+				sched_http_unqueued_free();
+				continue;
+			}
+			if (waiting)
+				chime_run_unwait(runid, chime_now());
+			if (http || http_error)
 			{
 				int32 pid = MyProcPid;
 
-				http = sched_http_prepare(jobid, username, timeout_ms, &http_error);
 				chime_run_running(&runid, &pid, 1);
 			}
 			sched_active_for(jobid, true)->running++;
@@ -511,6 +564,7 @@ sched_start_manual(void)
 								  hook ? 'a' : SPI_getvalue(tup, desc, 8)[0], ckey,
 								  run_key, NULL, runid,
 								  chime_unix_from_timestamptz(scheduled), 1, http, http_error);
+			sched_http_unqueued = NULL;
 			run->row.jobid = jobid;
 			run->row.scheduled_time = scheduled;
 			run->row.start_time = chime_now();
@@ -534,6 +588,7 @@ sched_start_manual(void)
 		ListCell  *lc;
 		ErrorData *edata = sched_catch();
 
+		sched_http_unqueued_free();
 		/* the runs it admitted wait to be taken again */
 		sched_keys_readmit(admitted, nadmitted);
 		foreach(lc, taken)
@@ -576,7 +631,7 @@ sched_fire_due(List **reboot)
 	volatile bool  ok = true;
 	int64          old_horizon = sched_jobs_horizon();
 
-	if (sched_log_waiting())
+	if (sched_log_waiting() || !chime_launch_active_jobs)
 		return false;
 	due = sched_jobs_take_due(now_s, &ndue);
 	if (ndue == 0 && *reboot == NIL &&
@@ -638,6 +693,7 @@ sched_fire_due(List **reboot)
 	{
 		ErrorData *edata = sched_catch();
 
+		sched_http_unqueued_free();
 		sched_jobs_set_horizon(old_horizon);
 		sched_retry_undo(retry_mark);
 		sched_undo_starts();

@@ -117,8 +117,8 @@ parse_value(const FieldSpec *f, const char *item, const char **p, int *out,
 				return parse_fail(err, f->hint, "%s field: value \"%s\" is out of range %d-%d",
 								  f->name, item, f->min, f->max);
 			return parse_fail(err, f->hint,
-							  "%s field: value \"%ld\" in \"%s\" is out of range %d-%d",
-							  f->name, v, item, f->min, f->max);
+							  "%s field: value \"%.*s\" in \"%s\" is out of range %d-%d",
+							  f->name, (int) (s - *p), *p, item, f->min, f->max);
 		}
 		*out = (int) v;
 		*p = s;
@@ -167,8 +167,8 @@ parse_step(const FieldSpec *f, const char *item, const char **p, int *step,
 		s++;
 	}
 	if (v < 1 || v > f->max)
-		return parse_fail(err, f->hint, "%s field: step \"%ld\" in \"%s\" must be between 1 and %d",
-						  f->name, v, item, f->max);
+		return parse_fail(err, f->hint, "%s field: step \"%.*s\" in \"%s\" must be between 1 and %d",
+						  f->name, (int) (s - *p), *p, item, f->max);
 	*step = (int) v;
 	*p = s;
 	return true;
@@ -321,6 +321,8 @@ parse_field(int fi, const char *text, ChimeSchedule *s, ChimeError *err)
 	return true;
 }
 
+static bool parse_every(const char *text, int64_t *period, ChimeError *err);
+
 /* Parse the cron fields of 'text' (already trimmed). */
 static bool
 parse_cron(const char *text, ChimeSchedule *s, ChimeError *err)
@@ -348,9 +350,20 @@ parse_cron(const char *text, ChimeSchedule *s, ChimeError *err)
 			p++;
 	}
 	if (n == 2 && isdigit((unsigned char) fields[0][0]) && isalpha((unsigned char) fields[1][0]))
-		return parse_fail(err, CRON_HINT,
-						  "\"%s %s\" is not a schedule; for an interval write '@every %s %s'",
-						  fields[0], fields[1], fields[0], fields[1]);
+	{
+		char       every[sizeof(buf) + 1];
+		int64_t    period;
+		ChimeError ignored;
+
+		snprintf(every, sizeof(every), "%s %s", fields[0], fields[1]);
+
+		/* suggest '@every' only with what it reads */
+		if (parse_every(every, &period, &ignored))
+			return parse_fail(err, CRON_HINT,
+							  "\"%s\" is not a schedule; for an interval write '@every %s'", every, every);
+		return parse_fail(err, CRON_HINT, "\"%s\" is not a schedule: \"%s\" is not a unit of time",
+						  every, fields[1]);
+	}
 	if (n != 5 && n != 6)
 		return parse_fail(err, CRON_HINT,
 						  "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), found %d",

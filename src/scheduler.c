@@ -114,7 +114,8 @@ sched_next_wakeup(long retire, long *work)
 	TimestampTz due;
 	TimestampTz until;
 
-	if (sched_jobs_next_due(&due))
+	/* cron.launch_active_jobs off: nothing is due until a reload turns it on */
+	if (chime_launch_active_jobs && sched_jobs_next_due(&due))
 	{
 		int64 us = due - chime_now();
 
@@ -127,7 +128,7 @@ sched_next_wakeup(long retire, long *work)
 	}
 	if (retire >= 0)
 		sched_least(&timeout, retire);
-	if (sched_retries_pending())
+	if (chime_launch_active_jobs && sched_retries_pending())
 		sched_least(&timeout, chime_ms_until(sched_next_retry()));
 	/* runs wait for a worker slot: look again when one may be free */
 	if ((until = sched_slot_wait_until()) != 0)
@@ -135,12 +136,12 @@ sched_next_wakeup(long retire, long *work)
 	if (sched_later_pending())
 		sched_least(&timeout, 1000);
 	/* hook runs whose key's lock a session held */
-	if ((until = sched_hooks_waiting_until()) != 0)
+	if (chime_launch_active_jobs && (until = sched_hooks_waiting_until()) != 0)
 		sched_least(&timeout, chime_ms_until(until));
 	/* runs waiting for their concurrency_key: the first to run out of catchup */
-	if ((until = sched_keys_next_deadline()) != 0)
+	if (chime_launch_active_jobs && (until = sched_keys_next_deadline()) != 0)
 		sched_least(&timeout, chime_ms_until(until) + 1);
-	if (sched_keys_admitted_pending())
+	if (chime_launch_active_jobs && sched_keys_admitted_pending())
 		sched_least(&timeout, 1000);
 	/* recording failed: try again after the pause */
 	if ((until = sched_log_paused_until()) != 0)
@@ -282,6 +283,8 @@ chime_scheduler_main(Datum arg)
 		sched_commit();
 	}
 	elog(LOG, "pg_chime scheduler started");
+	if (!chime_launch_active_jobs)
+		ereport(LOG, (errmsg("pg_chime: cron.launch_active_jobs is off: no run starts until it is on")));
 
 	for (;;)
 	{
@@ -309,7 +312,8 @@ chime_scheduler_main(Datum arg)
 		if (sched_later_pending() && !sched_log_waiting())
 			sched_flush_later();
 		/* runs that waited for their concurrency_key, now that others ended */
-		if (!sched_log_waiting() && (sched_keys_admit() || sched_keys_admitted_pending()) &&
+		if (!sched_log_waiting() && chime_launch_active_jobs &&
+			(sched_keys_admit() || sched_keys_admitted_pending()) &&
 			sched_start_manual())
 		{
 			sched_send();
@@ -333,9 +337,14 @@ chime_scheduler_main(Datum arg)
 
 		if (ConfigReloadPending)
 		{
+			bool launching = chime_launch_active_jobs;
+
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			reload_all = true;
+			if (launching != chime_launch_active_jobs)
+				ereport(LOG,
+						(errmsg(chime_launch_active_jobs ? "pg_chime: cron.launch_active_jobs is on: runs start again" : "pg_chime: cron.launch_active_jobs is off: no run starts until it is on")));
 		}
 		if (reload_all || reload_pending || chime_jobs_changed_pending())
 		{

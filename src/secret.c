@@ -138,7 +138,9 @@ chime_secret_collect(const char *text, const char *owner, bool one_line, List **
 		value = secret_lookup(owner, name, (int) (close - name));
 		if (value == NULL)
 		{
-			*error = psprintf("failed: secret \"%s\" of role %s does not exist", copy, owner);
+			*error = psprintf("failed: secret \"%s\" of role %s does not exist (pg_dump does not keep secret values); "
+							  "as %s, SELECT cron.set_secret('%s', '<value>')",
+							  copy, owner, owner, copy);
 			return false;
 		}
 		if (one_line && strpbrk(value, "\r\n") != NULL)

@@ -76,16 +76,34 @@ fi || {
 }
 
 # src/ and extension/ too: test/t/009_planted.pl reads the SQL pg_chime runs
-cp -r "$top/sql" "$top/expected" "$top/test" "$top/src" "$top/extension" "$work/"
+cp -r "$top/sql" "$top/expected" "$top/test" "$top/src" "$top/extension" "$top/README.md" "$top/scripts" "$work/"
 chown -R "$test_user" "$work" 2>/dev/null
 
-# ---- the version has one source --------------------------------------------
+# ---- counting TAP output ----------------------------------------------------
+# tap_count FILE: "PASSED FAILED" from TAP lines; a short run counts the
+# missing tests as failed.
+tap_count() {
+	local plan ok notok
+	plan=$(grep -m1 -oE '^1\.\.[0-9]+' "$1" | cut -d. -f3)
+	ok=$(grep -cE '^ok ' "$1")
+	notok=$(grep -cE '^not ok ' "$1")
+	if [ -n "$plan" ] && [ $((ok + notok)) -lt "$plan" ]; then
+		notok=$((plan - ok))
+	fi
+	[ -z "$plan" ] && [ "$ok" -eq 0 ] && notok=$((notok + 1))
+	echo "$ok $notok"
+}
+
+# ---- the version has one source; META.json is what PGXN takes --------------
 version=$(make -s -C "$top" print-EXTVERSION)
 v_ok=1
 grep -q "^default_version = '$version'" "$top/pg_chime.control" || v_ok=0
-grep -q "\"version\": \"$version\"" "$top/META.json" || v_ok=0
 [ -f "$top/extension/pg_chime--$version.sql" ] || v_ok=0
 if [ $v_ok = 1 ]; then record "version $version" 1 0; else record "version $version" 0 1; fi
+perl "$top/test/meta_check.pl" "$top" >"$work/meta.tap" 2>&1
+read -r p f < <(tap_count "$work/meta.tap")
+grep -E '^not ok' "$work/meta.tap"
+record "META.json (test/meta_check.pl)" "$p" "$f"
 
 # ---- the code's format (.clang-format) --------------------------------------
 if command -v clang-format >/dev/null; then
@@ -104,21 +122,6 @@ else
 	echo "clang-format not installed: the format is not checked"
 	record "format (clang-format missing)" 0 1
 fi
-
-# ---- counting TAP output ----------------------------------------------------
-# tap_count FILE: "PASSED FAILED" from TAP lines; a short run counts the
-# missing tests as failed.
-tap_count() {
-	local plan ok notok
-	plan=$(grep -m1 -oE '^1\.\.[0-9]+' "$1" | cut -d. -f3)
-	ok=$(grep -cE '^ok ' "$1")
-	notok=$(grep -cE '^not ok ' "$1")
-	if [ -n "$plan" ] && [ $((ok + notok)) -lt "$plan" ]; then
-		notok=$((plan - ok))
-	fi
-	[ -z "$plan" ] && [ "$ok" -eq 0 ] && notok=$((notok + 1))
-	echo "$ok $notok"
-}
 
 # ---- C unit tests of the parser and time engine, under valgrind ------------
 unit_bin=$work/test_engine

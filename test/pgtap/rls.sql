@@ -57,8 +57,9 @@ SELECT throws_ok($$INSERT INTO cron.secret (owner, name, value) VALUES ('pgtap_b
                  '42501', NULL, 'direct INSERT into cron.secret is refused');
 
 SELECT throws_ok(format($$SELECT cron.unschedule(%s)$$, :a1), '42501', NULL, 'bob cannot unschedule alice''s job');
-SELECT throws_ok(format($$SELECT cron.alter_job(%s, command => 'SELECT 666')$$, :a1), '42501', NULL,
-                 'bob cannot alter alice''s job');
+SELECT throws_ok(format($$SELECT cron.alter_job(%s, command => 'SELECT 666')$$, :a1), '42704',
+                 format('Job %s does not exist or you don''t own it', :a1),
+                 'bob cannot alter alice''s job (and is not told it exists, as in pg_cron)');
 SELECT throws_ok($$SELECT cron.schedule('evil', '@daily', 'SELECT 666', username => 'pgtap_alice')$$,
                  '42501', 'must be superuser to create a job for another role', 'bob cannot schedule as alice');
 SELECT throws_ok($$SELECT cron.unschedule('a1')$$, '42704', NULL, 'alice''s job names mean nothing to bob');

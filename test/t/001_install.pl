@@ -117,7 +117,7 @@ my $catalog = q{
 	) s(x)};
 $copy->safe_psql('postgres', q{DROP EXTENSION pg_chime; CREATE EXTENSION pg_chime});
 my $fresh = $copy->safe_psql('postgres', $catalog);
-$copy->safe_psql('postgres', q{DROP EXTENSION pg_chime; CREATE EXTENSION pg_chime VERSION '1.0';
+$copy->safe_psql('postgres', q{DROP EXTENSION pg_chime; DROP SCHEMA cron; CREATE EXTENSION pg_chime VERSION '1.0';
 	SELECT cron.schedule('kept', '0 3 * * *', 'SELECT 1');
 	INSERT INTO cron.job_run_details (jobid, command, status) VALUES (1, 'SELECT 1', 'succeeded')});
 is($copy->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'pg_chime'}), '1.0',

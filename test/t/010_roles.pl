@@ -204,7 +204,7 @@ as('alice', "SELECT cron.unschedule($tiny)");
 
 # ---- a role's job quota bounds a job that schedules jobs -----------------
 $node->safe_psql('postgres', 'ALTER ROLE alice SET cron.max_jobs_per_role = 3');
-my $spawner = as('alice', q{SELECT cron.schedule('spawner', '* * * * * *', $$SELECT cron.schedule(NULL, '@daily', 'SELECT 1')$$)});
+my $spawner = as('alice', q{SELECT cron.schedule('spawner', '* * * * * *', $$SELECT cron.schedule('@daily', 'SELECT 1')$$)});
 wait_runs($spawner, 'failed', 2, 'a job scheduling a job every second hits cron.max_jobs_per_role');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE username = 'alice'}), '3',
 	"alice has exactly her quota of jobs");
