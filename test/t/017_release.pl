@@ -211,6 +211,20 @@ ok($dst->poll_query_until('postgres', q{SELECT count(*) = 1 FROM cron.job_run_ke
 is($dst->safe_psql('postgres', q{SELECT count(*) FROM cron.job_run_details r JOIN cron.job j USING (jobid) WHERE j.jobname = 'notify' AND r.status = 'succeeded'}),
 	'1', 'once');
 
+# a hook run of the HTTP job, its secret gone again, in the period it has had its run: skipped
+# as a second run of the period is, not failed for the secret
+$dst->safe_psql('postgres', q{
+	SELECT cron.drop_secret('notify_token');
+	SELECT cron.schedule('then-notify', format('@at %s', to_char(now() + interval '1 second', 'YYYY-MM-DD HH24:MI:SS+00')),
+	                     'SELECT 1', on_success => 'notify');
+});
+ok($dst->poll_query_until('postgres', q{SELECT count(*) = 1 FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+	WHERE j.jobname = 'notify' AND r.trigger = 'hook' AND r.status NOT IN ('starting', 'running')}),
+	'the hook run of the HTTP job ends');
+like($dst->safe_psql('postgres', q{SELECT status || ': ' || return_message FROM cron.job_run_details r JOIN cron.job j USING (jobid)
+	WHERE j.jobname = 'notify' AND r.trigger = 'hook'}),
+	qr/^skipped: not started: key \S+ has had its run$/, 'skipped for its claimed period, whatever its secret');
+
 $server->kill_kill;
 $src->stop;
 $dst->stop;
