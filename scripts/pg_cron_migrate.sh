@@ -10,7 +10,8 @@
 # Arguments after the dump go to psql (-h, -p, -d, -U).  Each job is made
 # with pg_chime's API (so its schedule and rights are checked), with its
 # name, schedule, command, database, owner and active flag: a named job
-# replaces pg_chime's job of the same name and owner, as in pg_cron.  A
+# replaces pg_chime's job of the same name and owner, as in pg_cron, and
+# an unnamed one copied by an earlier run is kept ('copied before').  A
 # six-field schedule loses its sixth field (pg_cron 1.x reads five and
 # ignores a sixth; pg_chime reads six as seconds first).  nodename and
 # nodeport are not copied.  One row per job is printed: its old and new

@@ -47,7 +47,8 @@ static List *sched_http_turns = NIL; /* SchedHttpOwner with runs waiting */
 static SchedHttpOwner   *sched_http_owner(const SchedRun *run);
 static void              sched_http_take_turn(SchedHttpOwner *o);
 static bool              sched_http_run_gone(void *owner, void *arg);
-static ChimeHttpRequest *sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **error);
+static ChimeHttpRequest *sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **error,
+											bool *secret_missing);
 static void              sched_http_done(SchedRun *run, const ChimeHttpResult *r, const char *error);
 
 static SchedHttpOwner *
@@ -151,10 +152,10 @@ sched_http_unqueue(SchedRun *run)
  * yet filled in but its owner's secrets looked up (and kept with it, for
  * sched_http_fill to put in and chime_http to scrub from messages), in
  * sched_runs_cxt; NULL with *error when a secret is missing or its value
- * cannot go where it is referred to.
+ * cannot go where it is referred to (and then *secret_missing).
  */
 static ChimeHttpRequest *
-sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **error)
+sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **error, bool *secret_missing)
 {
 	SchedCommand     *c = sched_command_of(jobid);
 	ChimeHttpRequest *req;
@@ -178,6 +179,7 @@ sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 	if (failed)
 	{
 		*error = MemoryContextStrdup(sched_runs_cxt, failed);
+		*secret_missing = true;
 		return NULL;
 	}
 	old = MemoryContextSwitchTo(sched_runs_cxt);
@@ -196,13 +198,16 @@ sched_http_request(int64 jobid, const char *owner, int32 timeout_ms, char **erro
  * The request of an HTTP run about to start, as sched_http_request makes
  * it; none, with *error, when its owner is a superuser now and
  * cron.enable_superuser_jobs is off (checked at each start, not only when
- * the job was scheduled).  Inside a transaction.
+ * the job was scheduled).  *secret_missing says that a secret is what it
+ * lacks (a run that cannot start for that claims no once_per key).  Inside
+ * a transaction.
  */
 ChimeHttpRequest *
-sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **error)
+sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **error, bool *secret_missing)
 {
 	Oid roleid = get_role_oid(owner, true);
 
+	*secret_missing = false;
 	if (!chime_enable_superuser_jobs && OidIsValid(roleid) && superuser_arg(roleid))
 	{
 		*error = MemoryContextStrdup(sched_runs_cxt,
@@ -210,7 +215,7 @@ sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **erro
 											  owner));
 		return NULL;
 	}
-	return sched_http_request(jobid, owner, timeout_ms, error);
+	return sched_http_request(jobid, owner, timeout_ms, error, secret_missing);
 }
 
 /*

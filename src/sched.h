@@ -231,9 +231,11 @@ extern void sched_mark_running(void);
 extern void              sched_http_queue(SchedRun *run);
 extern void              sched_http_cancel_jobs(HTAB *gone);
 extern void              sched_http_unqueue(SchedRun *run);
-extern ChimeHttpRequest *sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **error);
+extern ChimeHttpRequest *sched_http_prepare(int64 jobid, const char *owner, int32 timeout_ms, char **error,
+											bool *secret_missing);
 extern void              sched_http_forget(SchedRun *run);
 extern void              sched_http_request_free(ChimeHttpRequest *req);
+extern void              sched_retry_period_taken(int64 jobid, int64 from_runid);
 extern void              sched_http_send(void);
 extern void              sched_http_context(SchedRun *run, const char *payload, int64 first_runid);
 extern void              sched_http_collect(void);

@@ -148,14 +148,19 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	row.from_runid = from_runid;
 
 	if (key[0] != '\0' && claims && chime_key_claimed(job->jobid, key))
-		return; /* the period has had its run */
+	{
+		/* the period has had its run (a retry claiming the key ends its run) */
+		if (attempt > 1)
+			sched_retry_period_taken(job->jobid, from_runid);
+		return;
+	}
 
 	if (busy || full)
 	{
 		if (attempt > 1)
 		{
-			/* an attempt inside a key waits for the run in its way */
-			sched_defer(job->jobid, due, attempt, key, now + USECS_PER_SEC, from_runid);
+			/* an attempt inside a key waits for the run in its way (one still to claim it, unclaimed) */
+			sched_defer(job->jobid, due, attempt, claims ? "" : key, now + USECS_PER_SEC, from_runid);
 			return;
 		}
 		if (busy && cls->overlap == 'b' && active->buffered_due == 0)
@@ -186,8 +191,11 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 	 */
 	if (cls->http)
 	{
-		http = sched_http_unqueued = sched_http_prepare(job->jobid, cls->role->username, cls->timeout_ms, &http_error);
-		if (http == NULL && claims && key[0] != '\0')
+		bool secret_missing = false;
+
+		http = sched_http_unqueued = sched_http_prepare(job->jobid, cls->role->username, cls->timeout_ms,
+														&http_error, &secret_missing);
+		if (http == NULL && secret_missing && claims && key[0] != '\0')
 		{
 			http_error = MemoryContextStrdup(sched_runs_cxt,
 											 psprintf("%s; its once_per key %s was not claimed", http_error, key));
@@ -205,6 +213,8 @@ sched_start_run(SchedJob *job, const char *command, int64 due, TimestampTz now,
 			sched_http_unqueued_free();
 			if (!locked)
 				sched_defer(job->jobid, due, attempt, attempt == 1 ? key : "", now + USECS_PER_SEC, from_runid);
+			else if (attempt > 1)
+				sched_retry_period_taken(job->jobid, from_runid);
 			return;
 		}
 	}
@@ -504,6 +514,7 @@ sched_start_manual(void)
 			TimestampTz       scheduled = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
 			ChimeHttpRequest *http = NULL;
 			char             *http_error = NULL;
+			bool              secret_missing = false;
 			SchedRun         *run;
 			MemoryContext     old;
 
@@ -540,12 +551,13 @@ sched_start_manual(void)
 			}
 			timeout_ms = (int32) ((timeout_us + 999) / 1000);
 			if (strcmp(SPI_getvalue(tup, desc, 11), "http") == 0)
-				http = sched_http_unqueued = sched_http_prepare(jobid, username, timeout_ms, &http_error);
+				http = sched_http_unqueued = sched_http_prepare(jobid, username, timeout_ms, &http_error,
+																&secret_missing);
 			/*
 			 * A hook or a waiting run claims its once_per key now, unless it
 			 * cannot start (a secret missing): then it fails unclaimed.
 			 */
-			if ((hook || waiting) && !sched_hook_key(runid, jobid, tup, desc, &run_key, waiting, http_error == NULL))
+			if ((hook || waiting) && !sched_hook_key(runid, jobid, tup, desc, &run_key, waiting, !secret_missing))
 			{
 				sched_http_unqueued_free();
 				continue;

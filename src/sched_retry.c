@@ -70,6 +70,20 @@ sched_retry_dropped(const SchedRetry *r, TimestampTz now)
 	chime_outcomes_of_runs(&r->from_runid, 1);
 }
 
+/*
+ * A retry that claims its occurrence's key (its first attempt claimed
+ * none) and finds the period has had its run: it is not made, and the
+ * attempt before it is the run's final outcome.  Inside a transaction.
+ */
+void
+sched_retry_period_taken(int64 jobid, int64 from_runid)
+{
+	if (from_runid <= 0)
+		return;
+	chime_run_set_retry(&from_runid, NULL, 1);
+	chime_outcomes_of_runs(&from_runid, 1);
+}
+
 static int64
 sched_retry_delay_us(const SchedJob *job, int64 due, int32 attempt)
 {

@@ -73,11 +73,12 @@ is($chime->safe_psql('postgres', q{
 		"six-fields 0 12 * * * SELECT 4 postgres $me t"),
 	'the jobs are pg_chime jobs with their names, schedules, commands, databases, owners and active flags');
 
-# running it again replaces the named jobs (as pg_cron's cron.schedule does) and adds the unnamed one again
-$ok = IPC::Run::run([ 'bash', $script, $dump, '-h', $chime->host, '-p', $chime->port, '-d', 'postgres', '-At' ],
-	'>', \$stdout, '2>', \$stderr);
-is($chime->safe_psql('postgres', q{SELECT count(*) || ' ' || count(jobname) FROM cron.job}), '5 3',
-	'a second run replaces the named jobs');
+# running it again replaces the named jobs (as pg_cron's cron.schedule does) and keeps the unnamed one
+$ok = IPC::Run::run([ 'bash', $script, $dump, '-h', $chime->host, '-p', $chime->port, '-d', 'postgres',
+		'-A', '-t', '-F', '|' ], '>', \$stdout, '2>', \$stderr);
+like($stdout, qr/^1\|1\|\|\*\/5 \* \* \* \*\|copied before$/m, 'a second run says the unnamed job was copied before');
+is($chime->safe_psql('postgres', q{SELECT count(*) || ' ' || count(jobname) FROM cron.job}), '4 3',
+	'and doubles no job: the named ones are replaced');
 
 # a copied job runs
 $chime->safe_psql('postgres', q{SELECT cron.run_now(min(jobid)) FROM cron.job WHERE jobname IS NULL});
