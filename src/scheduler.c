@@ -128,21 +128,25 @@ sched_next_wakeup(long retire, long *work)
 	}
 	if (retire >= 0)
 		sched_least(&timeout, retire);
-	if (chime_launch_active_jobs && sched_retries_pending())
-		sched_least(&timeout, chime_ms_until(sched_next_retry()));
 	/* runs wait for a worker slot: look again when one may be free */
 	if ((until = sched_slot_wait_until()) != 0)
 		sched_least(&timeout, chime_server_ms_until(until));
 	if (sched_later_pending())
 		sched_least(&timeout, 1000);
-	/* hook runs whose key's lock a session held */
-	if (chime_launch_active_jobs && (until = sched_hooks_waiting_until()) != 0)
-		sched_least(&timeout, chime_ms_until(until));
-	/* runs waiting for their concurrency_key: the first to run out of catchup */
-	if (chime_launch_active_jobs && (until = sched_keys_next_deadline()) != 0)
-		sched_least(&timeout, chime_ms_until(until) + 1);
-	if (chime_launch_active_jobs && sched_keys_admitted_pending())
-		sched_least(&timeout, 1000);
+	/* what is to start besides due jobs (nothing while cron.launch_active_jobs is off) */
+	if (chime_launch_active_jobs)
+	{
+		if (sched_retries_pending())
+			sched_least(&timeout, chime_ms_until(sched_next_retry()));
+		/* hook runs whose key's lock a session held */
+		if ((until = sched_hooks_waiting_until()) != 0)
+			sched_least(&timeout, chime_ms_until(until));
+		/* runs waiting for their concurrency_key: the first to run out of catchup */
+		if ((until = sched_keys_next_deadline()) != 0)
+			sched_least(&timeout, chime_ms_until(until) + 1);
+		if (sched_keys_admitted_pending())
+			sched_least(&timeout, 1000);
+	}
 	/* recording failed: try again after the pause */
 	if ((until = sched_log_paused_until()) != 0)
 		sched_least(&timeout, chime_server_ms_until(until));
