@@ -451,26 +451,52 @@ chime_job_def_jobid(const ChimeJobDefMap *map, HeapTuple tup)
 }
 
 /*
- * Append to 'key' the text of the row's CHIME_JOB_CLASS_FIELDS among the
- * map's, the timezone as the zone it stands for: rows with equal keys
- * decode alike (under the same cron.timezone), so a caller can keep one
- * decoded definition per key and decode only a key it has not seen.
+ * Append to 'key' the row's CHIME_JOB_CLASS_FIELDS among the map's, each
+ * as it is stored (no output function: the scheduler keys a million rows
+ * at start), the timezone as the name of the zone it stands for: rows with
+ * equal keys decode alike (under the same cron.timezone), so a caller can
+ * keep one decoded definition per key and decode only a key it has not
+ * seen.  The key is binary: key->len bytes, zero bytes among them.
  */
 void
 chime_job_def_key(const ChimeJobDefMap *map, HeapTuple tup, StringInfo key)
 {
 	for (int f = 0; f < CHIME_JOB_NFIELDS; f++)
 	{
-		const char *v;
+		Form_pg_attribute att;
+		bool              isnull;
+		Datum             d;
 
 		if ((map->fields & CHIME_JOB_CLASS_FIELDS & CHIME_JOB_BIT(f)) == 0)
 			continue;
 		if (f == CHIME_JOB_TIMEZONE)
-			v = jd_zone_name(jd_text(map, tup, CHIME_JOB_TIMEZONE));
+		{
+			const char *zone = jd_zone_name(jd_text(map, tup, CHIME_JOB_TIMEZONE));
+
+			appendStringInfoChar(key, zone ? 1 : 0);
+			if (zone)
+				appendBinaryStringInfo(key, zone, strlen(zone) + 1);
+			continue;
+		}
+		d = SPI_getbinval(tup, map->desc, map->attnum[f], &isnull);
+		appendStringInfoChar(key, isnull ? 0 : 1);
+		if (isnull)
+			continue;
+		att = TupleDescAttr(map->desc, map->attnum[f] - 1);
+		if (att->attbyval)
+			appendBinaryStringInfo(key, (const char *) &d, sizeof(Datum));
+		else if (att->attlen > 0)
+			appendBinaryStringInfo(key, DatumGetPointer(d), att->attlen);
+		else if (att->attlen == -1)
+		{
+			struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+			uint32          len = VARSIZE_ANY_EXHDR(v);
+
+			appendBinaryStringInfo(key, (const char *) &len, sizeof(len));
+			appendBinaryStringInfo(key, VARDATA_ANY(v), len);
+		}
 		else
-			v = SPI_getvalue(tup, map->desc, map->attnum[f]);
-		appendStringInfoString(key, v ? v : "\x01");
-		appendStringInfoChar(key, '\x1f');
+			appendBinaryStringInfo(key, DatumGetCString(d), strlen(DatumGetCString(d)) + 1);
 	}
 }
 

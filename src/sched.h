@@ -42,7 +42,7 @@ typedef struct SchedRole
  */
 typedef struct SchedClass
 {
-	char        *key; /* hash key: the settings as text */
+	char        *key; /* hash key: its length, then the settings (chime_job_def_key) */
 	ChimeTiming  timing;
 	SchedRole   *role;
 	char         overlap; /* 's'kip, 'b'uffer_one, 'a'llow */
@@ -132,11 +132,14 @@ extern void        sched_recording_ok(void);
 extern SchedActive  *sched_active_for(int64 jobid, bool create);
 extern HTAB         *sched_hash(const char *name, long nelem, Size keysize, Size entrysize, MemoryContext cxt);
 extern void          sched_save_horizon(int64 horizon);
-extern void          sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz since);
+extern void          sched_load(const int64 *ids, int nids, TimestampTz since);
 extern HTAB         *sched_commands(SchedJob **jobs, int n);
 extern char         *sched_command(SchedJob *job);
 extern void          sched_jobs_init(void);
 extern void          sched_jobs_first_load(TimestampTz now, List **reboot);
+extern void          sched_jobs_load_more(List **reboot);
+extern void          sched_jobs_save_hint(void);
+extern bool          sched_jobs_loading(void);
 extern SchedJob     *sched_job_find(int64 jobid);
 extern bool          sched_jobs_next_due(TimestampTz *due);
 extern void          sched_commands_forget(void);

@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "storage/fd.h"
 #include "storage/proc.h"
 #include "common/hashfn.h"
 #include "utils/builtins.h"
@@ -38,6 +39,35 @@ static int64 sched_horizon; /* every occurrence up to here is handled */
 /* How many job rows are read at a time when loading */
 #define SCHED_LOAD_BATCH 10000
 
+/*
+ * The first load after a start reads the jobs a batch at a time, in jobid
+ * order, one batch per iteration of the main loop (sched_jobs_load_more),
+ * so that what is due among the jobs read so far starts while the rest are
+ * read.  While it lasts, jobs not read yet go from the horizon the
+ * scheduler started from (sched_load_from, and the jobs it found handled
+ * after it), and that horizon stays the one saved, with its last runid:
+ * after a crash the runs started meanwhile are found after it and the jobs
+ * not read catch up.
+ */
+/*
+ * When it stops, the scheduler writes down the jobs next due (at most
+ * SCHED_HINT_MAX, the earliest first); the next start reads them before
+ * the others, so that the occurrences missed while the server was down,
+ * and those due first, start before the rest of a large job list is read.
+ * Only the order of reading depends on it: a stale or missing file changes
+ * nothing else.
+ */
+#define SCHED_HINT_FILE  "pg_stat/pg_chime_next_due"
+#define SCHED_HINT_MAX   10000
+#define SCHED_HINT_MAGIC 0x43484d31 /* "CHM1" */
+
+static bool        sched_loading = false;
+static int64       sched_load_last;    /* the jobid of the last row read */
+static int64       sched_load_from;    /* the horizon at start */
+static HTAB       *sched_load_handled; /* sched_read_horizon's, in sched_runs_cxt */
+static uint64      sched_load_count;   /* jobs it loaded */
+static TimestampTz sched_load_began;
+
 /* The commands read in this iteration of the main loop (scratch memory) */
 static HTAB *sched_cmd_cache = NULL;
 
@@ -47,6 +77,10 @@ static int         sched_class_match(const void *key1, const void *key2, Size ke
 static void        sched_job_remove(int64 jobid);
 static SchedClass *sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid);
 static int64       sched_read_horizon(int64 now_s, HTAB **handled);
+static void        sched_jobs_empty(void);
+static int         sched_read_hint(int64 *ids, int n);
+static void        sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled,
+								   TimestampTz since, bool batch);
 
 /* Earliest due on top */
 static int
@@ -87,19 +121,29 @@ sched_active_for(int64 jobid, bool create)
 	return a;
 }
 
-/* Classes are keyed by a pointer to their settings' text */
+/*
+ * Classes are keyed by a pointer to their settings as chime_job_def_key
+ * makes them: a uint32 length, then that many bytes.
+ */
 static uint32
 sched_class_hash(const void *key, Size keysize)
 {
-	const char *text = *(char *const *) key;
+	const char *k = *(char *const *) key;
+	uint32      len;
 
-	return hash_bytes((const unsigned char *) text, (int) strlen(text));
+	memcpy(&len, k, sizeof(len));
+	return hash_bytes((const unsigned char *) k + sizeof(len), (int) len);
 }
 
 static int
 sched_class_match(const void *key1, const void *key2, Size keysize)
 {
-	return strcmp(*(char *const *) key1, *(char *const *) key2);
+	const char *a = *(char *const *) key1;
+	const char *b = *(char *const *) key2;
+	uint32      len;
+
+	memcpy(&len, a, sizeof(len));
+	return memcmp(a, b, sizeof(len) + len);
 }
 
 /* Take a job out of the heap and the job list. */
@@ -129,15 +173,21 @@ sched_class_of(const ChimeJobDefMap *map, HeapTuple tup, int64 jobid)
 	bool             found;
 	ChimeJobDef      def;
 	ChimeJobDefError err;
+	uint32           len;
 
+	/* the length first, then the settings */
 	initStringInfo(&key);
+	appendBinaryStringInfo(&key, (const char *) &len, sizeof(len));
 	chime_job_def_key(map, tup, &key);
+	len = key.len - sizeof(len);
+	memcpy(key.data, &len, sizeof(len));
 	k = key.data;
 	cls = hash_search(sched_classes, &k, HASH_ENTER, &found);
 	if (found)
 		return cls->timing.zone ? cls : NULL;
 
-	cls->key = MemoryContextStrdup(sched_jobs_cxt, k);
+	cls->key = MemoryContextAlloc(sched_jobs_cxt, key.len);
+	memcpy(cls->key, k, key.len);
 	memset(&cls->timing, 0, sizeof(cls->timing));
 	if (!chime_job_def_decode(map, tup, &def, &err))
 	{
@@ -199,7 +249,7 @@ sched_read_horizon(int64 now_s, HTAB **handled)
 	int64 horizon = now_s;
 
 	*handled = sched_hash("pg_chime handled jobs", 64, sizeof(int64), 2 * sizeof(int64),
-						  sched_scratch_cxt);
+						  sched_runs_cxt);
 
 	if (SPI_execute("SELECT pg_catalog.extract('epoch', horizon)::pg_catalog.int8, last_runid "
 					"FROM cron.scheduler_state",
@@ -242,6 +292,9 @@ sched_save_horizon(int64 horizon)
 	static SPIPlanPtr plan = NULL;
 
 	sched_horizon = horizon;
+	/* the first load goes on: the horizon saved stays the one it started from */
+	if (sched_loading)
+		return;
 	values[0] = TimestampTzGetDatum(chime_timestamptz_from_unix(sched_horizon));
 
 	if (SPI_execute_plan(chime_plan(&plan,
@@ -260,12 +313,68 @@ sched_save_horizon(int64 horizon)
  * before keeps going from the horizon; a job new to the scheduler (created
  * or activated) from the start of the transaction that made it, 'since'
  * (0: the horizon), so an occurrence that fell before that commit, or
- * while the scheduler was busy, starts late rather than never.  At
- * startup, @reboot jobs are returned in *reboot to run once now, and
- * 'handled' tells which jobs have runs recorded after the horizon.
+ * while the scheduler was busy, starts late rather than never.  A full
+ * load ends the first load if it is still going.
  */
 void
-sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz since)
+sched_load(const int64 *ids, int nids, TimestampTz since)
+{
+	sched_load_rows(ids, nids, NULL, NULL, since, false);
+}
+
+/*
+ * The jobs to load whatever their active flag says, as Datums: those with
+ * a retry to make or a run going (an @at job is inactive once it has run).
+ * Returns how many.
+ */
+static int
+sched_load_kept(Datum **ids)
+{
+	HASH_SEQ_STATUS seq;
+	SchedActive    *a;
+	int             n;
+
+	*ids = palloc(sizeof(Datum) * (sched_retry_count() + hash_get_num_entries(sched_active) + 1));
+	n = sched_retry_jobids(*ids);
+	hash_seq_init(&seq, sched_active);
+	while ((a = hash_seq_search(&seq)) != NULL)
+		if (a->running > 0)
+			(*ids)[n++] = Int64GetDatum(a->jobid);
+	return n;
+}
+
+/* A job list with no job: its memory, tables and heap, made current */
+static void
+sched_jobs_empty(void)
+{
+	HASHCTL ctl;
+
+	sched_jobs_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime jobs",
+										   ALLOCSET_DEFAULT_SIZES);
+	sched_jobs = sched_hash("pg_chime jobs", 1024, sizeof(int64), sizeof(SchedJob),
+							sched_jobs_cxt);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.hcxt = sched_jobs_cxt;
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(SchedClass);
+	ctl.hash = sched_class_hash;
+	ctl.match = sched_class_match;
+	sched_classes = hash_create("pg_chime job classes", 64, &ctl,
+								HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	MemoryContextSwitchTo(sched_jobs_cxt);
+	sched_heap = pairingheap_allocate(sched_cmp, NULL);
+	MemoryContextSwitchTo(sched_scratch_cxt);
+}
+
+/*
+ * sched_load, or (batch) the next SCHED_LOAD_BATCH rows of the first load
+ * after those read before.  At startup, @reboot jobs are returned in
+ * *reboot to run once now.  'handled' (NULL: the first load's, while it
+ * goes on) tells which jobs have runs recorded after the horizon.
+ */
+static void
+sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz since,
+				bool batch)
 {
 	StringInfoData sql;
 	Oid            types[2] = {INT8ARRAYOID, INT8ARRAYOID};
@@ -273,6 +382,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 	Datum         *retry_ids;
 	int            n = 0;
 	uint64         loaded = 0;
+	uint64         read = 0;
 	Portal         portal;
 	MemoryContext  batch_cxt;
 	ChimeJobDefMap map;
@@ -281,33 +391,20 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 	HTAB          *old_classes = sched_classes;
 	pairingheap   *old_heap = sched_heap;
 	HTAB          *known = NULL; /* reload of some: those of them loaded before */
-	int64          new_after = sched_horizon;
+	int64          new_after = sched_loading ? sched_load_from : sched_horizon;
+	bool           full = ids == NULL && !batch;
 
 	if (since != 0 && chime_unix_from_timestamptz(since) < new_after)
 		new_after = chime_unix_from_timestamptz(since);
-	if (ids == NULL)
+	if (handled == NULL && sched_loading)
+		handled = sched_load_handled;
+	if (full)
 	{
-		HASHCTL ctl;
-
 		old_cxt = sched_jobs_cxt;
 		old_jobs = sched_jobs;
-		sched_jobs_cxt = AllocSetContextCreate(TopMemoryContext, "pg_chime jobs",
-											   ALLOCSET_DEFAULT_SIZES);
-		sched_jobs = sched_hash("pg_chime jobs", 1024, sizeof(int64), sizeof(SchedJob),
-								sched_jobs_cxt);
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.hcxt = sched_jobs_cxt;
-		ctl.keysize = sizeof(char *);
-		ctl.entrysize = sizeof(SchedClass);
-		ctl.hash = sched_class_hash;
-		ctl.match = sched_class_match;
-		sched_classes = hash_create("pg_chime job classes", 64, &ctl,
-									HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-		MemoryContextSwitchTo(sched_jobs_cxt);
-		sched_heap = pairingheap_allocate(sched_cmp, NULL);
-		MemoryContextSwitchTo(sched_scratch_cxt);
+		sched_jobs_empty();
 	}
-	else
+	else if (ids != NULL)
 	{
 		known = sched_hash("pg_chime known jobs", Max(nids, 16), sizeof(int64), sizeof(int64),
 						   sched_scratch_cxt);
@@ -323,17 +420,7 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 	 * Active jobs, and the @at jobs (inactive once they have run) that are
 	 * running or still have a retry to make.
 	 */
-	retry_ids = palloc(sizeof(Datum) * (sched_retry_count() + hash_get_num_entries(sched_active) + 1));
-	n = sched_retry_jobids(retry_ids);
-	{
-		HASH_SEQ_STATUS seq;
-		SchedActive    *a;
-
-		hash_seq_init(&seq, sched_active);
-		while ((a = hash_seq_search(&seq)) != NULL)
-			if (a->running > 0)
-				retry_ids[n++] = Int64GetDatum(a->jobid);
-	}
+	n = sched_load_kept(&retry_ids);
 	values[0] = PointerGetDatum(construct_array(retry_ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	initStringInfo(&sql);
 	appendStringInfoString(&sql,
@@ -348,13 +435,20 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 		values[1] = PointerGetDatum(construct_array(d, nids, INT8OID, 8, true, TYPALIGN_DOUBLE));
 		appendStringInfoString(&sql, " AND jobid OPERATOR(pg_catalog.=) ANY ($2)");
 	}
+	else if (batch)
+	{
+		types[1] = INT8OID;
+		values[1] = Int64GetDatum(sched_load_last);
+		appendStringInfo(&sql, " AND jobid OPERATOR(pg_catalog.>) $2 ORDER BY jobid LIMIT %d",
+						 SCHED_LOAD_BATCH);
+	}
 
 	batch_cxt = AllocSetContextCreate(sched_scratch_cxt, "pg_chime load batch",
 									  ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
 	{
 		sched_begin("pg_chime: loading jobs");
-		portal = SPI_cursor_open_with_args(NULL, sql.data, ids ? 2 : 1, types, values, NULL, true, 0);
+		portal = SPI_cursor_open_with_args(NULL, sql.data, full ? 1 : 2, types, values, NULL, true, 0);
 		for (;;)
 		{
 			SPI_cursor_fetch(portal, true, SCHED_LOAD_BATCH);
@@ -367,11 +461,20 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 			{
 				HeapTuple   tup = SPI_tuptable->vals[i];
 				int64       jobid = chime_job_def_jobid(&map, tup);
-				SchedClass *cls = sched_class_of(&map, tup, jobid);
+				SchedClass *cls;
 				SchedJob   *job;
 				int64       after = new_after;
 				int64      *seen;
 
+				if (batch)
+				{
+					read++;
+					sched_load_last = jobid;
+					/* loaded since by a reload of the jobs changed */
+					if (hash_search(sched_jobs, &jobid, HASH_FIND, NULL) != NULL)
+						continue;
+				}
+				cls = sched_class_of(&map, tup, jobid);
 				if (cls == NULL)
 					continue;
 				if ((old_jobs && hash_search(old_jobs, &jobid, HASH_FIND, NULL)) ||
@@ -413,8 +516,11 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 			MemoryContextReset(batch_cxt);
 		}
 		SPI_cursor_close(portal);
-		/* the statistics of jobs unscheduled go with them */
-		chime_stats_forget_gone(ids, nids);
+		/* the statistics of jobs unscheduled go with them (with the first load's last batch) */
+		if (batch && read < SCHED_LOAD_BATCH)
+			chime_stats_forget_gone(NULL, 0);
+		else if (!batch)
+			chime_stats_forget_gone(ids, nids);
 		sched_save_horizon(sched_horizon);
 		sched_commit();
 	}
@@ -432,6 +538,25 @@ sched_load(const int64 *ids, int nids, List **reboot, HTAB *handled, TimestampTz
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+
+	/*
+	 * The first load is over when a batch came short or every job was
+	 * loaded at once; the horizon is saved with the next runs started.
+	 */
+	if ((batch && read < SCHED_LOAD_BATCH) || (full && sched_loading))
+	{
+		sched_loading = false;
+		hash_destroy(sched_load_handled);
+		sched_load_handled = NULL;
+		ereport(LOG,
+				(errmsg("pg_chime: every job is loaded: " UINT64_FORMAT " in %ld ms",
+						full ? loaded : sched_load_count + loaded,
+						(long) ((GetCurrentTimestamp() - sched_load_began) / 1000))));
+	}
+	if (sched_loading)
+		sched_load_count += loaded;
+	if (batch)
+		return;
 
 	/* jobs gone (unscheduled, or deactivated): their HTTP runs end now */
 	{
@@ -539,19 +664,109 @@ sched_jobs_init(void)
 }
 
 /*
- * At start: read the horizon, then load every job; occurrences since the
- * last scheduler handled them are caught up.  @reboot jobs are appended to
- * *reboot.
+ * At start: read the horizon, then load the jobs with a retry to make,
+ * those next due when the scheduler stopped, and the first batch of the
+ * others (sched_jobs_load_more reads the rest);
+ * occurrences since the last scheduler handled them are caught up.
+ * @reboot jobs are appended to *reboot.
  */
 void
 sched_jobs_first_load(TimestampTz now, List **reboot)
 {
-	HTAB *handled;
+	Datum *kept;
+	int64 *ids;
+	int    n;
 
 	sched_begin("pg_chime: reading the horizon");
-	sched_horizon = sched_read_horizon(chime_unix_from_timestamptz(now), &handled);
+	sched_horizon = sched_read_horizon(chime_unix_from_timestamptz(now), &sched_load_handled);
 	sched_commit();
-	sched_load(NULL, 0, reboot, handled, 0);
+	sched_load_from = sched_horizon;
+	sched_load_last = PG_INT64_MIN;
+	sched_load_count = 0;
+	sched_load_began = GetCurrentTimestamp();
+	sched_jobs_empty();
+	sched_loading = true;
+	/* first those with a retry to make, then those next due when it stopped */
+	n = sched_load_kept(&kept);
+	ids = palloc(sizeof(int64) * (n + SCHED_HINT_MAX));
+	for (int i = 0; i < n; i++)
+		ids[i] = DatumGetInt64(kept[i]);
+	n = sched_read_hint(ids, n);
+	if (n > 0)
+		sched_load_rows(ids, n, reboot, NULL, 0, false);
+	sched_jobs_load_more(reboot);
+}
+
+/*
+ * At exit: the jobs next due, for the next start (the heap is emptied).
+ * Nothing is reported: a file not written only makes that start read the
+ * jobs in jobid order.
+ */
+void
+sched_jobs_save_hint(void)
+{
+	FILE  *f;
+	uint32 magic = SCHED_HINT_MAGIC;
+	bool   ok;
+
+	if (sched_heap == NULL || pairingheap_is_empty(sched_heap))
+	{
+		(void) unlink(SCHED_HINT_FILE);
+		return;
+	}
+	f = AllocateFile(SCHED_HINT_FILE ".tmp", PG_BINARY_W);
+	if (f == NULL)
+		return;
+	ok = fwrite(&magic, sizeof(magic), 1, f) == 1;
+	for (int i = 0; ok && i < SCHED_HINT_MAX && !pairingheap_is_empty(sched_heap); i++)
+	{
+		SchedJob *job = pairingheap_container(SchedJob, node, pairingheap_remove_first(sched_heap));
+
+		ok = fwrite(&job->jobid, sizeof(int64), 1, f) == 1;
+	}
+	if (FreeFile(f) != 0)
+		ok = false;
+	if (!ok || rename(SCHED_HINT_FILE ".tmp", SCHED_HINT_FILE) != 0)
+		(void) unlink(SCHED_HINT_FILE ".tmp");
+}
+
+/*
+ * The jobs the last scheduler had next due (sched_jobs_save_hint), after
+ * the n in ids[]; the file is used once.  Returns the new count.
+ */
+static int
+sched_read_hint(int64 *ids, int n)
+{
+	FILE  *f = AllocateFile(SCHED_HINT_FILE, PG_BINARY_R);
+	uint32 magic;
+
+	if (f == NULL)
+		return n;
+	if (fread(&magic, sizeof(magic), 1, f) == 1 && magic == SCHED_HINT_MAGIC)
+	{
+		int max = n + SCHED_HINT_MAX;
+
+		while (n < max && fread(&ids[n], sizeof(int64), 1, f) == 1)
+			n++;
+	}
+	FreeFile(f);
+	(void) unlink(SCHED_HINT_FILE);
+	return n;
+}
+
+/* While the first load goes on: read its next batch of jobs */
+void
+sched_jobs_load_more(List **reboot)
+{
+	if (sched_loading)
+		sched_load_rows(NULL, 0, reboot, NULL, 0, true);
+}
+
+/* Whether the first load has jobs still to read */
+bool
+sched_jobs_loading(void)
+{
+	return sched_loading;
 }
 
 /* The job, or NULL if it is not loaded */

@@ -147,6 +147,9 @@ sched_next_wakeup(long retire, long *work)
 		if (sched_keys_admitted_pending())
 			sched_least(&timeout, 1000);
 	}
+	/* the first load has more jobs to read */
+	if (sched_jobs_loading())
+		sched_least(&timeout, 0);
 	/* recording failed: try again after the pause */
 	if ((until = sched_log_paused_until()) != 0)
 		sched_least(&timeout, chime_server_ms_until(until));
@@ -179,6 +182,7 @@ sched_on_exit(int code, Datum arg)
 {
 	if (chime_shared)
 		chime_set_scheduler(NULL);
+	sched_jobs_save_hint();
 }
 
 void
@@ -309,6 +313,8 @@ chime_scheduler_main(Datum arg)
 		sched_confirm();
 		(void) sched_fire_due(&reboot);
 		sched_send();
+		/* after a start, the jobs are read a batch at a time: what is due among them starts next */
+		sched_jobs_load_more(&reboot);
 		/* the runs that ended while due runs were starting */
 		sched_record_done();
 		sched_send();
@@ -367,9 +373,9 @@ chime_scheduler_main(Datum arg)
 			PG_TRY();
 			{
 				if (reload_all || n < 0)
-					sched_load(NULL, 0, NULL, NULL, since);
+					sched_load(NULL, 0, since);
 				else if (n > 0)
-					sched_load(changed, n, NULL, NULL, since);
+					sched_load(changed, n, since);
 				reload_pending = false;
 				pending_since = 0;
 			}
