@@ -6,7 +6,7 @@
 #   make installcheck  pg_regress and the TAP tests only (not as root)
 #   make demo       a throwaway cluster with example jobs
 #   make fuzz       run the schedule parser fuzzer (FUZZ_SECONDS, default 60)
-#   make bench      engine micro-benchmark
+#   make bench      the benchmarks of SPEC section 9 (BENCH=quick: under 3 minutes)
 
 EXTENSION   = pg_chime
 # The one place the version is set; pg_chime.control and META.json are
@@ -74,4 +74,4 @@ fuzz:
 	@bash test/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
 bench:
-	@bash bench/run.sh
+	@BENCH=$(BENCH) bash bench/run.sh

@@ -19,42 +19,16 @@ jobs=${BENCH_HTTP_JOBS:-10000}
 port=5493
 web_port=8093
 
-if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
-	echo "installing nginx-light for the HTTP benchmark"
-	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-	$sudo apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
-fi
-
 bench_setup httpbench
 cleanup() {
 	[ -f "$out/data/postmaster.pid" ] && as_user "$bindir/pg_ctl" -D "$out/data" -m immediate stop >/dev/null 2>&1
-	[ -f "$out/nginx.pid" ] && kill "$(cat "$out/nginx.pid")" 2>/dev/null
+	stop_nginx
 	rm -rf "$out"
 }
 trap cleanup EXIT
 
 # nginx on loopback: a small fixed answer, keep-alive
-mkdir -p "$out/nginx"
-cat >"$out/nginx.conf" <<CONF
-worker_processes 1;
-pid $out/nginx.pid;
-error_log $out/nginx/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $out/nginx;
-    proxy_temp_path $out/nginx;
-    fastcgi_temp_path $out/nginx;
-    uwsgi_temp_path $out/nginx;
-    scgi_temp_path $out/nginx;
-    server {
-        listen 127.0.0.1:$web_port;
-        location / { return 200 "ok\n"; }
-    }
-}
-CONF
-/usr/sbin/nginx -c "$out/nginx.conf"
+start_nginx "$web_port"
 url="http://127.0.0.1:$web_port/hook"
 
 # the ceiling: one libcurl multi handle, same server, same number in flight
@@ -71,18 +45,7 @@ done
 
 # pg_chime with its defaults (fsync off, as every benchmark here)
 install_pg_chime
-as_user "$bindir/initdb" -D "$out/data" -A trust --no-sync >/dev/null
-cat >>"$out/data/postgresql.conf" <<CONF
-shared_preload_libraries = 'pg_chime'
-cron.database_name = 'postgres'
-cron.log_statement = off
-port = $port
-unix_socket_directories = '$out'
-listen_addresses = ''
-fsync = off
-timezone = 'UTC'
-CONF
-as_user "$bindir/pg_ctl" -D "$out/data" -l "$out/server.log" -w start >/dev/null
+bench_cluster "$out/data" "$port"
 q() { as_user env PGOPTIONS='-c client_min_messages=warning' "$bindir/psql" -X -qAt -h "$out" -p "$port" -d postgres -v ON_ERROR_STOP=1 -c "$1"; }
 q "CREATE EXTENSION pg_chime" >/dev/null
 

@@ -241,6 +241,32 @@ sched_executor_for(SchedRole *role)
 	return NULL;
 }
 
+/*
+ * Executors for runs about to be due: idle ones of the role are started
+ * until it has 'want' (within cron.max_running_jobs and the role's limit),
+ * so that the first runs of an instant do not wait for a worker to start.
+ */
+void
+sched_executors_prestart(SchedRole *role, int want)
+{
+	ListCell *lc;
+	int       have = 0;
+
+	foreach(lc, sched_executors)
+	{
+		SchedExecutor *ex = lfirst(lc);
+
+		if (ex->role == role && !ex->retiring)
+			have++;
+	}
+	while (have < want && list_length(sched_executors) < chime_max_running_jobs &&
+		   sched_role_may_grow(role) && sched_executor_start(role) != NULL)
+	{
+		role->nexec++;
+		have++;
+	}
+}
+
 /* Is there room for one more run, in some executor or a new one? */
 bool
 sched_any_room(void)

@@ -139,6 +139,7 @@ extern void          sched_jobs_init(void);
 extern void          sched_jobs_first_load(TimestampTz now, List **reboot);
 extern void          sched_jobs_load_more(List **reboot);
 extern void          sched_jobs_save_hint(void);
+extern int           sched_jobs_peek_next(SchedJob **jobs, int max);
 extern bool          sched_jobs_loading(void);
 extern SchedJob     *sched_job_find(int64 jobid);
 extern bool          sched_jobs_next_due(TimestampTz *due);
@@ -213,6 +214,7 @@ extern void sched_done_add(SchedRun *run);
 /* dispatch.c */
 extern void           sched_fair_shares(void);
 extern SchedExecutor *sched_executor_for(SchedRole *role);
+extern void           sched_executors_prestart(SchedRole *role, int want);
 extern bool           sched_any_room(void);
 extern long           sched_retire_idle(void);
 extern void           sched_stop_orphans(void);

@@ -839,6 +839,33 @@ sched_jobs_take_due(int64 now_s, int *n)
 	return due;
 }
 
+/*
+ * The jobs due at the next instant, at most 'max' of them (the heap as it
+ * was); returns how many.
+ */
+int
+sched_jobs_peek_next(SchedJob **jobs, int max)
+{
+	int   n = 0;
+	int64 due;
+
+	if (pairingheap_is_empty(sched_heap))
+		return 0;
+	due = pairingheap_container(SchedJob, node, pairingheap_first(sched_heap))->due;
+	while (n < max && !pairingheap_is_empty(sched_heap))
+	{
+		SchedJob *job = pairingheap_container(SchedJob, node, pairingheap_first(sched_heap));
+
+		if (job->due != due)
+			break;
+		(void) pairingheap_remove_first(sched_heap);
+		jobs[n++] = job;
+	}
+	for (int i = 0; i < n; i++)
+		pairingheap_add(sched_heap, &jobs[i]->node);
+	return n;
+}
+
 /* Put a job back on the heap, next due at 'due' (Unix seconds) */
 void
 sched_jobs_requeue(SchedJob *job, int64 due)

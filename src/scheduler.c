@@ -37,7 +37,15 @@ MemoryContext sched_runs_cxt; /* roles, executors, runs, active counts */
 
 MemoryContext sched_scratch_cxt; /* reset every iteration */
 
+/*
+ * How long before an instant the executors its SQL runs need are started
+ * (sched_prestart), and the instant they were last started for.
+ */
+#define SCHED_PRESTART_MS 500
+static int64 sched_prestarted = 0;
+
 static void sched_wait_for_extension(void);
+static void sched_prestart(void);
 static void sched_least(long *timeout, long left);
 static long sched_next_wakeup(long retire, long *work);
 static void sched_collect(void);
@@ -119,12 +127,16 @@ sched_next_wakeup(long retire, long *work)
 	{
 		int64 us = due - chime_now();
 
+		/* its executors start ahead of it (sched_prestart) */
+		if (chime_unix_from_timestamptz(due) != sched_prestarted && us > SCHED_PRESTART_MS * 1000)
+			sched_least(&timeout, (long) ((us - SCHED_PRESTART_MS * 1000) / 1000) + 1);
+
 		if (us > 0 && us <= 2000)
 		{
 			pg_usleep(us);
 			us = 0;
 		}
-		timeout = us <= 0 ? 0 : (long) (us / 1000);
+		sched_least(&timeout, us <= 0 ? 0 : (long) (us / 1000));
 	}
 	if (retire >= 0)
 		sched_least(&timeout, retire);
@@ -165,6 +177,49 @@ sched_next_wakeup(long retire, long *work)
 		(timeout < 0 || left + SCHED_RETENTION_ROOM_MS <= timeout))
 		timeout = left;
 	return timeout;
+}
+
+/*
+ * Within SCHED_PRESTART_MS of the next instant: start the executors its
+ * SQL runs will need (one per run, up to cron.max_running_jobs, counted
+ * per role), once per instant.  They start idle; an executor takes a
+ * few tens of milliseconds to start, which the first runs of a burst
+ * would otherwise wait.
+ */
+static void
+sched_prestart(void)
+{
+	TimestampTz due;
+	SchedJob  **jobs;
+	SchedRole **roles;
+	int        *want;
+	int         nroles = 0;
+	int         n;
+
+	if (!chime_launch_active_jobs || !sched_jobs_next_due(&due) ||
+		chime_unix_from_timestamptz(due) == sched_prestarted ||
+		due - chime_now() > SCHED_PRESTART_MS * 1000)
+		return;
+	sched_prestarted = chime_unix_from_timestamptz(due);
+	jobs = palloc(sizeof(SchedJob *) * chime_max_running_jobs);
+	roles = palloc(sizeof(SchedRole *) * chime_max_running_jobs);
+	want = palloc0(sizeof(int) * chime_max_running_jobs);
+	n = sched_jobs_peek_next(jobs, chime_max_running_jobs);
+	for (int i = 0; i < n; i++)
+	{
+		SchedRole *role = jobs[i]->cls->role;
+		int        r = 0;
+
+		if (jobs[i]->cls->http)
+			continue;
+		while (r < nroles && roles[r] != role)
+			r++;
+		if (r == nroles)
+			roles[nroles++] = role;
+		want[r]++;
+	}
+	for (int r = 0; r < nroles; r++)
+		sched_executors_prestart(roles[r], want[r]);
 }
 
 /* Read the executors' replies and record them. */
@@ -329,6 +384,7 @@ chime_scheduler_main(Datum arg)
 			sched_send();
 			sched_mark_running();
 		}
+		sched_prestart();
 		timeout = sched_next_wakeup(sched_retire_idle(), &work);
 		/* idle: old runs go, a small batch at a time (cron.run_retention) */
 		if (sched_retention_ready(work))

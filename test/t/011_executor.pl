@@ -76,5 +76,24 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM cron.job_run_details WHERE
 	'0', 'every run succeeded');
 
 $node->safe_psql('postgres', "SELECT cron.unschedule($jobid)");
+
+# the executors the runs of an instant need are started ahead of it
+$node->safe_psql('postgres', q{
+	CREATE ROLE bob LOGIN;
+	GRANT USAGE ON SCHEMA cron TO bob;
+	CREATE TABLE ahead (job int, pid int, backend_start timestamptz);
+	GRANT INSERT ON ahead TO bob;
+});
+my $at = $node->safe_psql('postgres',
+	q{SELECT to_char(date_trunc('second', now()) + interval '4 seconds', 'YYYY-MM-DD HH24:MI:SS+00')});
+$node->safe_psql('postgres', qq{SET ROLE bob;
+	SELECT count(cron.schedule('ahead-' || i, '\@at $at',
+		'INSERT INTO public.ahead SELECT ' || i || ', pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()'))
+	FROM generate_series(1, 3) i});
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 3 FROM ahead'), 'the three runs due at one instant run');
+is($node->safe_psql('postgres', qq{SELECT count(DISTINCT pid) || ' ' || count(*) FILTER (WHERE backend_start < '$at'::timestamptz) FROM ahead}),
+	'3 3', 'in three executors, all started before that instant')
+  or diag($node->safe_psql('postgres', "SELECT *, '$at' FROM ahead"));
+
 $node->stop;
 done_testing();
