@@ -252,6 +252,9 @@ sched_executors_prestart(SchedRole *role, int want)
 	ListCell *lc;
 	int       have = 0;
 
+	/* runs are waiting for an executor, or the role has its share: none ahead */
+	if (sched_backlog != NIL || sched_over_share(role))
+		return;
 	foreach(lc, sched_executors)
 	{
 		SchedExecutor *ex = lfirst(lc);

@@ -65,6 +65,10 @@ static bool        sched_loading = false;
 static int64       sched_load_last;    /* the jobid of the last row read */
 static int64       sched_load_from;    /* the horizon at start */
 static HTAB       *sched_load_handled; /* sched_read_horizon's, in sched_runs_cxt */
+static int64       sched_load_max;     /* the highest jobid at start: later ones are new */
+static HTAB       *sched_load_read;    /* jobids it read out of order, in sched_runs_cxt */
+static List      **sched_load_reboot;  /* the scheduler's @reboot list */
+static HTAB       *sched_load_booted;  /* @reboot jobs listed, in sched_runs_cxt */
 static uint64      sched_load_count;   /* jobs it loaded */
 static TimestampTz sched_load_began;
 
@@ -81,6 +85,7 @@ static void        sched_jobs_empty(void);
 static int         sched_read_hint(int64 *ids, int n);
 static void        sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled,
 								   TimestampTz since, bool batch);
+static int64       sched_load_after(int64 jobid, int64 new_after);
 
 /* Earliest due on top */
 static int
@@ -140,10 +145,14 @@ sched_class_match(const void *key1, const void *key2, Size keysize)
 {
 	const char *a = *(char *const *) key1;
 	const char *b = *(char *const *) key2;
-	uint32      len;
+	uint32      alen;
+	uint32      blen;
 
-	memcpy(&len, a, sizeof(len));
-	return memcmp(a, b, sizeof(len) + len);
+	memcpy(&alen, a, sizeof(alen));
+	memcpy(&blen, b, sizeof(blen));
+	if (alen != blen)
+		return 1;
+	return memcmp(a + sizeof(alen), b + sizeof(blen), alen);
 }
 
 /* Take a job out of the heap and the job list. */
@@ -367,6 +376,22 @@ sched_jobs_empty(void)
 }
 
 /*
+ * Where the next instant of a job new to the job list is looked for from,
+ * during the first load: for a job that existed at start and that it has
+ * not read yet, the horizon the scheduler started from, as the first load
+ * would have; else 'new_after' (the horizon, or the commit of the change
+ * that made or activated the job).
+ */
+static int64
+sched_load_after(int64 jobid, int64 new_after)
+{
+	if (jobid > sched_load_max || jobid <= sched_load_last ||
+		hash_search(sched_load_read, &jobid, HASH_FIND, NULL) != NULL)
+		return new_after;
+	return sched_load_from;
+}
+
+/*
  * sched_load, or (batch) the next SCHED_LOAD_BATCH rows of the first load
  * after those read before.  At startup, @reboot jobs are returned in
  * *reboot to run once now.  'handled' (NULL: the first load's, while it
@@ -391,13 +416,16 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 	HTAB          *old_classes = sched_classes;
 	pairingheap   *old_heap = sched_heap;
 	HTAB          *known = NULL; /* reload of some: those of them loaded before */
-	int64          new_after = sched_loading ? sched_load_from : sched_horizon;
+	int64          new_after = sched_horizon;
 	bool           full = ids == NULL && !batch;
 
 	if (since != 0 && chime_unix_from_timestamptz(since) < new_after)
 		new_after = chime_unix_from_timestamptz(since);
 	if (handled == NULL && sched_loading)
 		handled = sched_load_handled;
+	/* during the first load, a job read the first time lists its @reboot run */
+	if (reboot == NULL && sched_loading)
+		reboot = sched_load_reboot;
 	if (full)
 	{
 		old_cxt = sched_jobs_cxt;
@@ -469,10 +497,23 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 				if (batch)
 				{
 					read++;
+					/* made since the start: the reload of the jobs changed loads it */
+					if (jobid > sched_load_max)
+					{
+						read = 0; /* and every row after it is newer still */
+						break;
+					}
 					sched_load_last = jobid;
-					/* loaded since by a reload of the jobs changed */
-					if (hash_search(sched_jobs, &jobid, HASH_FIND, NULL) != NULL)
+					/* read before, out of order (the retries, the hint, a reload of the jobs changed) */
+					if (hash_search(sched_load_read, &jobid, HASH_FIND, NULL) != NULL)
 						continue;
+					after = sched_load_from;
+				}
+				else if (sched_loading)
+				{
+					after = sched_load_after(jobid, new_after);
+					if (!full)
+						(void) hash_search(sched_load_read, &jobid, HASH_ENTER, NULL);
 				}
 				cls = sched_class_of(&map, tup, jobid);
 				if (cls == NULL)
@@ -489,9 +530,21 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 				if (cls->timing.sched.kind == CHIME_SCHED_REBOOT)
 				{
 					int64 now_s = chime_unix_from_timestamptz(chime_now());
+					bool  booted = false;
 
+					/*
+					 * Once per start, though the first load may read the job
+					 * twice; not for a job made since the start
+					 */
+					if (reboot && sched_loading)
+					{
+						if (jobid > sched_load_max)
+							booted = true;
+						else
+							(void) hash_search(sched_load_booted, &jobid, HASH_ENTER, &booted);
+					}
 					/* its one occurrence, the start, within start_at and end_at */
-					if (reboot && (cls->timing.start_at == 0 || now_s >= cls->timing.start_at) &&
+					if (reboot && !booted && (cls->timing.start_at == 0 || now_s >= cls->timing.start_at) &&
 						(cls->timing.end_at == 0 || now_s < cls->timing.end_at))
 					{
 						int64 *id;
@@ -547,7 +600,11 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 	{
 		sched_loading = false;
 		hash_destroy(sched_load_handled);
+		hash_destroy(sched_load_read);
+		hash_destroy(sched_load_booted);
 		sched_load_handled = NULL;
+		sched_load_read = NULL;
+		sched_load_booted = NULL;
 		ereport(LOG,
 				(errmsg("pg_chime: every job is loaded: " UINT64_FORMAT " in %ld ms",
 						full ? loaded : sched_load_count + loaded,
@@ -679,7 +736,20 @@ sched_jobs_first_load(TimestampTz now, List **reboot)
 
 	sched_begin("pg_chime: reading the horizon");
 	sched_horizon = sched_read_horizon(chime_unix_from_timestamptz(now), &sched_load_handled);
+	if (SPI_execute("SELECT pg_catalog.max(jobid) FROM cron.job", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the highest jobid");
+	{
+		bool  isnull;
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		sched_load_max = isnull ? PG_INT64_MIN : DatumGetInt64(d);
+	}
 	sched_commit();
+	sched_load_read = sched_hash("pg_chime jobs read first", 64, sizeof(int64), sizeof(int64),
+								 sched_runs_cxt);
+	sched_load_booted = sched_hash("pg_chime @reboot jobs listed", 16, sizeof(int64), sizeof(int64),
+								   sched_runs_cxt);
+	sched_load_reboot = reboot;
 	sched_load_from = sched_horizon;
 	sched_load_last = PG_INT64_MIN;
 	sched_load_count = 0;
@@ -692,7 +762,10 @@ sched_jobs_first_load(TimestampTz now, List **reboot)
 	for (int i = 0; i < n; i++)
 		ids[i] = DatumGetInt64(kept[i]);
 	n = sched_read_hint(ids, n);
-	if (n > 0)
+	/* without a run log (cron.log_run off), a crash while reading would repeat runs: all at once */
+	if (!chime_log_run)
+		sched_load_rows(NULL, 0, reboot, NULL, 0, false);
+	else if (n > 0)
 		sched_load_rows(ids, n, reboot, NULL, 0, false);
 	sched_jobs_load_more(reboot);
 }
@@ -754,12 +827,28 @@ sched_read_hint(int64 *ids, int n)
 	return n;
 }
 
-/* While the first load goes on: read its next batch of jobs */
+/*
+ * While the first load goes on: read its next batch of jobs.  When that
+ * fails, the rows it loaded stay, and the batch is read again later from
+ * where it began.
+ */
 void
 sched_jobs_load_more(List **reboot)
 {
-	if (sched_loading)
+	int64 last = sched_load_last;
+
+	if (!sched_loading)
+		return;
+	PG_TRY();
+	{
 		sched_load_rows(NULL, 0, reboot, NULL, 0, true);
+	}
+	PG_CATCH();
+	{
+		sched_load_last = last;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 /* Whether the first load has jobs still to read */

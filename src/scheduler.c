@@ -160,7 +160,7 @@ sched_next_wakeup(long retire, long *work)
 			sched_least(&timeout, 1000);
 	}
 	/* the first load has more jobs to read */
-	if (sched_jobs_loading())
+	if (sched_jobs_loading() && !sched_log_waiting())
 		sched_least(&timeout, 0);
 	/* recording failed: try again after the pause */
 	if ((until = sched_log_paused_until()) != 0)
@@ -369,7 +369,19 @@ chime_scheduler_main(Datum arg)
 		(void) sched_fire_due(&reboot);
 		sched_send();
 		/* after a start, the jobs are read a batch at a time: what is due among them starts next */
-		sched_jobs_load_more(&reboot);
+		if (sched_jobs_loading() && !sched_log_waiting())
+		{
+			PG_TRY();
+			{
+				sched_jobs_load_more(&reboot);
+			}
+			PG_CATCH();
+			{
+				/* tried again after the pause */
+				sched_recording_failed("read the jobs");
+			}
+			PG_END_TRY();
+		}
 		/* the runs that ended while due runs were starting */
 		sched_record_done();
 		sched_send();

@@ -32,6 +32,7 @@ $node->safe_psql('postgres', qq{
 	SELECT cron.schedule('last', '*/10 * * * * *', \$\$INSERT INTO ran VALUES ('last')\$\$, catchup => '2 hours');
 	SELECT cron.schedule('last-daily', '0 3 * * *', \$\$INSERT INTO ran VALUES ('last-daily')\$\$,
 	                     once_per => 'day', catchup => '1 day');
+	SELECT cron.schedule('last-boot', '\@reboot', \$\$INSERT INTO ran VALUES ('last-boot')\$\$);
 });
 ok($node->poll_query_until('postgres', q{SELECT count(DISTINCT job) = 2 FROM ran}),
 	'jobs run before the restarts');
@@ -88,11 +89,25 @@ sub started_before
 		  AND r.start_time > pg_postmaster_start_time() + current_setting('cron.clock_skew')::interval});
 }
 
-# a clean stop writes down the jobs next due
+# a clean stop writes down the jobs next due; while the jobs are read, an
+# @reboot job not read yet is changed, the configuration reloaded (a full
+# reload), and an hourly job made with a catchup longer than the downtime
 restart('fast');
+$node->safe_psql('postgres', q{
+	SELECT cron.alter_job(jobid, command => $$INSERT INTO ran VALUES ('last-boot')$$ || ' ')
+	FROM cron.job WHERE jobname = 'last-boot';
+	SELECT pg_reload_conf();
+	SELECT cron.schedule('made-while-reading', '0 * * * *', $$INSERT INTO ran VALUES ('made-while-reading')$$,
+	                     catchup => '5 hours');
+});
 my $hint = $node->data_dir . '/pg_stat/pg_chime_next_due';
 my ($at, $count) = loaded_at();
-is($count, $idle + 3, 'every job is loaded after a clean restart');
+ok(defined $count, 'every job is loaded after a clean restart');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM ran WHERE job = 'last-boot'}),
+	'the @reboot job changed while the jobs were read runs at this start');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM cron.job_run_details r JOIN cron.job j USING (jobid) WHERE j.jobname = 'made-while-reading'}),
+	'0', 'a job made while the jobs were read does not catch up the downtime before it existed');
 ok(caught_up('first') && caught_up('last'), 'both frequent jobs catch up the downtime');
 is(started_before('last', $at), 't',
 	'the job next due when the scheduler stopped starts before the last batch is read, though its jobid is the highest');
@@ -110,6 +125,8 @@ $node->start;
 ok(caught_up('first'), 'the first job catches up');
 is(started_before('first', $at), 't', 'the first batch starts before the last batch is read');
 ok(caught_up('last'), 'the job read last catches up too');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 2 FROM ran WHERE job = 'last-boot'}),
+	'the @reboot job read in the last batch runs once at this start too');
 
 # a crash while the jobs are read: nothing runs twice, nothing is lost
 restart('immediate');
@@ -124,7 +141,7 @@ note($read_all ? 'the crash came after every job was loaded' : 'the crash came w
 $offset = -s $node->logfile;
 $node->start;
 ($at, $count) = loaded_at();
-is($count, $idle + 3, 'every job is loaded after the second crash');
+is($count, $idle + 5, 'every job is loaded after the second crash');
 ok($node->poll_query_until('postgres', qq{
 	SELECT count(*) > 0 FROM cron.job_run_details r JOIN cron.job j USING (jobid)
 	WHERE j.jobname = 'last' AND r.trigger = 'catchup' AND r.status = 'succeeded'
