@@ -68,7 +68,6 @@ static HTAB       *sched_load_handled; /* sched_read_horizon's, in sched_runs_cx
 static int64       sched_load_max;     /* the highest jobid at start: later ones are new */
 static HTAB       *sched_load_read;    /* jobids it read out of order, in sched_runs_cxt */
 static List      **sched_load_reboot;  /* the scheduler's @reboot list */
-static HTAB       *sched_load_booted;  /* @reboot jobs listed, in sched_runs_cxt */
 static uint64      sched_load_count;   /* jobs it loaded */
 static TimestampTz sched_load_began;
 
@@ -85,7 +84,7 @@ static void        sched_jobs_empty(void);
 static int         sched_read_hint(int64 *ids, int n);
 static void        sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled,
 								   TimestampTz since, bool batch);
-static int64       sched_load_after(int64 jobid, int64 new_after);
+static bool        sched_load_unread(int64 jobid);
 
 /* Earliest due on top */
 static int
@@ -376,19 +375,17 @@ sched_jobs_empty(void)
 }
 
 /*
- * Where the next instant of a job new to the job list is looked for from,
- * during the first load: for a job that existed at start and that it has
- * not read yet, the horizon the scheduler started from, as the first load
- * would have; else 'new_after' (the horizon, or the commit of the change
- * that made or activated the job).
+ * During the first load: whether the job existed at start and the load has
+ * not read it yet.  Its next instant is then looked for from the horizon
+ * the scheduler started from, as the first load would have; else from
+ * where any job new to the job list goes from (the horizon, or the commit
+ * of the change that made or activated it).
  */
-static int64
-sched_load_after(int64 jobid, int64 new_after)
+static bool
+sched_load_unread(int64 jobid)
 {
-	if (jobid > sched_load_max || jobid <= sched_load_last ||
-		hash_search(sched_load_read, &jobid, HASH_FIND, NULL) != NULL)
-		return new_after;
-	return sched_load_from;
+	return jobid <= sched_load_max && jobid > sched_load_last &&
+		hash_search(sched_load_read, &jobid, HASH_FIND, NULL) == NULL;
 }
 
 /*
@@ -408,6 +405,7 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 	int            n = 0;
 	uint64         loaded = 0;
 	uint64         read = 0;
+	bool           last_batch = false; /* the first load's last */
 	Portal         portal;
 	MemoryContext  batch_cxt;
 	ChimeJobDefMap map;
@@ -492,6 +490,7 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 				SchedClass *cls;
 				SchedJob   *job;
 				int64       after = new_after;
+				bool        first_read = true; /* the first time this load reads the job */
 				int64      *seen;
 
 				if (batch)
@@ -500,7 +499,7 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 					/* made since the start: the reload of the jobs changed loads it */
 					if (jobid > sched_load_max)
 					{
-						read = 0; /* and every row after it is newer still */
+						last_batch = true; /* and every row after it is newer still */
 						break;
 					}
 					sched_load_last = jobid;
@@ -511,7 +510,9 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 				}
 				else if (sched_loading)
 				{
-					after = sched_load_after(jobid, new_after);
+					first_read = sched_load_unread(jobid);
+					if (first_read)
+						after = sched_load_from;
 					if (!full)
 						(void) hash_search(sched_load_read, &jobid, HASH_ENTER, NULL);
 				}
@@ -530,21 +531,12 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 				if (cls->timing.sched.kind == CHIME_SCHED_REBOOT)
 				{
 					int64 now_s = chime_unix_from_timestamptz(chime_now());
-					bool  booted = false;
-
 					/*
-					 * Once per start, though the first load may read the job
-					 * twice; not for a job made since the start
+					 * Its one occurrence, the start, within start_at and
+					 * end_at: once, though the first load may read the job
+					 * twice, and not for a job made since the start
 					 */
-					if (reboot && sched_loading)
-					{
-						if (jobid > sched_load_max)
-							booted = true;
-						else
-							(void) hash_search(sched_load_booted, &jobid, HASH_ENTER, &booted);
-					}
-					/* its one occurrence, the start, within start_at and end_at */
-					if (reboot && !booted && (cls->timing.start_at == 0 || now_s >= cls->timing.start_at) &&
+					if (reboot && first_read && (cls->timing.start_at == 0 || now_s >= cls->timing.start_at) &&
 						(cls->timing.end_at == 0 || now_s < cls->timing.end_at))
 					{
 						int64 *id;
@@ -569,8 +561,9 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 			MemoryContextReset(batch_cxt);
 		}
 		SPI_cursor_close(portal);
+		last_batch = batch && (last_batch || read < SCHED_LOAD_BATCH);
 		/* the statistics of jobs unscheduled go with them (with the first load's last batch) */
-		if (batch && read < SCHED_LOAD_BATCH)
+		if (last_batch)
 			chime_stats_forget_gone(NULL, 0);
 		else if (!batch)
 			chime_stats_forget_gone(ids, nids);
@@ -596,15 +589,13 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 	 * The first load is over when a batch came short or every job was
 	 * loaded at once; the horizon is saved with the next runs started.
 	 */
-	if ((batch && read < SCHED_LOAD_BATCH) || (full && sched_loading))
+	if (last_batch || (full && sched_loading))
 	{
 		sched_loading = false;
 		hash_destroy(sched_load_handled);
 		hash_destroy(sched_load_read);
-		hash_destroy(sched_load_booted);
 		sched_load_handled = NULL;
 		sched_load_read = NULL;
-		sched_load_booted = NULL;
 		ereport(LOG,
 				(errmsg("pg_chime: every job is loaded: " UINT64_FORMAT " in %ld ms",
 						full ? loaded : sched_load_count + loaded,
@@ -747,8 +738,6 @@ sched_jobs_first_load(TimestampTz now, List **reboot)
 	sched_commit();
 	sched_load_read = sched_hash("pg_chime jobs read first", 64, sizeof(int64), sizeof(int64),
 								 sched_runs_cxt);
-	sched_load_booted = sched_hash("pg_chime @reboot jobs listed", 16, sizeof(int64), sizeof(int64),
-								   sched_runs_cxt);
 	sched_load_reboot = reboot;
 	sched_load_from = sched_horizon;
 	sched_load_last = PG_INT64_MIN;
@@ -765,9 +754,12 @@ sched_jobs_first_load(TimestampTz now, List **reboot)
 	/* without a run log (cron.log_run off), a crash while reading would repeat runs: all at once */
 	if (!chime_log_run)
 		sched_load_rows(NULL, 0, reboot, NULL, 0, false);
-	else if (n > 0)
-		sched_load_rows(ids, n, reboot, NULL, 0, false);
-	sched_jobs_load_more(reboot);
+	else
+	{
+		if (n > 0)
+			sched_load_rows(ids, n, reboot, NULL, 0, false);
+		sched_load_rows(NULL, 0, reboot, NULL, 0, true);
+	}
 }
 
 /*
@@ -828,16 +820,16 @@ sched_read_hint(int64 *ids, int n)
 }
 
 /*
- * While the first load goes on: read its next batch of jobs.  When that
- * fails, the rows it loaded stay, and the batch is read again later from
- * where it began.
+ * While the first load goes on (and the run log is not paused): read its
+ * next batch of jobs.  When that fails, the rows it loaded stay, and the
+ * batch is read again after the pause from where it began.
  */
 void
 sched_jobs_load_more(List **reboot)
 {
 	int64 last = sched_load_last;
 
-	if (!sched_loading)
+	if (!sched_loading || sched_log_waiting())
 		return;
 	PG_TRY();
 	{
@@ -846,7 +838,7 @@ sched_jobs_load_more(List **reboot)
 	PG_CATCH();
 	{
 		sched_load_last = last;
-		PG_RE_THROW();
+		sched_recording_failed("read the jobs");
 	}
 	PG_END_TRY();
 }

@@ -369,19 +369,7 @@ chime_scheduler_main(Datum arg)
 		(void) sched_fire_due(&reboot);
 		sched_send();
 		/* after a start, the jobs are read a batch at a time: what is due among them starts next */
-		if (sched_jobs_loading() && !sched_log_waiting())
-		{
-			PG_TRY();
-			{
-				sched_jobs_load_more(&reboot);
-			}
-			PG_CATCH();
-			{
-				/* tried again after the pause */
-				sched_recording_failed("read the jobs");
-			}
-			PG_END_TRY();
-		}
+		sched_jobs_load_more(&reboot);
 		/* the runs that ended while due runs were starting */
 		sched_record_done();
 		sched_send();
