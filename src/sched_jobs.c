@@ -36,8 +36,12 @@ static pairingheap *sched_heap;
 
 static int64 sched_horizon; /* every occurrence up to here is handled */
 
-/* How many job rows are read at a time when loading */
+/*
+ * How many job rows are read at a time when loading; before the first
+ * runs start, only SCHED_LOAD_FIRST of the hint and of the first batch
+ */
 #define SCHED_LOAD_BATCH 10000
+#define SCHED_LOAD_FIRST 1000
 
 /*
  * The first load after a start reads the jobs a batch at a time, in jobid
@@ -52,8 +56,10 @@ static int64 sched_horizon; /* every occurrence up to here is handled */
 /*
  * When it stops, the scheduler writes down the jobs next due (at most
  * SCHED_HINT_MAX, the earliest first); the next start reads them before
- * the others, so that the occurrences missed while the server was down,
- * and those due first, start before the rest of a large job list is read.
+ * the others (SCHED_LOAD_FIRST of them before the first runs start, the
+ * rest right after), so that the occurrences missed while the server was
+ * down, and those due first, start before the rest of a large job list is
+ * read.
  * Only the order of reading depends on it: a stale or missing file changes
  * nothing else.
  */
@@ -68,7 +74,9 @@ static HTAB       *sched_load_handled; /* sched_read_horizon's, in sched_runs_cx
 static int64       sched_load_max;     /* the highest jobid at start: later ones are new */
 static HTAB       *sched_load_read;    /* jobids it read out of order, in sched_runs_cxt */
 static List      **sched_load_reboot;  /* the scheduler's @reboot list */
-static uint64      sched_load_count;   /* jobs it loaded */
+static int64      *sched_load_hinted;  /* the hint's jobs not read yet, in sched_runs_cxt */
+static int         sched_load_nhinted;
+static uint64      sched_load_count; /* jobs it loaded */
 static TimestampTz sched_load_began;
 
 /* The commands read in this iteration of the main loop (scratch memory) */
@@ -406,6 +414,7 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 	uint64         loaded = 0;
 	uint64         read = 0;
 	bool           last_batch = false; /* the first load's last */
+	int            limit = sched_load_last == PG_INT64_MIN ? SCHED_LOAD_FIRST : SCHED_LOAD_BATCH;
 	Portal         portal;
 	MemoryContext  batch_cxt;
 	ChimeJobDefMap map;
@@ -465,8 +474,7 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 	{
 		types[1] = INT8OID;
 		values[1] = Int64GetDatum(sched_load_last);
-		appendStringInfo(&sql, " AND jobid OPERATOR(pg_catalog.>) $2 ORDER BY jobid LIMIT %d",
-						 SCHED_LOAD_BATCH);
+		appendStringInfo(&sql, " AND jobid OPERATOR(pg_catalog.>) $2 ORDER BY jobid LIMIT %d", limit);
 	}
 
 	batch_cxt = AllocSetContextCreate(sched_scratch_cxt, "pg_chime load batch",
@@ -561,7 +569,7 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 			MemoryContextReset(batch_cxt);
 		}
 		SPI_cursor_close(portal);
-		last_batch = batch && (last_batch || read < SCHED_LOAD_BATCH);
+		last_batch = batch && (last_batch || read < limit);
 		/* the statistics of jobs unscheduled go with them (with the first load's last batch) */
 		if (last_batch)
 			chime_stats_forget_gone(NULL, 0);
@@ -596,6 +604,8 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 		hash_destroy(sched_load_read);
 		sched_load_handled = NULL;
 		sched_load_read = NULL;
+		/* (hinted jobs not read yet were read with the others) */
+		sched_load_nhinted = 0;
 		ereport(LOG,
 				(errmsg("pg_chime: every job is loaded: " UINT64_FORMAT " in %ld ms",
 						full ? loaded : sched_load_count + loaded,
@@ -750,7 +760,16 @@ sched_jobs_first_load(TimestampTz now, List **reboot)
 	ids = palloc(sizeof(int64) * (n + SCHED_HINT_MAX));
 	for (int i = 0; i < n; i++)
 		ids[i] = DatumGetInt64(kept[i]);
-	n = sched_read_hint(ids, n);
+	{
+		int kept_n = n;
+
+		n = sched_read_hint(ids, n);
+		/* the hint's first jobs (the earliest due) now, the rest at the first load_more */
+		sched_load_nhinted = Max(n - kept_n - SCHED_LOAD_FIRST, 0);
+		n -= sched_load_nhinted;
+		sched_load_hinted = MemoryContextAlloc(sched_runs_cxt, sizeof(int64) * (sched_load_nhinted + 1));
+		memcpy(sched_load_hinted, ids + n, sizeof(int64) * sched_load_nhinted);
+	}
 	/* without a run log (cron.log_run off), a crash while reading would repeat runs: all at once */
 	if (!chime_log_run)
 		sched_load_rows(NULL, 0, reboot, NULL, 0, false);
@@ -833,7 +852,23 @@ sched_jobs_load_more(List **reboot)
 		return;
 	PG_TRY();
 	{
-		sched_load_rows(NULL, 0, reboot, NULL, 0, true);
+		if (sched_load_nhinted > 0)
+		{
+			int n = 0;
+
+			/* those the first batch read are loaded already */
+			for (int i = 0; i < sched_load_nhinted; i++)
+				if (sched_load_unread(sched_load_hinted[i]))
+					sched_load_hinted[n++] = sched_load_hinted[i];
+			sched_load_nhinted = n;
+			if (n > 0)
+				sched_load_rows(sched_load_hinted, n, reboot, NULL, 0, false);
+			sched_load_nhinted = 0;
+			pfree(sched_load_hinted);
+			sched_load_hinted = NULL;
+		}
+		else
+			sched_load_rows(NULL, 0, reboot, NULL, 0, true);
 	}
 	PG_CATCH();
 	{
