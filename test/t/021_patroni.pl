@@ -37,6 +37,7 @@ sub find_program
 	return undef;
 }
 
+plan skip_all => 'PostgreSQL does not run as root (test/run.sh runs this as postgres)' if $> == 0;
 my %prog = map { $_ => find_program($_) } qw(patroni patronictl etcd pg_config);
 for my $name (qw(patroni patronictl etcd))
 {
@@ -53,6 +54,12 @@ for my $name (qw(patroni patronictl etcd))
 }
 
 my $long = $ENV{PG_CHIME_HA_LONG} ? 1 : 0;
+# Patroni's etcd v2 client by default: 3.0.2's etcd3 client can give the
+# leader key back to a leader whose lease expired (it puts the key without
+# comparing it; fixed in Patroni 3.0.3), so that the old leader cut off
+# here demotes the new one when it comes back.  PG_CHIME_HA_DCS=etcd3 shows it.
+my $dcs = $ENV{PG_CHIME_HA_DCS} // 'etcd';
+die "PG_CHIME_HA_DCS is etcd or etcd3" unless $dcs =~ /^etcd3?$/;
 my $bindir = `$prog{pg_config} --bindir`;
 chomp $bindir;
 my $base = abs_path($PostgreSQL::Test::Utils::tmp_check) . '/ha';
@@ -66,6 +73,7 @@ my $t_start = time;
 
 my @members;
 my $etcd_pid;
+my $http_server;    # test/fault_server.py, for the HTTP jobs of the long form
 my %used_port;
 
 # A free loopback port in [lo, hi]: nothing listens on it now.
@@ -93,10 +101,12 @@ sub spawn
 	die "fork: $!" unless defined $pid;
 	if ($pid == 0)
 	{
+		# (no die here: the child must not run this test's END block)
 		open STDIN, '<', '/dev/null';
-		open STDOUT, '>>', $log or die "$log: $!";
+		open(STDOUT, '>>', $log) or POSIX::_exit(126);
 		open STDERR, '>&', \*STDOUT;
-		exec @cmd or POSIX::_exit(127);
+		exec @cmd;
+		POSIX::_exit(127);
 	}
 	return $pid;
 }
@@ -135,12 +145,14 @@ sub stop_all
 		waitpid($etcd_pid, 0);
 	}
 	$etcd_pid = undef;
+	$http_server->kill_kill if $http_server;
+	$http_server = undef;
 }
 
 END
 {
 	local $?;
-	stop_all() if @members || $etcd_pid;
+	stop_all() if @members || $etcd_pid || $http_server;
 }
 
 # ---- SQL and Patroni's REST API ----------------------------------------------
@@ -232,7 +244,7 @@ sub patronictl
 	my $ok = IPC::Run::run([ $prog{patronictl}, '-c', $members[0]{yml}, @args ],
 		'<', \'', '>', \$out, '2>', \$err, IPC::Run::timeout(60));
 	note("patronictl @args:\n$out$err");
-	return $ok && $out =~ /Successfully/;
+	return $ok ? $out : undef;
 }
 
 # ---- the cluster -----------------------------------------------------------
@@ -253,7 +265,7 @@ name: $m->{name}
 restapi:
   listen: 127.0.0.1:$m->{rest_port}
   connect_address: 127.0.0.1:$m->{rest_port}
-etcd3:
+$dcs:
   hosts: 127.0.0.1:$etcd_client
 bootstrap:
   dcs:
@@ -329,7 +341,7 @@ $etcd_pid = spawn("$logs/etcd.log", $prog{etcd}, '--name', 'chime', '--data-dir'
 	'--advertise-client-urls', "http://127.0.0.1:$etcd_client",
 	'--listen-peer-urls', "http://127.0.0.1:$etcd_peer",
 	'--initial-advertise-peer-urls', "http://127.0.0.1:$etcd_peer",
-	'--initial-cluster', "chime=http://127.0.0.1:$etcd_peer");
+	'--initial-cluster', "chime=http://127.0.0.1:$etcd_peer", '--enable-v2=true');
 ok(wait_for('etcd answers', 30, sub {
 	my $r = $http->get("http://127.0.0.1:$etcd_client/health");
 	$r->{success} && $r->{content} =~ /"health":\s*"true"/;
@@ -340,17 +352,20 @@ ok(wait_for('m1 bootstraps as the leader', 60, sub { my $p = primary(); $p && $p
 	'the first member bootstraps the cluster and leads it');
 start_member($_) for ($m2, $m3);
 
-# Both replicas stream, and both are synchronous standbys for PostgreSQL
-# and for Patroni (which lets only those be promoted or switched to).
+# Both replicas stream; while synchronous_mode is on, both are synchronous
+# standbys for PostgreSQL and for Patroni (which lets only those be
+# promoted or switched to).
+my $sync_mode = 1;
+
 sub replicas_in_sync
 {
 	my ($leader) = @_;
 	my @replicas = grep { $_ != $leader } @members;
-	return ok(wait_for("the replicas of $leader->{name} are synchronous", 90, sub {
-		(sql_try($leader, q{SELECT count(*) = 2 FROM pg_stat_replication
-		                    WHERE state = 'streaming' AND sync_state = 'sync'}) // '') eq 't'
-		  && !grep { !(patroni_status($_) // {})->{sync_standby} } @replicas;
-	}), "both replicas stream from $leader->{name}, synchronous");
+	my $state = $sync_mode ? q{state = 'streaming' AND sync_state = 'sync'} : q{state = 'streaming'};
+	return ok(wait_for("the replicas of $leader->{name} stream", 90, sub {
+		(sql_try($leader, "SELECT count(*) = 2 FROM pg_stat_replication WHERE $state") // '') eq 't'
+		  && !($sync_mode && grep { !(patroni_status($_) // {})->{sync_standby} } @replicas);
+	}), "both replicas stream from $leader->{name}" . ($sync_mode ? ', synchronous' : ''));
 }
 replicas_in_sync($m1) or BAIL_OUT('the cluster did not start');
 note(sprintf('cluster up after %.1f s', time - $t_start));
@@ -389,6 +404,49 @@ is(sql($m1, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_chi
 
 # ---- kill -9 of the leader's postmaster in the middle of a burst -----------
 
+# The postmaster's pid is the first line of postmaster.pid.
+sub postmaster_pid
+{
+	my ($m) = @_;
+	open my $fh, '<', "$m->{data}/postmaster.pid" or return undef;
+	my $pid = <$fh>;
+	close $fh;
+	chomp $pid;
+	return $pid;
+}
+
+# The first run started by the scheduler of a member, as epoch seconds
+# (undef before one): the runs it started began after the scheduler did.
+sub first_run_on
+{
+	my ($m, $after) = @_;
+	my $t = sql_try($m, qq{
+		SELECT extract(epoch FROM min(r.start_time))
+		FROM cron.job_run_details r, pg_stat_activity s
+		WHERE s.backend_type = 'pg_chime scheduler' AND r.start_time >= s.backend_start
+		  AND r.start_time > to_timestamp($after)});
+	return defined $t && $t ne '' ? $t : undef;
+}
+
+# Where a member's Patroni log is now: rejoined() tells whether pg_rewind ran since.
+sub mark_log { my ($m) = @_; $m->{log_mark} = -s $m->{log}; }
+
+# A demoted member is back as a streaming replica, with no pg_chime process.
+sub rejoined
+{
+	my ($m, $leader, $seconds) = @_;
+	ok(wait_for("$m->{name} rejoins", $seconds, sub {
+		my $s = patroni_status($m);
+		$s && ($s->{role} // '') eq 'replica' && ($s->{state} // '') eq 'running'
+		  && (sql_try($m, 'SELECT pg_is_in_recovery()') // '') eq 't';
+	}), "$m->{name} rejoins as a replica");
+	replicas_in_sync($leader);
+	is(sql($m, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pg_chime%'}), '0',
+		"the rejoined $m->{name} has no pg_chime process");
+	my $since = substr(slurp_file($m->{log}), $m->{log_mark} // 0);
+	note("$m->{name} rejoined " . ($since =~ /pg_rewind exit code=0/ ? 'through pg_rewind' : 'without pg_rewind'));
+}
+
 # Jobs made in one transaction, each '* * * * * *' from start_at with the
 # given command
 sub schedule_jobs
@@ -417,31 +475,8 @@ wait_sql($m1, 'the burst is going: the quick runs are done, the long ones runnin
 	     AND (SELECT count(*) FROM cron.job_run_details r JOIN cron.job j USING (jobid)
 	          WHERE j.jobname LIKE 'long-%' AND r.status = 'running' AND r.job_pid IS NOT NULL) = 8});
 
-# The postmaster's pid is the first line of postmaster.pid.
-sub postmaster_pid
-{
-	my ($m) = @_;
-	open my $fh, '<', "$m->{data}/postmaster.pid" or return undef;
-	my $pid = <$fh>;
-	close $fh;
-	chomp $pid;
-	return $pid;
-}
-
-# The first run started by the scheduler of a member, as epoch seconds
-# (undef before one): the runs it started began after the scheduler did.
-sub first_run_on
-{
-	my ($m, $after) = @_;
-	my $t = sql_try($m, qq{
-		SELECT extract(epoch FROM min(r.start_time))
-		FROM cron.job_run_details r, pg_stat_activity s
-		WHERE s.backend_type = 'pg_chime scheduler' AND r.start_time >= s.backend_start
-		  AND r.start_time > to_timestamp($after)});
-	return defined $t && $t ne '' ? $t : undef;
-}
-
 my $old = $m1;
+mark_log($old);
 my $t_kill = time;
 kill 'KILL', postmaster_pid($old);
 my $new;
@@ -449,7 +484,8 @@ ok(wait_for('a replica is promoted', 60, sub { $new = primary($old) }), 'Patroni
   or BAIL_OUT('no failover');
 my $t_first;
 ok(wait_for('a run on the new leader', 30, sub { $t_first = first_run_on($new, $t_kill) }),
-	"jobs run on the new leader $new->{name}");
+	"jobs run on the new leader $new->{name}")
+  or BAIL_OUT('nothing runs after the failover');
 my $failover = $t_first - $t_kill;
 note(sprintf('failover: kill -9 of %s\'s postmaster to the first run on %s: %.2f s', $old->{name}, $new->{name}, $failover));
 cmp_ok($failover, '<', 30, 'the first run on the new leader is within 30 s of the kill');
@@ -475,21 +511,8 @@ wait_sql($new, 'no run row is left starting or running',
 	q{SELECT count(*) = 0 FROM cron.job_run_details
 	  WHERE status IN ('starting', 'running') AND start_time < now() - interval '5 seconds'});
 
-# the old leader comes back as a replica (pg_rewind if it went further)
-sub rejoined
-{
-	my ($m, $leader, $seconds) = @_;
-	ok(wait_for("$m->{name} rejoins", $seconds, sub {
-		my $s = patroni_status($m);
-		$s && ($s->{role} // '') eq 'replica' && ($s->{state} // '') eq 'running'
-		  && (sql_try($m, 'SELECT pg_is_in_recovery()') // '') eq 't';
-	}), "$m->{name} rejoins as a replica");
-	replicas_in_sync($leader);
-	is(sql($m, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pg_chime%'}), '0',
-		"the rejoined $m->{name} has no pg_chime process");
-}
+# the old leader comes back as a replica (through pg_rewind if it went further)
 rejoined($old, $new, 90);
-note('rewound: ' . (slurp_file($old->{log}) =~ /pg_rewind/ ? 'yes' : 'no'));
 
 # ---- switchover, and failback to the first leader -----------------------------
 
@@ -498,8 +521,10 @@ note('rewound: ' . (slurp_file($old->{log}) =~ /pg_rewind/ ? 'yes' : 'no'));
 sub switchover
 {
 	my ($from, $to, $what) = @_;
+	mark_log($from);
 	my $t0 = time;
-	ok(patronictl('switchover', '--leader', $from->{name}, '--candidate', $to->{name}, '--force'),
+	ok((patronictl('switchover', '--leader', $from->{name}, '--candidate', $to->{name}, '--force') // '')
+		  =~ /Successfully switched over/,
 		"$what: patronictl switchover to $to->{name}")
 	  or BAIL_OUT("$what failed");
 	ok(wait_for("$to->{name} leads", 60, sub { my $p = primary(); $p && $p == $to }),
@@ -507,7 +532,8 @@ sub switchover
 	  or BAIL_OUT("$what: no leader");
 	my $t_first;
 	ok(wait_for("a run on $to->{name}", 30, sub { $t_first = first_run_on($to, $t0) }),
-		"$what: jobs run on $to->{name}");
+		"$what: jobs run on $to->{name}")
+	  or BAIL_OUT("$what: nothing runs");
 	my $took = $t_first - $t0;
 	note(sprintf('%s: patronictl switchover %s to %s, to the first run on %s: %.2f s',
 		$what, $from->{name}, $to->{name}, $to->{name}, $took));
@@ -522,10 +548,165 @@ sub switchover
 }
 
 my ($third) = grep { $_ != $old && $_ != $new } @members;
-my $t_switch = switchover($new, $third, 'switchover');
-my $t_failback = switchover($third, $m1, 'failback');
+switchover($new, $third, 'switchover');
+switchover($third, $m1, 'failback');
 is(sql($m1, q{SELECT count(*) FROM (SELECT job, key FROM effects GROUP BY 1, 2 HAVING count(*) > 1) d}),
 	'0', 'through the failover, the switchover and the failback no occurrence ran twice');
+
+# ---- the old leader cut off from etcd (PG_CHIME_HA_LONG=1) ----------------
+
+# The leader's Patroni is stopped (SIGSTOP): its leader key expires after
+# ttl while its PostgreSQL goes on as a primary, as when Patroni hangs or
+# its host loses etcd without a watchdog to fence it.  Once a replica is
+# promoted and has run jobs for $overlap seconds, Patroni is resumed: it
+# demotes its PostgreSQL and rejoins through pg_rewind.  Runs on both sides
+# are counted from their side effects: the old primary's are read on it
+# before it is rewound; HTTP requests are counted where they arrive.
+my $overlap = 6;
+my ($http_port, $http_log);
+
+# Rows of effects the old primary made itself, as "job|key|runid|epoch"
+sub own_effects
+{
+	my ($m) = @_;
+	my $rows = sql_try($m, "SELECT job || '|' || key || '|' || runid || '|' || extract(epoch FROM at)
+	                        FROM effects WHERE port = $m->{pg_port}");
+	return defined $rows ? [ split /\n/, $rows ] : undef;
+}
+
+sub partition
+{
+	my ($sync) = @_;
+	my $tag = $sync ? 'sync' : 'async';
+	my $old = primary() or BAIL_OUT('no leader');
+	my @others = grep { $_ != $old } @members;
+
+	# once_per jobs due one a second through the partition, SQL and HTTP
+	my $t0 = sql($old, q{SELECT date_trunc('second', now()) + interval '2 seconds'});
+	my $n = 24;
+	sql($old, join(";\n", map {
+		my $at = "'$t0'::timestamptz + interval '$_ seconds'";
+		("SELECT cron.schedule('$tag-sql-$_', '* * * * * *', \$\$" . effect_sql("$tag-sql-$_", 'run_key')
+		  . "\$\$, start_at => $at, $once_opts)",
+		 "SELECT cron.schedule_http('$tag-http-$_', '* * * * * *', "
+		  . "'http://127.0.0.1:$http_port/tag/$tag-http-$_?key={{run.key}}&run={{run.id}}&ik={{run.idempotency_key}}', "
+		  . "method => 'GET', start_at => $at, $once_opts)")
+	} 1 .. $n));
+	wait_sql($old, "$tag: the first once_per jobs ran",
+		"SELECT count(*) >= 2 FROM effects WHERE job LIKE '$tag-sql-%'", 30);
+
+	mark_log($old);
+	my $t_stop = time;
+	kill 'STOP', $old->{pid};
+	my ($new, $t_first);
+	ok(wait_for("$tag: a replica is promoted", 60, sub { $new = primary($old) }),
+		"$tag: with $old->{name}'s Patroni stopped, a replica is promoted")
+	  or BAIL_OUT('no failover');
+	ok(wait_for("$tag: a run on $new->{name}", 30, sub { $t_first = first_run_on($new, $t_stop) }),
+		"$tag: jobs run on the new leader $new->{name}")
+	  or BAIL_OUT("$tag: nothing runs after the failover");
+	note(sprintf('%s: Patroni of %s stopped; first run on %s after %.2f s',
+		$tag, $old->{name}, $new->{name}, $t_first - $t_stop));
+
+	# both are primaries now: read the old one as it goes on
+	my ($seen, $syncrep);
+	my $t_cont = $t_first + $overlap;
+	while (time < $t_cont)
+	{
+		$seen = own_effects($old) // $seen;
+		$syncrep = sql_try($old, q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'}) // $syncrep;
+		sleep 0.2;
+	}
+	ok(defined $seen, "$tag: the old primary $old->{name} answers while cut off");
+	is(sql_try($old, 'SELECT pg_is_in_recovery()'), 'f', "$tag: and it is still a primary");
+	note("$tag: transactions of the old primary waiting for its synchronous standbys: " . ($syncrep // '?'));
+	kill 'CONT', $old->{pid};
+	my $t_demoted;
+	ok(wait_for("$tag: the old primary is demoted", 60, sub {
+		my $rows = own_effects($old);
+		$seen = $rows if $rows && (sql_try($old, 'SELECT pg_is_in_recovery()') // '') eq 'f';
+		$t_demoted = time;
+		!defined $rows || (sql_try($old, 'SELECT pg_is_in_recovery()') // 't') eq 't';
+	}), "$tag: resumed, Patroni demotes the old primary");
+	rejoined($old, $new, 120);
+
+	wait_sql($new, "$tag: every once_per key of the partition has ended",
+		"SELECT count(*) = 0 FROM cron.job_run_key k JOIN cron.job j USING (jobid)
+		 WHERE j.jobname LIKE '$tag-%' AND k.state NOT IN ('succeeded', 'failed')", 60);
+	is(sql($new, "SELECT count(*) FROM cron.job_run_key k JOIN cron.job j USING (jobid)
+	              WHERE j.jobname LIKE '$tag-%' AND k.state = 'succeeded'"), 2 * $n,
+		"$tag: each once_per job has run and succeeded in the new leader's history");
+	wait_sql($new, "$tag: no run row is left starting or running",
+		q{SELECT count(*) = 0 FROM cron.job_run_details
+		  WHERE status IN ('starting', 'running') AND start_time < now() - interval '5 seconds'}, 30);
+
+	# the new leader's history: its own runs, and what it had of the old one
+	my %kept = map { $_ => 1 } split /\n/, sql($new, "SELECT job || '|' || key || '|' || runid FROM effects");
+	my %new_keys = map { $_ => 1 } split /\n/, sql($new, "SELECT job || '|' || key FROM effects WHERE port <> $old->{pg_port}");
+	my (@lost, @twice);
+	my $t_last_old = 0;
+	for my $row (@{ $seen // [] })
+	{
+		my ($job, $key, $runid, $at) = split /\|/, $row;
+		$t_last_old = $at if $at > $t_last_old;
+		next if $kept{"$job|$key|$runid"};
+		push @lost, $job;
+		push @twice, $job if $new_keys{"$job|$key"};
+	}
+	my $once_twice = grep { /^$tag-sql-/ } @twice;
+	my $ticks_twice = grep { /^tick-/ } @twice;
+	# HTTP: one idempotency key per once_per key in a history; two keys is
+	# a second history's run
+	my (%ik, %requests);
+	open my $fh, '<', $http_log or die "$http_log: $!";
+	while (my $line = <$fh>)
+	{
+		my $r = decode_json($line);
+		next unless $r->{path} =~ m{^/tag/($tag-http-\d+)\?.*\bik=([^&]+)};
+		$ik{$1}{$2} = 1;
+		$requests{$1}++;
+	}
+	close $fh;
+	my $http_twice = 0;
+	my $http_repeats = 0;
+	for my $job (keys %requests)
+	{
+		$http_twice += keys(%{ $ik{$job} }) - 1;
+		$http_repeats += $requests{$job} - keys(%{ $ik{$job} });
+	}
+	is(scalar(keys %requests), $n, "$tag: every HTTP once_per key was requested");
+
+	diag(sprintf("%s: the old leader's Patroni stopped for %.1f s; the new leader's first run %.2f s after "
+		  . "the stop; the old primary's last committed run %+.2f s from the new leader's first; demoted %.1f s "
+		  . "after Patroni was resumed",
+		  $tag, $t_cont - $t_stop, $t_first - $t_stop, $t_last_old - $t_first, $t_demoted - $t_cont));
+	diag(sprintf("%s: runs the old primary committed that the new leader does not have (rewound away): %d; "
+		  . "run on both histories: %d once_per keys (SQL), %d HTTP once_per keys (requested under two "
+		  . "idempotency keys), %d every-second occurrences; HTTP requests repeated under one idempotency key: %d",
+		  $tag, scalar(@lost), $once_twice, $http_twice, $ticks_twice, $http_repeats));
+	if ($sync)
+	{
+		is(scalar(@lost), 0, "$tag: the cut-off primary commits no run that the new leader does not have");
+		is($once_twice + $ticks_twice, 0, "$tag: no occurrence ran on both histories");
+		is($http_twice, 0, "$tag: no HTTP once_per key was sent by both primaries");
+	}
+	is(sql($new, q{SELECT count(*) FROM (SELECT job, key FROM effects GROUP BY 1, 2 HAVING count(*) > 1) d}),
+		'0', "$tag: in the history that is kept, no key ran twice");
+	return $new;
+}
+
+if ($long)
+{
+	($http_port, $http_log, $http_server) = start_fault_server('ha');
+	partition(1);
+	ok(defined patronictl('edit-config', '--set', 'synchronous_mode=false', '--force'),
+		'patronictl edit-config turns synchronous_mode off');
+	$sync_mode = 0;
+	my $leader = primary();
+	wait_sql($leader, 'the leader no longer waits for standbys',
+		q{SELECT current_setting('synchronous_standby_names') = ''}, 30);
+	partition(0);
+}
 
 # ---- job_pid of finished runs ---------------------------------------------
 
