@@ -67,7 +67,7 @@ my $logs = abs_path($PostgreSQL::Test::Utils::log_path);
 make_path($base);
 my ($zone) = midday_zone_conf() =~ /'([^']+)'/;
 my $http = HTTP::Tiny->new(timeout => 3);
-my $t_start = time;
+our $t_start = time;
 
 # ---- processes this test starts (and only those are stopped) ---------------
 
@@ -105,8 +105,7 @@ sub spawn
 		open STDIN, '<', '/dev/null';
 		open(STDOUT, '>>', $log) or POSIX::_exit(126);
 		open STDERR, '>&', \*STDOUT;
-		exec @cmd;
-		POSIX::_exit(127);
+		exec(@cmd) or POSIX::_exit(127);
 	}
 	return $pid;
 }
@@ -153,6 +152,7 @@ END
 {
 	local $?;
 	stop_all() if @members || $etcd_pid || $http_server;
+	note(sprintf('wall time %.1f s', time - $t_start)) if $t_start;
 }
 
 # ---- SQL and Patroni's REST API ----------------------------------------------
@@ -243,7 +243,10 @@ sub patronictl
 	my ($out, $err) = ('', '');
 	my $ok = IPC::Run::run([ $prog{patronictl}, '-c', $members[0]{yml}, @args ],
 		'<', \'', '>', \$out, '2>', \$err, IPC::Run::timeout(60));
-	note("patronictl @args:\n$out$err");
+	# its tables go to the test's log only (PostgreSQL::Test::Utils sends
+	# STDERR there); a failure shows them
+	print STDERR "patronictl @args:\n$out$err";
+	diag("patronictl @args failed:\n$out$err") unless $ok;
 	return $ok ? $out : undef;
 }
 
@@ -523,10 +526,9 @@ sub switchover
 	my ($from, $to, $what) = @_;
 	mark_log($from);
 	my $t0 = time;
-	ok((patronictl('switchover', '--leader', $from->{name}, '--candidate', $to->{name}, '--force') // '')
-		  =~ /Successfully switched over/,
-		"$what: patronictl switchover to $to->{name}")
-	  or BAIL_OUT("$what failed");
+	my $out = patronictl('switchover', '--leader', $from->{name}, '--candidate', $to->{name}, '--force') // '';
+	ok($out =~ /Successfully switched over/, "$what: patronictl switchover to $to->{name}")
+	  or BAIL_OUT("$what failed: $out");
 	ok(wait_for("$to->{name} leads", 60, sub { my $p = primary(); $p && $p == $to }),
 		"$what: $to->{name} is the leader")
 	  or BAIL_OUT("$what: no leader");
@@ -712,10 +714,10 @@ if ($long)
 
 # (SPEC section 11: job_pid is the pid of the process that ran the attempt)
 my $leader = primary();
-note('finished runs with job_pid NULL: ' . sql($leader, q{
-	SELECT count(*) || coalesce(': ' || string_agg(format('%s (%s, %s, attempt %s)', runid, jobid, status, attempt), ', '), '')
-	FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND job_pid IS NULL}));
-note(sql($leader, q{SELECT string_agg(format('%s %s %s %s %s %s', runid, jobid, status, attempt, start_time, return_message), E'\n')
-	FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND job_pid IS NULL}));
+my $no_pid = sql($leader, q{
+	SELECT string_agg(format('run %s (job %s, %s, attempt %s, started %s): %s', runid, jobid, status, attempt,
+	                         start_time, return_message), E'\n' ORDER BY runid)
+	FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND job_pid IS NULL});
+note('finished runs with job_pid NULL: ' . ($no_pid eq '' ? 'none' : "\n$no_pid"));
 
 done_testing();
