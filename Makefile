@@ -3,6 +3,8 @@
 #   make            build the extension
 #   make install    install it into the PostgreSQL that pg_config names
 #   make test       every test suite; last line "N passed, M failed"
+#   make test-ha    the Patroni test's long form: the leader cut off from etcd,
+#                   with and without synchronous_mode (needs patroni, etcd-server)
 #   make installcheck  pg_regress and the TAP tests only (not as root)
 #   make demo       a throwaway cluster with example jobs
 #   make fuzz       run the schedule parser fuzzer (FUZZ_SECONDS, default 60)
@@ -63,9 +65,13 @@ META.json: META.json.in Makefile
 print-%:
 	@echo '$($*)'
 
-.PHONY: test demo fuzz bench
+.PHONY: test test-ha demo fuzz bench
 test:
 	@bash test/run.sh
+
+# (make test runs the short form of test/t/021_patroni.pl)
+test-ha:
+	@PG_CHIME_HA_LONG=1 PG_CHIME_TAP='021_*' bash test/run.sh
 
 demo:
 	@bash scripts/demo.sh
