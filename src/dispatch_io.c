@@ -114,6 +114,9 @@ sched_read_replies(void)
 				break;
 			}
 			memcpy(&reply, data, sizeof(reply));
+			/* the pid from the reply: the worker slot may not show it yet */
+			if (ex->pid == 0)
+				ex->pid = reply.pid;
 			if (ex->inflight == NIL)
 				elog(ERROR, "pg_chime: executor %d replied for run " INT64_FORMAT " it was not given",
 					 ex->pid, reply.runid);
@@ -145,8 +148,7 @@ sched_read_replies(void)
 			d->skipped = reply.outcome == EXEC_SKIPPED;
 			d->recorded = reply.recorded;
 			d->message = pnstrdup((char *) data + sizeof(reply), len - sizeof(reply));
-			/* (it replied: its pid is known now, if it was not yet) */
-			d->pid = sched_executor_pid(ex);
+			d->pid = reply.pid;
 			ex->inflight = list_delete_first(ex->inflight);
 			sched_done_add(run);
 			if (ex->inflight == NIL && ex->queue == NIL)

@@ -102,6 +102,7 @@ chime_exec_reply(int64 runid, ExecOutcome outcome, bool recorded, uint64 xid, co
 	reply.runid = runid;
 	reply.outcome = (uint8) outcome;
 	reply.recorded = recorded;
+	reply.pid = MyProcPid;
 	reply.xid = xid;
 	initStringInfo(&buf);
 	appendBinaryStringInfo(&buf, (char *) &reply, sizeof(reply));

@@ -77,6 +77,7 @@ typedef struct ExecReply
 	int64  runid;
 	uint8  outcome; /* ExecOutcome */
 	bool   recorded;
+	int32  pid; /* the executor's own (the postmaster may not have told the scheduler yet) */
 	uint64 xid; /* EXEC_COMMITTING: the full transaction id */
 } ExecReply;
 

@@ -38,14 +38,20 @@ sched_lost_outcome(SchedRun *run)
 
 	if (run->runid > 0)
 	{
-		if (SPI_execute_with_args("SELECT message FROM cron.run_commit WHERE runid OPERATOR(pg_catalog.=) $1 "
-								  "UNION ALL SELECT 'committed (its executor ended before it could reply)' "
+		if (SPI_execute_with_args("SELECT message, job_pid FROM cron.run_commit WHERE runid OPERATOR(pg_catalog.=) $1 "
+								  "UNION ALL SELECT 'committed (its executor ended before it could reply)', NULL "
 								  "FROM cron.job_run_details WHERE runid OPERATOR(pg_catalog.=) $1 "
 								  "AND pg_catalog.pg_xact_status(commit_xid) OPERATOR(pg_catalog.=) 'committed'",
 								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up run " INT64_FORMAT, run->runid);
 		if (SPI_processed == 1)
 		{
+			bool  isnull;
+			Datum pid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+			/* the pid that wrote the success (the executor's may not have been known) */
+			if (!isnull)
+				d->pid = DatumGetInt32(pid);
 			d->ok = true;
 			d->recorded = true;
 			d->message = MemoryContextStrdup(sched_runs_cxt,

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
 
 #include "executor.h"
 #include "run_log.h"
@@ -157,13 +158,17 @@ sched_starts_pending(void)
 /*
  * Commit a transaction that started runs: record them as started first
  * (one statement for all), then commit; once committed, nothing of them is
- * to undo.
+ * to undo.  A shutdown that cut the commit's wait for a synchronous
+ * standby short ends the scheduler here, before any of those runs is
+ * handed on: the commit is local only, and the standby that may be
+ * promoted has none of them.
  */
 void
 sched_commit_starts(void)
 {
 	sched_flush_starts();
 	sched_commit();
+	CHECK_FOR_INTERRUPTS();
 	sched_starts = NIL;
 	sched_deactivate = NIL;
 }

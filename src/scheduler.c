@@ -162,6 +162,13 @@ sched_next_wakeup(long retire, long *work)
 	/* the first load has more jobs to read */
 	if (sched_jobs_loading() && !sched_log_waiting())
 		sched_least(&timeout, 0);
+	/*
+	 * Jobs changed, or the configuration, while a commit waited (for a
+	 * synchronous standby, say): the latch that told it was reset by
+	 * that wait
+	 */
+	if (ConfigReloadPending || (chime_jobs_changed_pending() && !sched_log_waiting()))
+		sched_least(&timeout, 0);
 	/* recording failed: try again after the pause */
 	if ((until = sched_log_paused_until()) != 0)
 		sched_least(&timeout, chime_server_ms_until(until));
@@ -271,6 +278,12 @@ chime_scheduler_main(Datum arg)
 	/* nor may a database's settings (its owner's) cut its statements short */
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * A run's start is committed before the run is handed on, so that a
+	 * server taking over has it: its commits wait for the synchronous
+	 * standbys (and the local flush), whatever synchronous_commit says.
+	 */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
 	 * It runs as the bootstrap superuser: nothing a role can create (in

@@ -719,5 +719,10 @@ my $no_pid = sql($leader, q{
 	                         start_time, return_message), E'\n' ORDER BY runid)
 	FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND job_pid IS NULL});
 note('finished runs with job_pid NULL: ' . ($no_pid eq '' ? 'none' : "\n$no_pid"));
+# a run that succeeded ran somewhere (one that failed as interrupted may
+# never have reached a process); an executor's first reply can come before
+# the postmaster has told the scheduler its pid, so the pid travels with it
+is(sql($leader, q{SELECT count(*) FROM cron.job_run_details WHERE status = 'succeeded' AND job_pid IS NULL}),
+	'0', 'every run that succeeded has the pid of the process that ran it');
 
 done_testing();
