@@ -116,6 +116,7 @@ extern void        sched_key_update(int64 jobid, const char *run_key, int64 runi
 extern void        sched_deactivate_jobs(const int64 *jobids, int n, bool later_only);
 extern void        sched_flush_later(void);
 extern void        sched_commit(void);
+extern void        sched_fence(void);
 extern ErrorData  *sched_catch(void);
 extern void        sched_abort(void);
 extern void        sched_recording_failed(const char *what);

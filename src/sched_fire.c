@@ -594,6 +594,7 @@ sched_start_manual(void)
 									  chime_now());
 		sched_count_started(taken);
 		sched_commit();
+		sched_fence();
 	}
 	PG_CATCH();
 	{

@@ -76,7 +76,8 @@ static HTAB       *sched_load_read;    /* jobids it read out of order, in sched_
 static List      **sched_load_reboot;  /* the scheduler's @reboot list */
 static int64      *sched_load_hinted;  /* the hint's jobs not read yet, in sched_runs_cxt */
 static int         sched_load_nhinted;
-static uint64      sched_load_count; /* jobs it loaded */
+static bool        sched_load_hint_rest; /* reading them: jobs not found are not "gone" */
+static uint64      sched_load_count;     /* jobs it loaded */
 static TimestampTz sched_load_began;
 
 /* The commands read in this iteration of the main loop (scratch memory) */
@@ -606,6 +607,9 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 		sched_load_read = NULL;
 		/* (hinted jobs not read yet were read with the others) */
 		sched_load_nhinted = 0;
+		if (sched_load_hinted)
+			pfree(sched_load_hinted);
+		sched_load_hinted = NULL;
 		ereport(LOG,
 				(errmsg("pg_chime: every job is loaded: " UINT64_FORMAT " in %ld ms",
 						full ? loaded : sched_load_count + loaded,
@@ -613,7 +617,8 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 	}
 	if (sched_loading)
 		sched_load_count += loaded;
-	if (batch)
+	/* (a hinted job no longer active was never loaded in this start: nothing of it to end) */
+	if (batch || sched_load_hint_rest)
 		return;
 
 	/* jobs gone (unscheduled, or deactivated): their HTTP runs end now */
@@ -862,9 +867,14 @@ sched_jobs_load_more(List **reboot)
 					sched_load_hinted[n++] = sched_load_hinted[i];
 			sched_load_nhinted = n;
 			if (n > 0)
+			{
+				sched_load_hint_rest = true;
 				sched_load_rows(sched_load_hinted, n, reboot, NULL, 0, false);
+				sched_load_hint_rest = false;
+			}
 			sched_load_nhinted = 0;
-			pfree(sched_load_hinted);
+			if (sched_load_hinted)
+				pfree(sched_load_hinted);
 			sched_load_hinted = NULL;
 		}
 		else
@@ -872,6 +882,7 @@ sched_jobs_load_more(List **reboot)
 	}
 	PG_CATCH();
 	{
+		sched_load_hint_rest = false;
 		sched_load_last = last;
 		sched_recording_failed("read the jobs");
 	}

@@ -168,7 +168,7 @@ sched_commit_starts(void)
 {
 	sched_flush_starts();
 	sched_commit();
-	CHECK_FOR_INTERRUPTS();
 	sched_starts = NIL;
 	sched_deactivate = NIL;
+	sched_fence();
 }

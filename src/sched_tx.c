@@ -11,7 +11,10 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
 #include "pgstat.h"
+#include "replication/syncrep.h"
+#include "replication/walsender.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "utils/snapmgr.h"
@@ -222,17 +225,41 @@ sched_flush_later(void)
 void
 sched_commit(void)
 {
+	bool wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
+
 	Assert(IsTransactionState());
-	Assert(!sched_starts_pending());
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/*
+	 * A commit that waited for a synchronous standby reset the latch: what
+	 * told the scheduler meanwhile (a reply, a job changed, a manual run)
+	 * is looked at in the next iteration, not at the next timer
+	 */
+	if (wrote && SyncRepRequested())
+		SetLatch(MyLatch);
 	/* the outcomes it recorded are told to their channels now */
 	chime_outcomes_notify();
 	/* and the runs it recorded waiting join their keys' lines */
 	sched_keys_commit();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(sched_scratch_cxt);
+}
+
+/*
+ * After the commit of runs' starts, before they are handed on: a shutdown
+ * that cut the commit's wait for the synchronous standbys short leaves the
+ * starts on this server only, and a standby promoted now would start the
+ * same runs again.  The scheduler ends here then (its next start, if any,
+ * fails those runs as interrupted and retries them, fenced again).  A
+ * cancel is left for the next statement, as before: it cannot undo what
+ * committed.
+ */
+void
+sched_fence(void)
+{
+	if (ProcDiePending)
+		CHECK_FOR_INTERRUPTS();
 }
 
 /*
