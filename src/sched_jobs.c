@@ -515,6 +515,9 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 					/* read before, out of order (the retries, the hint, a reload of the jobs changed) */
 					if (hash_search(sched_load_read, &jobid, HASH_FIND, NULL) != NULL)
 						continue;
+					/* loaded by an attempt at this batch that failed after its rows: in the heap already */
+					if (hash_search(sched_jobs, &jobid, HASH_FIND, NULL) != NULL)
+						continue;
 					after = sched_load_from;
 				}
 				else if (sched_loading)
