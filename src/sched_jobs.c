@@ -74,10 +74,11 @@ static HTAB       *sched_load_handled; /* sched_read_horizon's, in sched_runs_cx
 static int64       sched_load_max;     /* the highest jobid at start: later ones are new */
 static HTAB       *sched_load_read;    /* jobids it read out of order, in sched_runs_cxt */
 static List      **sched_load_reboot;  /* the scheduler's @reboot list */
-static int64      *sched_load_hinted;  /* the hint's jobs not read yet, in sched_runs_cxt */
+static int64      *sched_load_hinted;  /* the hint's jobs not read yet (NULL: none), in sched_runs_cxt */
 static int         sched_load_nhinted;
 static bool        sched_load_hint_rest; /* reading them: jobs not found are not "gone" */
-static uint64      sched_load_count;     /* jobs it loaded */
+static void        sched_load_hint_forget(void);
+static uint64      sched_load_count; /* jobs it loaded */
 static TimestampTz sched_load_began;
 
 /* The commands read in this iteration of the main loop (scratch memory) */
@@ -609,10 +610,7 @@ sched_load_rows(const int64 *ids, int nids, List **reboot, HTAB *handled, Timest
 		sched_load_handled = NULL;
 		sched_load_read = NULL;
 		/* (hinted jobs not read yet were read with the others) */
-		sched_load_nhinted = 0;
-		if (sched_load_hinted)
-			pfree(sched_load_hinted);
-		sched_load_hinted = NULL;
+		sched_load_hint_forget();
 		ereport(LOG,
 				(errmsg("pg_chime: every job is loaded: " UINT64_FORMAT " in %ld ms",
 						full ? loaded : sched_load_count + loaded,
@@ -775,8 +773,11 @@ sched_jobs_first_load(TimestampTz now, List **reboot)
 		/* the hint's first jobs (the earliest due) now, the rest at the first load_more */
 		sched_load_nhinted = Max(n - kept_n - SCHED_LOAD_FIRST, 0);
 		n -= sched_load_nhinted;
-		sched_load_hinted = MemoryContextAlloc(sched_runs_cxt, sizeof(int64) * (sched_load_nhinted + 1));
-		memcpy(sched_load_hinted, ids + n, sizeof(int64) * sched_load_nhinted);
+		if (sched_load_nhinted > 0)
+		{
+			sched_load_hinted = MemoryContextAlloc(sched_runs_cxt, sizeof(int64) * sched_load_nhinted);
+			memcpy(sched_load_hinted, ids + n, sizeof(int64) * sched_load_nhinted);
+		}
 	}
 	/* without a run log (cron.log_run off), a crash while reading would repeat runs: all at once */
 	if (!chime_log_run)
@@ -846,6 +847,16 @@ sched_read_hint(int64 *ids, int n)
 	return n;
 }
 
+/* The rest of the hint is read, or read with the others: it goes */
+static void
+sched_load_hint_forget(void)
+{
+	if (sched_load_hinted != NULL)
+		pfree(sched_load_hinted);
+	sched_load_hinted = NULL;
+	sched_load_nhinted = 0;
+}
+
 /*
  * While the first load goes on (and the run log is not paused): read its
  * next batch of jobs.  When that fails, the rows it loaded stay, and the
@@ -860,11 +871,11 @@ sched_jobs_load_more(List **reboot)
 		return;
 	PG_TRY();
 	{
-		if (sched_load_nhinted > 0)
+		if (sched_load_hinted != NULL)
 		{
 			int n = 0;
 
-			/* those the first batch read are loaded already */
+			/* those the first batch read are loaded already (kept so, if this fails) */
 			for (int i = 0; i < sched_load_nhinted; i++)
 				if (sched_load_unread(sched_load_hinted[i]))
 					sched_load_hinted[n++] = sched_load_hinted[i];
@@ -875,10 +886,7 @@ sched_jobs_load_more(List **reboot)
 				sched_load_rows(sched_load_hinted, n, reboot, NULL, 0, false);
 				sched_load_hint_rest = false;
 			}
-			sched_load_nhinted = 0;
-			if (sched_load_hinted)
-				pfree(sched_load_hinted);
-			sched_load_hinted = NULL;
+			sched_load_hint_forget();
 		}
 		else
 			sched_load_rows(NULL, 0, reboot, NULL, 0, true);
